@@ -1,0 +1,333 @@
+"""The kernel: drives the trade-slot machine, performs its effects through a venue.
+
+The engine decides; the kernel executes. Every decision (accept or refuse, the next
+state, the order to send, the account settlement) is taken by the spec running in the
+engine. The kernel only prepares inputs (quantizing sizes and prices through the venue's
+formatters, routing venue events to their slot by client order id), performs the effects
+the engine emits and feeds the venue's answers back.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from dita import _engine
+from dita.errors import DitaError, InvalidInputError, ReconcileError
+from dita.plugins import default_registry
+from dita.spec import load_machine
+from dita.types import AccountView, Instrument, KernelIntent, KernelOutcome, Order, SlotView, VenueEvent, to_decimal
+from dita.venue import Venue
+
+SNAPSHOT_FORMAT = 1
+_EMPTY = ()
+
+
+class Kernel:
+    """An execution kernel over ``slots`` trade slots and one account.
+
+    :param venue: a registered venue name, or a :class:`dita.Venue` instance.
+    :param slots: how many trades can run at once.
+    :param capital: starting capital of the account.
+    :param journal: ``None`` (no journal); the SQLite journal is not part of this version.
+    :param spec: path of a spec file; ``None`` is the packaged ``spec/kernel.yaml``.
+    :param venue_options: keyword arguments for the venue's factory.
+    """
+
+    def __init__(self, venue: str | Venue = "mock", slots: int = 1, capital: Any = 0, journal: Any = None,
+                 spec: str | Path | None = None, venue_options: Mapping[str, Any] | None = None):
+        if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
+            raise InvalidInputError(f"slots must be a positive int, got {slots!r}")
+        if journal is not None:
+            raise InvalidInputError("journal: only journal=None is supported in this version (no journal is kept)")
+        capital = to_decimal(capital, "capital")
+        if isinstance(venue, Venue):
+            if venue_options:
+                raise InvalidInputError("venue_options apply only when the venue is given by name")
+            self.venue = venue
+        elif isinstance(venue, str):
+            self.venue = default_registry().create(venue, dict(venue_options or {}))
+        else:
+            raise InvalidInputError(f"venue must be a venue name or a dita.Venue, got {type(venue).__name__}")
+        self.machine = load_machine(spec)
+        self.spec_path = spec
+        self._rt = _engine.Runtime(self.machine, slots, {"starting_capital": capital, "capital": capital})
+        self.slots = slots
+        self._order_slot: dict[str, int] = {}   # every client order id ever issued -> its slot
+        self._orders: dict[str, Order] = {}     # client order id -> the order as submitted
+        self.trades: list[dict] = []            # terminal records of closed trades
+
+    # ------------------------------------------------------------------ reading
+
+    def slot(self, slot_id: int) -> SlotView:
+        self._check_slot(slot_id)
+        return SlotView(slot_id, self._rt.state(slot_id), self._rt.record(slot_id))
+
+    @property
+    def account(self) -> AccountView:
+        return AccountView(self._rt.shared())
+
+    def order(self, client_order_id: str) -> Order | None:
+        """The order the kernel sent under ``client_order_id``, if any."""
+        return self._orders.get(client_order_id)
+
+    def _check_slot(self, slot_id: Any) -> None:
+        if isinstance(slot_id, bool) or not isinstance(slot_id, int) or not 0 <= slot_id < self.slots:
+            raise InvalidInputError(f"unknown slot {slot_id!r}: this kernel has {self.slots} slot(s), 0..{self.slots - 1}")
+
+    # ------------------------------------------------------------------ intents
+
+    def process_intent(self, intent: KernelIntent) -> KernelOutcome:
+        """Applies an intent, performs what the engine decided, applies the venue's answers."""
+        if not isinstance(intent, KernelIntent):
+            raise InvalidInputError(f"process_intent takes a dita.KernelIntent, got {type(intent).__name__}")
+        self._check_slot(intent.slot_id)
+        slot = intent.slot_id
+        payload = self._intent_payload(intent)
+        if isinstance(payload, KernelOutcome):
+            return payload
+        try:
+            result = self._rt.apply(slot, intent.action, payload)
+        except _engine.EngineError as exc:
+            raise InvalidInputError(f"slot {slot}, intent {intent.action}: {exc}") from None
+        return self._finish(slot, result, intent)
+
+    def _refused(self, slot: int | None, code: str, message: str) -> KernelOutcome:
+        state = self._rt.state(slot) if slot is not None else None
+        return KernelOutcome(False, code, state, slot, message=message)
+
+    def _instrument(self, asset: str) -> Instrument | None:
+        return self.venue.instruments().get(asset)
+
+    def _intent_payload(self, intent: KernelIntent) -> dict | KernelOutcome:
+        slot = intent.slot_id
+        if intent.action == "CANCEL":
+            return {"intent_id": intent.intent_id}
+        coid = self.venue.client_order_id(intent)
+        if coid in self._order_slot:
+            return self._refused(slot, "DUPLICATE_EVENT",
+                                 f"intent {intent.intent_id!r} already became order {coid!r}; an intent is sent once")
+        if intent.action == "ENTER":
+            asset = intent.asset
+            order_side = {"LONG": "BUY", "SHORT": "SELL"}.get(intent.side)
+        else:
+            asset = self._rt.field(slot, "asset")
+            order_side = {"LONG": "SELL", "SHORT": "BUY"}.get(self._rt.field(slot, "side"))
+        instrument = self._instrument(asset) if asset else None
+        if asset and instrument is None:
+            return self._refused(slot, "INVALID_INTENT", f"venue {self.venue.name or type(self.venue).__name__!r} does not trade {asset!r}")
+        limit_price = intent.limit_price
+        if limit_price is not None and limit_price > 0 and order_side is not None:
+            # The slot records exactly what the venue will receive.
+            limit_price = Decimal(self.venue.format_price(asset, limit_price, order_side))
+        if intent.action == "EXIT":
+            return {
+                "intent_id": intent.intent_id, "order_type": intent.order_type, "limit_price": limit_price,
+                "client_order_id": coid,
+                "size_increment": instrument.size_increment if instrument else None,
+                "min_size": max(instrument.min_size, instrument.size_increment) if instrument else None,
+            }
+        size = intent.target_size
+        if size > 0 and instrument is not None:
+            size = Decimal(self.venue.format_quantity(asset, size))
+        return {
+            "intent_id": intent.intent_id, "trade_id": intent.trade_id, "asset": asset, "side": intent.side,
+            "target_size": size, "order_type": intent.order_type, "limit_price": limit_price,
+            "leverage": intent.leverage, "exit_leg_ratios": intent.exit_leg_ratios,
+            "reference_price": intent.reference_price, "client_order_id": coid,
+            "min_size": max(instrument.min_size, instrument.size_increment),
+            "min_notional": instrument.min_notional,
+        }
+
+    # ------------------------------------------------------------------ venue events
+
+    def on_venue_event(self, event: VenueEvent) -> KernelOutcome:
+        """Applies one venue event to the slot that owns its order."""
+        if type(event) is not VenueEvent:
+            raise InvalidInputError(f"on_venue_event takes a dita.VenueEvent, got {type(event).__name__}")
+        slot = self._order_slot.get(event.client_order_id)
+        if slot is None:
+            return KernelOutcome(False, "UNKNOWN_ORDER", None, None, message=(
+                f"{event.kind} {event.event_id!r} is for order {event.client_order_id!r}, which this kernel never issued; nothing changed"))
+        try:
+            result = self._rt.apply(slot, event.kind, event)
+        except _engine.EngineError as exc:
+            raise InvalidInputError(f"venue event {event.event_id!r} for slot {slot}: {exc}") from None
+        if result[4] is _EMPTY or not result[4]:  # no effects: the common, fast case
+            tr = result[3]
+            return KernelOutcome(result[0], result[1], result[2], slot, (tr,) if tr else _EMPTY, _EMPTY, _EMPTY, result[5])
+        return self._finish(slot, result, None)
+
+    def poll(self) -> list[KernelOutcome]:
+        """Pulls the venue's pending events (fills of resting orders, ...) and applies them."""
+        return [self.on_venue_event(ev) for ev in self.venue.poll()]
+
+    # ------------------------------------------------------------------ effects
+
+    def _finish(self, slot: int, result: tuple, intent: KernelIntent | None) -> KernelOutcome:
+        accepted, code, _state, tr, effects, message = result
+        transitions = [tr] if tr else []
+        emitted: list[VenueEvent] = []
+        refused: list[tuple[VenueEvent, str, str | None]] = []
+        pending: deque[VenueEvent] = deque()
+        self._perform(slot, effects, intent, transitions, pending)
+        while pending:
+            event = pending.popleft()
+            emitted.append(event)
+            target = self._order_slot.get(event.client_order_id)
+            if target is None:
+                refused.append((event, "UNKNOWN_ORDER", "an event for an order this kernel never issued"))
+                continue
+            try:
+                r = self._rt.apply(target, event.kind, event)
+            except _engine.EngineError as exc:
+                refused.append((event, "INVALID_EVENT", str(exc)))
+                continue
+            if r[3]:
+                transitions.append(r[3])
+            if not r[0]:
+                refused.append((event, r[1], r[5]))
+            self._perform(target, r[4], None, transitions, pending)
+        return KernelOutcome(accepted, code, self._rt.state(slot), slot, tuple(transitions), tuple(emitted),
+                             tuple(refused), message)
+
+    def _perform(self, slot: int, effects, intent: KernelIntent | None, transitions: list, pending: deque) -> None:
+        for name, args in effects:
+            if name == "SUBMIT_ORDER":
+                order = Order(
+                    client_order_id=args["client_order_id"], asset=args["asset"], side=args["side"],
+                    position_side=args["position_side"], order_type=args["order_type"], quantity=args["quantity"],
+                    limit_price=args["limit_price"], reduce_only=args["reduce_only"], leverage=args["leverage"],
+                    role=args["role"], slot_id=slot, trade_id=self._rt.field(slot, "trade_id"), intent=intent,
+                    metadata=dict(intent.metadata) if intent else {},
+                )
+                self._order_slot[order.client_order_id] = slot
+                self._orders[order.client_order_id] = order
+                pending.extend(self._call_venue("submit", order))
+            elif name == "CANCEL_ORDER":
+                sent = self._orders[args["client_order_id"]]
+                # Routed with the slot's own asset and the ids the slot holds, never a trade id.
+                order = Order(**{**sent.__dict__, "asset": args["asset"], "venue_order_id": args["venue_order_id"]})
+                pending.extend(self._call_venue("cancel", order))
+            elif name == "WRITE_TERMINAL":
+                self.trades.append(dict(args, slot_id=slot))
+                r = self._rt.apply(slot, "TERMINAL_WRITTEN", None)
+                if r[3]:
+                    transitions.append(r[3])
+                if not r[0]:
+                    raise DitaError(f"slot {slot}: the spec refused TERMINAL_WRITTEN after WRITE_TERMINAL: {r[5]}")
+            else:
+                raise DitaError(f"the spec emitted effect {name!r}, which this kernel does not perform "
+                                "(it performs SUBMIT_ORDER, CANCEL_ORDER and WRITE_TERMINAL)")
+
+    def _call_venue(self, method: str, order: Order) -> list[VenueEvent]:
+        """Calls the venue; a failure becomes the venue event that says so, so that the
+        slot never waits for an order that was never placed or a cancel never sent."""
+        try:
+            events = getattr(self.venue, method)(order)
+        except Exception as exc:  # any venue failure must end in a state the slot can leave
+            kind = "REJECT" if method == "submit" else "CANCEL_REJECT"
+            return [VenueEvent(kind, f"kernel:{method}-failed:{order.client_order_id}:{len(self._orders)}",
+                               order.client_order_id, reason=f"{method} failed: {type(exc).__name__}: {exc}")]
+        return list(events or ())
+
+    # ------------------------------------------------------------------ snapshot / restore / reconcile
+
+    def snapshot(self) -> dict:
+        """A complete, JSON-serialisable copy: slots (with their de-dup keys), account, orders."""
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "machine": self.machine.name,
+            "slots": [self._rt.snapshot(i) for i in range(self.slots)],
+            "account": self._rt.shared_snapshot(),
+            "orders": {coid: _order_to_json(o) for coid, o in self._orders.items()},
+            "trades": [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in t.items()} for t in self.trades],
+        }
+
+    @classmethod
+    def restore(cls, snapshot: Mapping[str, Any], venue: str | Venue = "mock", spec: str | Path | None = None,
+                venue_options: Mapping[str, Any] | None = None) -> "Kernel":
+        """A kernel rebuilt from :meth:`snapshot`. Every slot is checked against the spec's
+        invariants first; a bad snapshot raises :class:`ReconcileError` naming each violation."""
+        if not isinstance(snapshot, Mapping) or snapshot.get("format") != SNAPSHOT_FORMAT:
+            raise ReconcileError([f"not a DITA snapshot of format {SNAPSHOT_FORMAT}"])
+        slots = snapshot.get("slots")
+        if not isinstance(slots, list) or not slots:
+            raise ReconcileError(["snapshot has no slots"])
+        account = snapshot.get("account") or {}
+        k = cls(venue=venue, slots=len(slots), capital=account.get("starting_capital", 0), spec=spec,
+                venue_options=venue_options)
+        k._replace({i: s for i, s in enumerate(slots)}, account)
+        for coid, data in (snapshot.get("orders") or {}).items():
+            order = _order_from_json(data)
+            k._orders[coid] = order
+            k._order_slot[coid] = order.slot_id
+        k.trades = [dict(t) for t in snapshot.get("trades") or ()]
+        return k
+
+    def reconcile(self, slots: Mapping[int, Any] | Iterable[Any]) -> None:
+        """Replaces slots with the given ones (``{slot_id: snapshot}``, or slot views /
+        snapshots carrying ``slot_id``), all or nothing. Each is checked against the spec's
+        invariants; :class:`ReconcileError` lists every violation and nothing changes.
+        A slot given without de-dup keys keeps the ones it has."""
+        if isinstance(slots, Mapping):
+            items = dict(slots)
+        else:
+            items = {}
+            for s in slots:
+                sid = s.slot_id if isinstance(s, SlotView) else (s.get("slot_id") if isinstance(s, Mapping) else None)
+                if sid is None:
+                    raise ReconcileError([f"cannot tell which slot {s!r} is: give slot_id or a mapping"])
+                items[sid] = s
+        snaps = {}
+        for sid, s in items.items():
+            if isinstance(s, SlotView):
+                s = {"state": s.fsm_state, "record": s.record}
+            if not isinstance(s, Mapping):
+                raise ReconcileError([f"slot {sid!r}: expected a snapshot mapping or a SlotView, got {type(s).__name__}"])
+            s = dict(s)
+            s.pop("slot_id", None)
+            if "seen" not in s and isinstance(sid, int) and 0 <= sid < self.slots:
+                s["seen"] = self._rt.snapshot(sid)["seen"]
+            snaps[sid] = s
+        self._replace(snaps, None)
+        for sid, s in snaps.items():
+            record = s.get("record") or {}
+            for key in ("entry_client_order_id", "exit_client_order_id"):
+                if record.get(key):
+                    self._order_slot.setdefault(record[key], sid)
+
+    def _replace(self, snaps: dict, shared: Mapping | None) -> None:
+        bad = [f"slot {sid!r}: no such slot (this kernel has {self.slots})" for sid in snaps
+               if isinstance(sid, bool) or not isinstance(sid, int) or not 0 <= sid < self.slots]
+        if bad:
+            raise ReconcileError(bad)
+        try:
+            self._rt.replace(snaps, dict(shared) if shared is not None else None)
+        except _engine.EngineError as exc:
+            violations = getattr(exc, "violations", None) or [str(exc)]
+            raise ReconcileError([v.replace("instance ", "slot ", 1) for v in violations]) from None
+
+
+def _order_to_json(o: Order) -> dict:
+    out = {}
+    for k, v in o.__dict__.items():
+        if k == "intent":
+            v = v.to_dict() if v is not None else None
+        elif isinstance(v, Decimal):
+            v = str(v)
+        out[k] = v
+    return out
+
+
+def _order_from_json(d: Mapping[str, Any]) -> Order:
+    d = dict(d)
+    for k in ("quantity", "limit_price", "leverage"):
+        if d.get(k) is not None:
+            d[k] = Decimal(d[k])
+    intent = d.pop("intent", None)
+    if intent:
+        intent = KernelIntent(**{k: v for k, v in intent.items()})
+    return Order(**d, intent=intent)

@@ -1,0 +1,125 @@
+"""Loading specs: YAML -> JSON Schema check (with line numbers) -> engine compilation.
+
+Structure is checked here with jsonschema while the YAML nodes still know their lines;
+semantics (unknown states and fields, type errors in expressions, ...) are checked by the
+engine's compiler. Either way every problem is reported at once, as a :class:`SpecError`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from dita import _engine
+from dita.errors import SpecError, SpecProblem
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only ``true``/``false``. YAML 1.1 would read the key ``on:`` as True."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|false)$"), list("tf"))
+
+
+def packaged_spec_path() -> Path:
+    """The trade-slot lifecycle shipped with DITA (``spec/kernel.yaml``)."""
+    return Path(str(resources.files("dita") / "spec" / "kernel.yaml"))
+
+
+@lru_cache(maxsize=1)
+def _schema() -> dict:
+    return json.loads((resources.files("dita") / "spec" / "fsm.schema.json").read_text())
+
+
+def _node_at(root: yaml.Node, path: str) -> yaml.Node | None:
+    """The deepest YAML node along a dotted path like ``states.IDLE.on.GO[0].target``."""
+    node = root
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        if part.startswith("[") and isinstance(node, yaml.SequenceNode):
+            idx = int(part[1:-1])
+            if idx >= len(node.value):
+                return node
+            node = node.value[idx]
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == part:
+                    node = value
+                    break
+            else:
+                return node
+        else:
+            return node
+    return node
+
+
+def _line(root: yaml.Node | None, path: str) -> int | None:
+    if root is None:
+        return None
+    node = _node_at(root, path)
+    return node.start_mark.line + 1 if node is not None else None
+
+
+def _json_path(parts) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(document)"
+
+
+def parse(text: str, source: str = "<spec>"):
+    """Parses and schema-checks spec text; returns ``(document, yaml_root_node)``."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+        doc = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise SpecError(source, [SpecProblem("(document)", "yaml_error", str(exc).replace("\n", " "), line)]) from None
+    if not isinstance(doc, dict):
+        raise SpecError(source, [SpecProblem("(document)", "schema_error", "a spec is a mapping at the top level", 1)])
+    validator = jsonschema.Draft202012Validator(_schema())
+    problems = []
+    for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
+        path = _json_path(err.absolute_path)
+        message = err.message
+        code = "schema_error"
+        if err.validator == "additionalProperties":
+            code = "unknown_key"
+        problems.append(SpecProblem(path, code, message, _line(root, path)))
+    if problems:
+        raise SpecError(source, problems)
+    return doc, root
+
+
+def compile_text(text: str, source: str = "<spec>") -> "_engine.Machine":
+    """Compiles spec text into an engine :class:`Machine`, or raises :class:`SpecError`."""
+    doc, root = parse(text, source)
+    doc = {k: v for k, v in doc.items() if k != "templates"}
+    try:
+        return _engine.Machine.from_json(json.dumps(doc))
+    except _engine.SpecError as exc:
+        problems = [
+            SpecProblem(path, code, message, _line(root, path), hint)
+            for path, code, message, hint in exc.problems
+        ]
+        raise SpecError(source, problems) from None
+
+
+def load_machine(path: str | Path | None = None) -> "_engine.Machine":
+    """Loads and compiles a spec file; ``None`` means the packaged trade-slot spec."""
+    p = Path(path) if path is not None else packaged_spec_path()
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise SpecError(str(p), [SpecProblem("(document)", "unreadable", f"cannot read the spec: {exc.strerror}")]) from None
+    return compile_text(text, str(p))

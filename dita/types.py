@@ -1,0 +1,257 @@
+"""The public value types: intents in, venue events in, outcomes out, and read-only views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Mapping
+
+from dita.errors import InvalidInputError
+
+INTENT_ACTIONS = ("ENTER", "EXIT", "CANCEL")
+
+
+def to_decimal(value: Any, name: str, *, optional: bool = False) -> Decimal | None:
+    """Exact decimal from Decimal, str or int; a float goes through its shortest repr."""
+    if value is None:
+        if optional:
+            return None
+        raise InvalidInputError(f"{name} is required")
+    if isinstance(value, bool):
+        raise InvalidInputError(f"{name} must be a decimal number, got bool {value!r}")
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, (int, str)):
+        try:
+            result = Decimal(value)
+        except InvalidOperation:
+            raise InvalidInputError(f"{name} must be a decimal number, got {value!r}") from None
+    elif isinstance(value, float):
+        result = Decimal(repr(value))
+    else:
+        raise InvalidInputError(f"{name} must be a decimal number, got {type(value).__name__} {value!r}")
+    if not result.is_finite():
+        raise InvalidInputError(f"{name} must be finite, got {value!r}")
+    return result
+
+
+def _text(value: Any, name: str, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{name} must be a string, got {type(value).__name__} {value!r}")
+    return value
+
+
+class KernelIntent:
+    """What a strategy asks of a slot: ``ENTER``, ``EXIT`` (the next exit leg, or all that is
+    left) or ``CANCEL`` (whichever order of the slot works). Numbers are converted to exact
+    decimals on construction; a malformed intent raises :class:`InvalidInputError`."""
+
+    __slots__ = (
+        "action", "slot_id", "trade_id", "intent_id", "asset", "side", "target_size", "order_type",
+        "limit_price", "leverage", "exit_leg_ratios", "reference_price", "metadata", "timestamp",
+    )
+
+    def __init__(self, action, slot_id, intent_id, trade_id=None, asset=None, side=None, target_size=None,
+                 order_type="MARKET", limit_price=None, leverage=None, exit_leg_ratios=(), reference_price=None,
+                 metadata=None, timestamp=None):
+        if action not in INTENT_ACTIONS:
+            raise InvalidInputError(f"action must be one of {', '.join(INTENT_ACTIONS)}, got {action!r}")
+        if isinstance(slot_id, bool) or not isinstance(slot_id, int):
+            raise InvalidInputError(f"slot_id must be an int, got {type(slot_id).__name__} {slot_id!r}")
+        self.action = action
+        self.slot_id = slot_id
+        self.intent_id = _text(intent_id, "intent_id")
+        self.trade_id = _text(trade_id, "trade_id", optional=action != "ENTER")
+        self.asset = _text(asset, "asset", optional=action != "ENTER")
+        self.side = _text(side, "side", optional=action != "ENTER")
+        self.target_size = to_decimal(target_size, "target_size", optional=action != "ENTER")
+        self.order_type = _text(order_type, "order_type")
+        self.limit_price = to_decimal(limit_price, "limit_price", optional=True)
+        self.leverage = to_decimal(leverage, "leverage", optional=True)
+        if isinstance(exit_leg_ratios, (str, bytes)) or not hasattr(exit_leg_ratios, "__iter__"):
+            raise InvalidInputError(f"exit_leg_ratios must be a sequence of decimals, got {exit_leg_ratios!r}")
+        self.exit_leg_ratios = tuple(to_decimal(r, f"exit_leg_ratios[{i}]") for i, r in enumerate(exit_leg_ratios))
+        self.reference_price = to_decimal(reference_price, "reference_price", optional=True)
+        self.metadata = dict(metadata or {})
+        self.timestamp = timestamp
+
+    def to_dict(self) -> dict:
+        out = {}
+        for name in self.__slots__:
+            v = getattr(self, name)
+            if isinstance(v, Decimal):
+                v = str(v)
+            elif isinstance(v, tuple):
+                v = [str(x) for x in v]
+            out[name] = v
+        return out
+
+    def __repr__(self) -> str:
+        parts = [f"{k}={v!r}" for k, v in self.to_dict().items() if v not in (None, [], {})]
+        return f"KernelIntent({', '.join(parts)})"
+
+
+class VenueEvent:
+    """One thing the venue reports about an order. ``kind`` is ORDER_ACK, PARTIALLY_FILLED,
+    FULL_FILL, CANCEL_ACK, CANCEL_REJECT, REJECT or EXPIRED. ``filled_size`` is the size of
+    this one fill (a delta), ``fee`` its fee. ``event_id`` must be stable: the same report
+    seen twice carries the same id, so it is applied once.
+
+    Construction stores the values as given, so adapters can build events cheaply; the
+    engine checks every field's type when the event is applied.
+    """
+
+    __slots__ = ("kind", "event_id", "client_order_id", "venue_order_id", "filled_size", "fill_price",
+                 "fee", "reason", "timestamp", "raw")
+
+    def __init__(self, kind, event_id, client_order_id, venue_order_id=None, filled_size=None, fill_price=None,
+                 fee=None, reason=None, timestamp=None, raw=None):
+        self.kind = kind
+        self.event_id = event_id
+        self.client_order_id = client_order_id
+        self.venue_order_id = venue_order_id
+        self.filled_size = filled_size
+        self.fill_price = fill_price
+        self.fee = fee
+        self.reason = reason
+        self.timestamp = timestamp
+        self.raw = raw
+
+    def to_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Decimal) else v) for k in self.__slots__ if (v := getattr(self, k)) is not None}
+
+    def __eq__(self, other):
+        return isinstance(other, VenueEvent) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return "VenueEvent(" + ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items()) + ")"
+
+
+class KernelOutcome:
+    """What one call did. ``accepted``/``diagnostic_code``/``message`` describe the call's own
+    intent or event; ``state`` is the slot's state after every venue event the call caused;
+    ``transitions`` lists every transition of the call in order, each a
+    ``(from_state, event, to_state)`` tuple; ``emitted_events`` are the venue events the call
+    produced; ``refused_events`` pairs each of those the machine refused with its diagnostic."""
+
+    __slots__ = ("accepted", "diagnostic_code", "state", "slot_id", "transitions", "emitted_events",
+                 "refused_events", "message")
+
+    def __init__(self, accepted, diagnostic_code, state, slot_id, transitions=(), emitted_events=(),
+                 refused_events=(), message=None):
+        self.accepted = accepted
+        self.diagnostic_code = diagnostic_code
+        self.state = state
+        self.slot_id = slot_id
+        self.transitions = transitions
+        self.emitted_events = emitted_events
+        self.refused_events = refused_events
+        self.message = message
+
+    def __repr__(self) -> str:
+        return (f"KernelOutcome(accepted={self.accepted}, diagnostic_code={self.diagnostic_code!r}, "
+                f"state={self.state!r}, slot_id={self.slot_id}, transitions={list(self.transitions)!r}"
+                + (f", message={self.message!r}" if self.message else "") + ")")
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """What a venue allows for one asset. Every price the venue receives is a multiple of
+    ``price_increment``, every size a multiple of ``size_increment``."""
+
+    price_increment: Decimal
+    size_increment: Decimal
+    min_size: Decimal = Decimal(0)
+    min_notional: Decimal | None = None
+
+
+@dataclass
+class Order:
+    """An order as handed to ``Venue.submit`` and ``Venue.cancel``. ``quantity`` and
+    ``limit_price`` are exactly what the slot records (already on the venue's grid)."""
+
+    client_order_id: str
+    asset: str
+    side: str                 # BUY or SELL
+    position_side: str        # LONG or SHORT
+    order_type: str           # MARKET or LIMIT
+    quantity: Decimal
+    limit_price: Decimal | None
+    reduce_only: bool
+    leverage: Decimal | None
+    role: str                 # ENTRY or EXIT
+    slot_id: int
+    trade_id: str | None
+    intent: KernelIntent | None = None
+    venue_order_id: str | None = None
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """A slot's working order, read-only."""
+
+    client_order_id: str
+    venue_order_id: str | None
+    side: str
+    order_type: str
+    quantity: Decimal
+    limit_price: Decimal | None
+    filled_size: Decimal
+
+
+class SlotView:
+    """A read-only copy of one slot. The documented attributes are below; every field of the
+    spec's record is also in ``record``."""
+
+    def __init__(self, slot_id: int, state: str, record: Mapping[str, Any]):
+        self.slot_id = slot_id
+        self.fsm_state = state
+        self.record = dict(record)
+
+    def __getattr__(self, name):
+        record = self.__dict__.get("record", {})
+        if name in record:
+            return record[name]
+        raise AttributeError(f"slot has no field {name!r}")
+
+    def _order(self, prefix: str) -> OrderView | None:
+        r = self.record
+        if not r.get(f"{prefix}_live"):
+            return None
+        return OrderView(
+            client_order_id=r[f"{prefix}_client_order_id"], venue_order_id=r[f"{prefix}_venue_order_id"],
+            side=r[f"{prefix}_side"], order_type=r[f"{prefix}_order_type"], quantity=r[f"{prefix}_quantity"],
+            limit_price=r[f"{prefix}_limit_price"], filled_size=r[f"{prefix}_filled"],
+        )
+
+    @property
+    def active_entry_order(self) -> OrderView | None:
+        return self._order("entry")
+
+    @property
+    def active_exit_order(self) -> OrderView | None:
+        return self._order("exit")
+
+    def __repr__(self) -> str:
+        return (f"SlotView(slot_id={self.slot_id}, fsm_state={self.fsm_state!r}, trade_id={self.record.get('trade_id')!r}, "
+                f"size={self.record.get('size')}, realized_pnl={self.record.get('realized_pnl')})")
+
+
+class AccountView:
+    """The account, read-only: ``capital`` = ``starting_capital`` + ``realized_pnl`` and
+    ``realized_pnl`` = ``gross_realized_pnl`` - ``fees_paid``, at every moment."""
+
+    def __init__(self, shared: Mapping[str, Any]):
+        self.__dict__.update(shared)
+        self._fields = dict(shared)
+
+    def as_dict(self) -> dict:
+        return dict(self._fields)
+
+    def __repr__(self) -> str:
+        return "AccountView(" + ", ".join(f"{k}={v}" for k, v in self._fields.items()) + ")"

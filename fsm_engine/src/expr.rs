@@ -1,0 +1,910 @@
+//! The expression language of guards, assignments, effects and invariants.
+//!
+//! Small, typed and exact: decimal and integer arithmetic (`+ - * /`), comparisons,
+//! `and` / `or` / `not`, `null` checks, and the functions `min`, `max`, `abs`, `len`,
+//! `at`, `sum`, `floor_to`, `if` and `coalesce`. Names are fields of the instance record
+//! (`size`), of the shared record (`shared.total`) or of the event payload (`event.qty`).
+//! Every expression is type-checked when the spec is compiled; evaluation can only fail
+//! on data (a null operand, a division by zero, an overflow, an index out of range).
+
+use crate::value::{parse_decimal, Ty, Value};
+use rust_decimal::{Decimal, RoundingStrategy};
+use std::fmt;
+use std::sync::Arc;
+
+/// Where a name lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Record,
+    Shared,
+    Event,
+}
+
+impl Scope {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Scope::Record => "",
+            Scope::Shared => "shared.",
+            Scope::Event => "event.",
+        }
+    }
+}
+
+/// The static type of an expression: `ty` is `None` only for the literal `null`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExprTy {
+    pub ty: Option<Ty>,
+    pub nullable: bool,
+}
+
+impl ExprTy {
+    fn of(ty: Ty) -> Self {
+        ExprTy { ty: Some(ty), nullable: false }
+    }
+    fn describe(self) -> String {
+        match self.ty {
+            None => "null".into(),
+            Some(t) if self.nullable => format!("{t} (nullable)"),
+            Some(t) => t.name().into(),
+        }
+    }
+}
+
+/// Resolves names while compiling: `(scope, name) -> (index, type, nullable)`.
+pub trait Names {
+    fn resolve(&self, scope: Scope, name: &str) -> Result<(usize, Ty, bool), String>;
+}
+
+/// Reads values while evaluating.
+pub trait Env {
+    fn get(&self, scope: Scope, index: usize) -> &Value;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Func {
+    Min,
+    Max,
+    Abs,
+    Len,
+    At,
+    Sum,
+    SumFirst,
+    FloorTo,
+    If,
+    Coalesce,
+    Concat,
+}
+
+/// A compiled expression: names resolved to indices, types checked.
+#[derive(Clone, Debug)]
+pub enum Expr {
+    Lit(Value),
+    Field(Scope, usize),
+    Neg(Box<Expr>),
+    Not(Box<Expr>),
+    Arith(ArithOp, Box<Expr>, Box<Expr>),
+    Cmp(CmpOp, Box<Expr>, Box<Expr>),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    Call(Func, Vec<Expr>),
+}
+
+/// A failure while evaluating an expression on concrete data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalError(pub String);
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, EvalError> {
+    Err(EvalError(msg.into()))
+}
+
+// ---------------------------------------------------------------------------
+// Lexer and parser (to an untyped tree), then the type checker (to `Expr`).
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq)]
+enum Tok {
+    Num(String),
+    Str(String),
+    Ident(String),
+    Sym(&'static str),
+}
+
+fn lex(src: &str) -> Result<Vec<Tok>, String> {
+    let chars: Vec<char> = src.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c.is_ascii_digit() {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+                i += 1;
+            }
+            out.push(Tok::Num(chars[start..i].iter().collect()));
+        } else if c.is_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            out.push(Tok::Ident(chars[start..i].iter().collect()));
+        } else if c == '"' || c == '\'' {
+            let start = i + 1;
+            i += 1;
+            while i < chars.len() && chars[i] != c {
+                i += 1;
+            }
+            if i >= chars.len() {
+                return Err(format!("unterminated string starting at column {}", start));
+            }
+            out.push(Tok::Str(chars[start..i].iter().collect()));
+            i += 1;
+        } else {
+            let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+            let sym = match two.as_str() {
+                "==" => Some("=="),
+                "!=" => Some("!="),
+                "<=" => Some("<="),
+                ">=" => Some(">="),
+                _ => None,
+            };
+            if let Some(s) = sym {
+                out.push(Tok::Sym(s));
+                i += 2;
+                continue;
+            }
+            let s = match c {
+                '+' => "+",
+                '-' => "-",
+                '*' => "*",
+                '/' => "/",
+                '<' => "<",
+                '>' => ">",
+                '(' => "(",
+                ')' => ")",
+                ',' => ",",
+                '.' => ".",
+                _ => return Err(format!("unexpected character {c:?} at column {}", i + 1)),
+            };
+            out.push(Tok::Sym(s));
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Clone, Debug)]
+enum Ast {
+    Num(String),
+    Str(String),
+    Bool(bool),
+    Null,
+    Name(Option<String>, String),
+    Neg(Box<Ast>),
+    Not(Box<Ast>),
+    Bin(&'static str, Box<Ast>, Box<Ast>),
+    Call(String, Vec<Ast>),
+}
+
+struct Parser {
+    toks: Vec<Tok>,
+    pos: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.pos)
+    }
+    fn next(&mut self) -> Option<Tok> {
+        let t = self.toks.get(self.pos).cloned();
+        self.pos += 1;
+        t
+    }
+    fn eat_sym(&mut self, s: &str) -> bool {
+        if matches!(self.peek(), Some(Tok::Sym(x)) if *x == s) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn eat_word(&mut self, w: &str) -> bool {
+        if matches!(self.peek(), Some(Tok::Ident(x)) if x == w) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn or(&mut self) -> Result<Ast, String> {
+        let mut left = self.and()?;
+        while self.eat_word("or") {
+            left = Ast::Bin("or", Box::new(left), Box::new(self.and()?));
+        }
+        Ok(left)
+    }
+    fn and(&mut self) -> Result<Ast, String> {
+        let mut left = self.not()?;
+        while self.eat_word("and") {
+            left = Ast::Bin("and", Box::new(left), Box::new(self.not()?));
+        }
+        Ok(left)
+    }
+    fn not(&mut self) -> Result<Ast, String> {
+        if self.eat_word("not") {
+            return Ok(Ast::Not(Box::new(self.not()?)));
+        }
+        self.cmp()
+    }
+    fn cmp(&mut self) -> Result<Ast, String> {
+        let left = self.sum()?;
+        for op in ["==", "!=", "<=", ">=", "<", ">"] {
+            if self.eat_sym(op) {
+                let right = self.sum()?;
+                return Ok(Ast::Bin(op, Box::new(left), Box::new(right)));
+            }
+        }
+        Ok(left)
+    }
+    fn sum(&mut self) -> Result<Ast, String> {
+        let mut left = self.product()?;
+        loop {
+            if self.eat_sym("+") {
+                left = Ast::Bin("+", Box::new(left), Box::new(self.product()?));
+            } else if self.eat_sym("-") {
+                left = Ast::Bin("-", Box::new(left), Box::new(self.product()?));
+            } else {
+                return Ok(left);
+            }
+        }
+    }
+    fn product(&mut self) -> Result<Ast, String> {
+        let mut left = self.unary()?;
+        loop {
+            if self.eat_sym("*") {
+                left = Ast::Bin("*", Box::new(left), Box::new(self.unary()?));
+            } else if self.eat_sym("/") {
+                left = Ast::Bin("/", Box::new(left), Box::new(self.unary()?));
+            } else {
+                return Ok(left);
+            }
+        }
+    }
+    fn unary(&mut self) -> Result<Ast, String> {
+        if self.eat_sym("-") {
+            return Ok(Ast::Neg(Box::new(self.unary()?)));
+        }
+        self.primary()
+    }
+    fn primary(&mut self) -> Result<Ast, String> {
+        match self.next() {
+            Some(Tok::Num(n)) => Ok(Ast::Num(n)),
+            Some(Tok::Str(s)) => Ok(Ast::Str(s)),
+            Some(Tok::Sym("(")) => {
+                let inner = self.or()?;
+                if !self.eat_sym(")") {
+                    return Err("expected ')'".into());
+                }
+                Ok(inner)
+            }
+            Some(Tok::Ident(word)) => match word.as_str() {
+                "true" => Ok(Ast::Bool(true)),
+                "false" => Ok(Ast::Bool(false)),
+                "null" => Ok(Ast::Null),
+                "and" | "or" | "not" => Err(format!("unexpected '{word}'")),
+                _ => {
+                    if self.eat_sym("(") {
+                        let mut args = Vec::new();
+                        if !self.eat_sym(")") {
+                            loop {
+                                args.push(self.or()?);
+                                if self.eat_sym(")") {
+                                    break;
+                                }
+                                if !self.eat_sym(",") {
+                                    return Err(format!("expected ',' or ')' in the arguments of {word}()"));
+                                }
+                            }
+                        }
+                        Ok(Ast::Call(word, args))
+                    } else if self.eat_sym(".") {
+                        match self.next() {
+                            Some(Tok::Ident(field)) => Ok(Ast::Name(Some(word), field)),
+                            _ => Err(format!("expected a field name after '{word}.'")),
+                        }
+                    } else {
+                        Ok(Ast::Name(None, word))
+                    }
+                }
+            },
+            Some(Tok::Sym(s)) => Err(format!("unexpected '{s}'")),
+            None => Err("unexpected end of expression".into()),
+        }
+    }
+}
+
+/// A compile-time problem in one expression: `code` is a stable problem code.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExprProblem {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn problem<T>(code: &'static str, message: impl Into<String>) -> Result<T, ExprProblem> {
+    Err(ExprProblem { code, message: message.into() })
+}
+
+/// Parses and type-checks `src`, resolving names through `names`.
+pub fn compile(src: &str, names: &dyn Names) -> Result<(Expr, ExprTy), ExprProblem> {
+    let toks = lex(src).map_err(|m| ExprProblem { code: "syntax_error", message: m })?;
+    let mut p = Parser { toks, pos: 0 };
+    let ast = p.or().map_err(|m| ExprProblem { code: "syntax_error", message: m })?;
+    if p.pos < p.toks.len() {
+        return problem("syntax_error", format!("unexpected {:?} after a complete expression", p.toks[p.pos]));
+    }
+    check(&ast, names)
+}
+
+fn numeric(t: ExprTy) -> bool {
+    t.ty.map_or(false, Ty::is_numeric)
+}
+
+fn check(ast: &Ast, names: &dyn Names) -> Result<(Expr, ExprTy), ExprProblem> {
+    Ok(match ast {
+        Ast::Num(n) => {
+            if n.contains('.') {
+                let d = parse_decimal(n).map_err(|m| ExprProblem { code: "syntax_error", message: m })?;
+                (Expr::Lit(Value::Decimal(d)), ExprTy::of(Ty::Decimal))
+            } else {
+                match n.parse::<i64>() {
+                    Ok(i) => (Expr::Lit(Value::Int(i)), ExprTy::of(Ty::Int)),
+                    Err(_) => return problem("syntax_error", format!("integer {n} is out of range")),
+                }
+            }
+        }
+        Ast::Str(s) => (Expr::Lit(Value::String(Arc::from(s.as_str()))), ExprTy::of(Ty::String)),
+        Ast::Bool(b) => (Expr::Lit(Value::Bool(*b)), ExprTy::of(Ty::Bool)),
+        Ast::Null => (Expr::Lit(Value::Null), ExprTy { ty: None, nullable: true }),
+        Ast::Name(prefix, name) => {
+            let scope = match prefix.as_deref() {
+                None => Scope::Record,
+                Some("shared") => Scope::Shared,
+                Some("event") => Scope::Event,
+                Some(other) => {
+                    return problem(
+                        "unknown_field",
+                        format!("unknown scope '{other}' in '{other}.{name}' (use a record field, shared.NAME or event.NAME)"),
+                    )
+                }
+            };
+            let (idx, ty, nullable) =
+                names.resolve(scope, name).map_err(|m| ExprProblem { code: "unknown_field", message: m })?;
+            (Expr::Field(scope, idx), ExprTy { ty: Some(ty), nullable })
+        }
+        Ast::Neg(inner) => {
+            let (e, t) = check(inner, names)?;
+            if !numeric(t) {
+                return problem("type_error", format!("'-' needs a number, got {}", t.describe()));
+            }
+            (Expr::Neg(Box::new(e)), t)
+        }
+        Ast::Not(inner) => {
+            let (e, t) = check(inner, names)?;
+            if t.ty != Some(Ty::Bool) {
+                return problem("type_error", format!("'not' needs a bool, got {}", t.describe()));
+            }
+            (Expr::Not(Box::new(e)), t)
+        }
+        Ast::Bin(op, l, r) => {
+            let (le, lt) = check(l, names)?;
+            let (re, rt) = check(r, names)?;
+            let nullable = lt.nullable || rt.nullable;
+            match *op {
+                "and" | "or" => {
+                    if lt.ty != Some(Ty::Bool) || rt.ty != Some(Ty::Bool) {
+                        return problem(
+                            "type_error",
+                            format!("'{op}' needs bools, got {} and {}", lt.describe(), rt.describe()),
+                        );
+                    }
+                    let e = if *op == "and" {
+                        Expr::And(Box::new(le), Box::new(re))
+                    } else {
+                        Expr::Or(Box::new(le), Box::new(re))
+                    };
+                    (e, ExprTy { ty: Some(Ty::Bool), nullable })
+                }
+                "+" if lt.ty == Some(Ty::String) || rt.ty == Some(Ty::String) => {
+                    // Text concatenation, for messages and reasons; the other side is rendered.
+                    (Expr::Call(Func::Concat, vec![le, re]), ExprTy::of(Ty::String))
+                }
+                "+" | "-" | "*" | "/" => {
+                    if !numeric(lt) || !numeric(rt) {
+                        return problem(
+                            "type_error",
+                            format!("'{op}' needs numbers, got {} and {}", lt.describe(), rt.describe()),
+                        );
+                    }
+                    let both_int = lt.ty == Some(Ty::Int) && rt.ty == Some(Ty::Int);
+                    let ty = if both_int && *op != "/" { Ty::Int } else { Ty::Decimal };
+                    let aop = match *op {
+                        "+" => ArithOp::Add,
+                        "-" => ArithOp::Sub,
+                        "*" => ArithOp::Mul,
+                        _ => ArithOp::Div,
+                    };
+                    (Expr::Arith(aop, Box::new(le), Box::new(re)), ExprTy { ty: Some(ty), nullable })
+                }
+                _ => {
+                    let cop = match *op {
+                        "==" => CmpOp::Eq,
+                        "!=" => CmpOp::Ne,
+                        "<" => CmpOp::Lt,
+                        "<=" => CmpOp::Le,
+                        ">" => CmpOp::Gt,
+                        _ => CmpOp::Ge,
+                    };
+                    let ok = match cop {
+                        CmpOp::Eq | CmpOp::Ne => {
+                            lt.ty.is_none() || rt.ty.is_none() || lt.ty == rt.ty || (numeric(lt) && numeric(rt))
+                        }
+                        _ => numeric(lt) && numeric(rt),
+                    };
+                    if !ok {
+                        return problem(
+                            "type_error",
+                            format!("cannot compare {} {op} {}", lt.describe(), rt.describe()),
+                        );
+                    }
+                    (Expr::Cmp(cop, Box::new(le), Box::new(re)), ExprTy::of(Ty::Bool))
+                }
+            }
+        }
+        Ast::Call(name, args) => check_call(name, args, names)?,
+    })
+}
+
+fn check_call(name: &str, args: &[Ast], names: &dyn Names) -> Result<(Expr, ExprTy), ExprProblem> {
+    let func = match name {
+        "min" => Func::Min,
+        "max" => Func::Max,
+        "abs" => Func::Abs,
+        "len" => Func::Len,
+        "at" => Func::At,
+        "sum" => Func::Sum,
+        "sum_first" => Func::SumFirst,
+        "floor_to" => Func::FloorTo,
+        "if" => Func::If,
+        "coalesce" => Func::Coalesce,
+        _ => {
+            return problem(
+                "unknown_function",
+                format!("unknown function {name}() (known: min, max, abs, len, at, sum, sum_first, floor_to, if, coalesce)"),
+            )
+        }
+    };
+    let mut exprs = Vec::with_capacity(args.len());
+    let mut tys = Vec::with_capacity(args.len());
+    for a in args {
+        let (e, t) = check(a, names)?;
+        exprs.push(e);
+        tys.push(t);
+    }
+    let arity = |n: usize| -> Result<(), ExprProblem> {
+        if tys.len() != n {
+            return problem("type_error", format!("{name}() takes {n} argument(s), got {}", tys.len()));
+        }
+        Ok(())
+    };
+    let want = |i: usize, ok: bool, what: &str| -> Result<(), ExprProblem> {
+        if !ok {
+            return problem(
+                "type_error",
+                format!("argument {} of {name}() must be {what}, got {}", i + 1, tys[i].describe()),
+            );
+        }
+        Ok(())
+    };
+    let any_null = tys.iter().any(|t| t.nullable);
+    let ty = match func {
+        Func::Min | Func::Max if tys.len() == 1 => {
+            want(0, tys[0].ty == Some(Ty::DecimalList), "a decimal_list (or give 2+ numbers)")?;
+            ExprTy { ty: Some(Ty::Decimal), nullable: any_null }
+        }
+        Func::Min | Func::Max => {
+            if tys.len() < 2 {
+                return problem("type_error", format!("{name}() takes at least 2 arguments"));
+            }
+            for i in 0..tys.len() {
+                want(i, numeric(tys[i]), "a number")?;
+            }
+            let all_int = tys.iter().all(|t| t.ty == Some(Ty::Int));
+            ExprTy { ty: Some(if all_int { Ty::Int } else { Ty::Decimal }), nullable: any_null }
+        }
+        Func::Abs => {
+            arity(1)?;
+            want(0, numeric(tys[0]), "a number")?;
+            tys[0]
+        }
+        Func::Len | Func::Sum => {
+            arity(1)?;
+            want(0, tys[0].ty == Some(Ty::DecimalList), "a decimal_list")?;
+            ExprTy { ty: Some(if func == Func::Len { Ty::Int } else { Ty::Decimal }), nullable: any_null }
+        }
+        Func::SumFirst => {
+            arity(2)?;
+            want(0, tys[0].ty == Some(Ty::DecimalList), "a decimal_list")?;
+            want(1, tys[1].ty == Some(Ty::Int), "an int")?;
+            ExprTy { ty: Some(Ty::Decimal), nullable: any_null }
+        }
+        Func::At => {
+            arity(2)?;
+            want(0, tys[0].ty == Some(Ty::DecimalList), "a decimal_list")?;
+            want(1, tys[1].ty == Some(Ty::Int), "an int")?;
+            ExprTy { ty: Some(Ty::Decimal), nullable: any_null }
+        }
+        Func::FloorTo => {
+            arity(2)?;
+            want(0, numeric(tys[0]), "a number")?;
+            want(1, numeric(tys[1]), "a number")?;
+            ExprTy { ty: Some(Ty::Decimal), nullable: any_null }
+        }
+        Func::If => {
+            arity(3)?;
+            want(0, tys[0].ty == Some(Ty::Bool), "a bool")?;
+            unify(name, tys[1], tys[2])?
+        }
+        Func::Coalesce => {
+            arity(2)?;
+            let t = unify(name, tys[0], tys[1])?;
+            ExprTy { ty: t.ty, nullable: tys[1].nullable }
+        }
+        Func::Concat => ExprTy::of(Ty::String),
+    };
+    Ok((Expr::Call(func, exprs), ty))
+}
+
+fn unify(name: &str, a: ExprTy, b: ExprTy) -> Result<ExprTy, ExprProblem> {
+    let ty = match (a.ty, b.ty) {
+        (None, t) | (t, None) => t,
+        (Some(x), Some(y)) if x == y => Some(x),
+        (Some(x), Some(y)) if x.is_numeric() && y.is_numeric() => Some(Ty::Decimal),
+        _ => {
+            return problem(
+                "type_error",
+                format!("the branches of {name}() differ in type: {} and {}", a.describe(), b.describe()),
+            )
+        }
+    };
+    Ok(ExprTy { ty, nullable: a.nullable || b.nullable || a.ty.is_none() || b.ty.is_none() })
+}
+
+// ---------------------------------------------------------------------------
+// Evaluation
+// ---------------------------------------------------------------------------
+
+fn as_decimal(v: &Value, what: &str) -> Result<Decimal, EvalError> {
+    match v {
+        Value::Decimal(d) => Ok(*d),
+        Value::Int(i) => Ok(Decimal::from(*i)),
+        Value::Null => err(format!("{what} is null")),
+        other => err(format!("{what} is not a number: {other}")),
+    }
+}
+
+fn overflow(op: &str) -> EvalError {
+    EvalError(format!("arithmetic overflow in '{op}'"))
+}
+
+impl Expr {
+    /// Evaluates the expression. Only data can make this fail (see the module docs).
+    pub fn eval<E: Env>(&self, env: &E) -> Result<Value, EvalError> {
+        match self {
+            Expr::Lit(v) => Ok(v.clone()),
+            Expr::Field(scope, idx) => Ok(env.get(*scope, *idx).clone()),
+            Expr::Neg(inner) => match inner.eval(env)? {
+                Value::Int(i) => i.checked_neg().map(Value::Int).ok_or_else(|| overflow("-")),
+                v => Ok(Value::Decimal(-as_decimal(&v, "the operand of '-'")?)),
+            },
+            Expr::Not(inner) => match inner.eval(env)? {
+                Value::Bool(b) => Ok(Value::Bool(!b)),
+                v => err(format!("the operand of 'not' is {v}, not a bool")),
+            },
+            Expr::And(l, r) => {
+                if !truth(&l.eval(env)?, "and")? {
+                    return Ok(Value::Bool(false));
+                }
+                Ok(Value::Bool(truth(&r.eval(env)?, "and")?))
+            }
+            Expr::Or(l, r) => {
+                if truth(&l.eval(env)?, "or")? {
+                    return Ok(Value::Bool(true));
+                }
+                Ok(Value::Bool(truth(&r.eval(env)?, "or")?))
+            }
+            Expr::Arith(op, l, r) => arith(*op, l.eval(env)?, r.eval(env)?),
+            Expr::Cmp(op, l, r) => compare(*op, &l.eval(env)?, &r.eval(env)?),
+            Expr::Call(func, args) => call(*func, args, env),
+        }
+    }
+
+    /// Evaluates a boolean expression (a guard or an invariant).
+    pub fn holds<E: Env>(&self, env: &E) -> Result<bool, EvalError> {
+        truth(&self.eval(env)?, "a condition")
+    }
+}
+
+fn truth(v: &Value, what: &str) -> Result<bool, EvalError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        other => err(format!("{what} needs a bool, got {other}")),
+    }
+}
+
+fn arith(op: ArithOp, l: Value, r: Value) -> Result<Value, EvalError> {
+    let sym = match op {
+        ArithOp::Add => "+",
+        ArithOp::Sub => "-",
+        ArithOp::Mul => "*",
+        ArithOp::Div => "/",
+    };
+    if let (Value::Int(a), Value::Int(b), false) = (&l, &r, op == ArithOp::Div) {
+        let res = match op {
+            ArithOp::Add => a.checked_add(*b),
+            ArithOp::Sub => a.checked_sub(*b),
+            _ => a.checked_mul(*b),
+        };
+        return res.map(Value::Int).ok_or_else(|| overflow(sym));
+    }
+    let a = as_decimal(&l, &format!("the left operand of '{sym}'"))?;
+    let b = as_decimal(&r, &format!("the right operand of '{sym}'"))?;
+    let res = match op {
+        ArithOp::Add => a.checked_add(b),
+        ArithOp::Sub => a.checked_sub(b),
+        ArithOp::Mul => a.checked_mul(b),
+        ArithOp::Div => {
+            if b.is_zero() {
+                return err("division by zero");
+            }
+            a.checked_div(b)
+        }
+    };
+    res.map(Value::Decimal).ok_or_else(|| overflow(sym))
+}
+
+fn compare(op: CmpOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
+    let ord = match (l, r) {
+        (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
+        (Value::Int(_) | Value::Decimal(_), Value::Int(_) | Value::Decimal(_)) => {
+            Some(as_decimal(l, "")?.cmp(&as_decimal(r, "")?))
+        }
+        _ => None,
+    };
+    let res = match (op, ord) {
+        (CmpOp::Eq, Some(o)) => o.is_eq(),
+        (CmpOp::Ne, Some(o)) => o.is_ne(),
+        (CmpOp::Eq, None) => l == r,
+        (CmpOp::Ne, None) => l != r,
+        (_, None) => return err(format!("cannot order {l} and {r}")),
+        (CmpOp::Lt, Some(o)) => o.is_lt(),
+        (CmpOp::Le, Some(o)) => o.is_le(),
+        (CmpOp::Gt, Some(o)) => o.is_gt(),
+        (CmpOp::Ge, Some(o)) => o.is_ge(),
+    };
+    Ok(Value::Bool(res))
+}
+
+fn list(v: &Value, func: &str) -> Result<Arc<[Decimal]>, EvalError> {
+    match v {
+        Value::DecimalList(items) => Ok(items.clone()),
+        Value::Null => err(format!("the list given to {func}() is null")),
+        other => err(format!("{func}() needs a list, got {other}")),
+    }
+}
+
+fn call<E: Env>(func: Func, args: &[Expr], env: &E) -> Result<Value, EvalError> {
+    match func {
+        Func::If => {
+            return if args[0].holds(env)? { args[1].eval(env) } else { args[2].eval(env) };
+        }
+        Func::Coalesce => {
+            let first = args[0].eval(env)?;
+            return if first.is_null() { args[1].eval(env) } else { Ok(first) };
+        }
+        _ => {}
+    }
+    let vals = args.iter().map(|a| a.eval(env)).collect::<Result<Vec<_>, _>>()?;
+    match func {
+        Func::Min | Func::Max if vals.len() == 1 => {
+            let items = list(&vals[0], "min/max")?;
+            let pick = if func == Func::Min { items.iter().min() } else { items.iter().max() };
+            match pick {
+                Some(d) => Ok(Value::Decimal(*d)),
+                None => err("min()/max() of an empty list"),
+            }
+        }
+        Func::Min | Func::Max => {
+            let mut best = vals[0].clone();
+            for v in &vals[1..] {
+                let better = match compare(CmpOp::Lt, v, &best)? {
+                    Value::Bool(lt) => lt == (func == Func::Min) && v != &best,
+                    _ => false,
+                };
+                if best.is_null() || v.is_null() {
+                    return err(format!("{}() got a null argument", if func == Func::Min { "min" } else { "max" }));
+                }
+                if better {
+                    best = v.clone();
+                }
+            }
+            // A mix of ints and decimals yields a decimal, as the type checker promised.
+            if vals.iter().any(|v| matches!(v, Value::Decimal(_))) {
+                return Ok(Value::Decimal(as_decimal(&best, "min/max")?));
+            }
+            Ok(best)
+        }
+        Func::Abs => match &vals[0] {
+            Value::Int(i) => i.checked_abs().map(Value::Int).ok_or_else(|| overflow("abs")),
+            v => Ok(Value::Decimal(as_decimal(v, "the argument of abs()")?.abs())),
+        },
+        Func::Len => Ok(Value::Int(list(&vals[0], "len")?.len() as i64)),
+        Func::Sum => {
+            let mut total = Decimal::ZERO;
+            for d in list(&vals[0], "sum")?.iter() {
+                total = total.checked_add(*d).ok_or_else(|| overflow("sum"))?;
+            }
+            Ok(Value::Decimal(total))
+        }
+        Func::SumFirst => {
+            let items = list(&vals[0], "sum_first")?;
+            let n = match vals[1] {
+                Value::Int(i) => i,
+                ref v => return err(format!("sum_first() needs an int count, got {v}")),
+            };
+            if n < 0 || n as usize > items.len() {
+                return err(format!("sum_first(): count {n} is out of range for a list of {}", items.len()));
+            }
+            let mut total = Decimal::ZERO;
+            for d in &items[..n as usize] {
+                total = total.checked_add(*d).ok_or_else(|| overflow("sum_first"))?;
+            }
+            Ok(Value::Decimal(total))
+        }
+        Func::At => {
+            let items = list(&vals[0], "at")?;
+            let idx = match vals[1] {
+                Value::Int(i) => i,
+                ref v => return err(format!("at() needs an int index, got {v}")),
+            };
+            if idx < 0 || idx as usize >= items.len() {
+                return err(format!("at(): index {idx} is out of range for a list of {}", items.len()));
+            }
+            Ok(Value::Decimal(items[idx as usize]))
+        }
+        Func::FloorTo => {
+            let x = as_decimal(&vals[0], "the value given to floor_to()")?;
+            let step = as_decimal(&vals[1], "the step given to floor_to()")?;
+            if step <= Decimal::ZERO {
+                return err(format!("floor_to(): the step must be positive, got {step}"));
+            }
+            let units = x.checked_div(step).ok_or_else(|| overflow("floor_to"))?;
+            let floored = units.round_dp_with_strategy(0, RoundingStrategy::ToNegativeInfinity);
+            Ok(Value::Decimal(floored.checked_mul(step).ok_or_else(|| overflow("floor_to"))?))
+        }
+        Func::Concat => {
+            let mut out = String::new();
+            for v in &vals {
+                match v {
+                    Value::String(s) => out.push_str(s),
+                    other => out.push_str(&other.to_string()),
+                }
+            }
+            Ok(Value::String(Arc::from(out)))
+        }
+        Func::If | Func::Coalesce => unreachable!("handled above"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fields;
+    impl Names for Fields {
+        fn resolve(&self, scope: Scope, name: &str) -> Result<(usize, Ty, bool), String> {
+            match (scope, name) {
+                (Scope::Record, "a") => Ok((0, Ty::Decimal, false)),
+                (Scope::Record, "n") => Ok((1, Ty::Int, false)),
+                (Scope::Event, "s") => Ok((0, Ty::String, true)),
+                (Scope::Record, "xs") => Ok((2, Ty::DecimalList, false)),
+                _ => Err(format!("unknown field {}{name}", scope.prefix())),
+            }
+        }
+    }
+    struct Data(Vec<Value>, Vec<Value>);
+    impl Env for Data {
+        fn get(&self, scope: Scope, index: usize) -> &Value {
+            match scope {
+                Scope::Event => &self.1[index],
+                _ => &self.0[index],
+            }
+        }
+    }
+
+    fn data() -> Data {
+        let d = |s: &str| Value::Decimal(parse_decimal(s).unwrap());
+        Data(
+            vec![d("0.1"), Value::Int(2), Value::DecimalList(vec![parse_decimal("0.5").unwrap(); 2].into())],
+            vec![Value::Null],
+        )
+    }
+
+    fn run(src: &str) -> Result<Value, EvalError> {
+        compile(src, &Fields).unwrap().0.eval(&data())
+    }
+
+    #[test]
+    fn decimal_arithmetic_is_exact() {
+        assert_eq!(run("a + 0.2 == 0.3").unwrap(), Value::Bool(true));
+        assert_eq!(run("floor_to(0.0129, 0.001)").unwrap(), Value::Decimal(parse_decimal("0.012").unwrap()));
+        assert_eq!(run("floor_to(-0.0121, 0.001)").unwrap(), Value::Decimal(parse_decimal("-0.013").unwrap()));
+    }
+
+    #[test]
+    fn ints_and_lists() {
+        assert_eq!(run("n + 1").unwrap(), Value::Int(3));
+        assert_eq!(run("len(xs) - 1 == n - 1").unwrap(), Value::Bool(true));
+        assert_eq!(run("sum(xs)").unwrap(), Value::Decimal(parse_decimal("1.0").unwrap()));
+        assert!(run("at(xs, n)").unwrap_err().0.contains("out of range"));
+        assert_eq!(run("sum_first(xs, 1)").unwrap(), Value::Decimal(parse_decimal("0.5").unwrap()));
+        assert_eq!(run("min(xs)").unwrap(), Value::Decimal(parse_decimal("0.5").unwrap()));
+    }
+
+    #[test]
+    fn nulls_and_branches() {
+        assert_eq!(run("event.s == null").unwrap(), Value::Bool(true));
+        assert_eq!(run("coalesce(event.s, 'x')").unwrap(), Value::String(Arc::from("x")));
+        assert_eq!(run("if(n > 1, a, 0)").unwrap(), Value::Decimal(parse_decimal("0.1").unwrap()));
+        assert_eq!(run("'n=' + n + ' a=' + a").unwrap(), Value::String(Arc::from("n=2 a=0.1")));
+        assert_eq!(run("max(n, a)").unwrap(), Value::Decimal(parse_decimal("2").unwrap()));
+        assert!(run("a / 0").unwrap_err().0.contains("division by zero"));
+    }
+
+    #[test]
+    fn type_errors_are_found_at_compile_time() {
+        let code = |src: &str| compile(src, &Fields).unwrap_err().code;
+        assert_eq!(code("a - event.s"), "type_error");
+        assert_eq!(code("a and n"), "type_error");
+        assert_eq!(code("a < 'x'"), "type_error");
+        assert_eq!(code("nope + 1"), "unknown_field");
+        assert_eq!(code("a +"), "syntax_error");
+        assert_eq!(code("frob(a)"), "unknown_function");
+        assert_eq!(code("at(xs, a)"), "type_error");
+    }
+}

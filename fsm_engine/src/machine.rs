@@ -1,0 +1,663 @@
+//! Compilation of a spec document into executable tables.
+//!
+//! Every problem is collected (not just the first), each with the path of the spec node
+//! it concerns and a stable code, so that a front end can point at the line and a test can
+//! name the problem it expects.
+
+use crate::expr::{self, Expr, ExprProblem, ExprTy, Names, Scope};
+use crate::spec::{ActionsDoc, CandidateDoc, EffectCallDoc, FieldDoc, InvariantDoc, SpecDoc};
+use crate::value::{Ty, Value};
+use indexmap::IndexMap;
+use std::collections::HashMap;
+use std::fmt;
+
+/// One problem found in a spec.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    /// Dotted path of the spec node, e.g. `states.IDLE.on.GO[0].target`.
+    pub path: String,
+    /// Stable problem code, e.g. `unknown_target`.
+    pub code: &'static str,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// A spec that cannot be compiled, with every problem found.
+#[derive(Clone, Debug)]
+pub struct SpecError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} problem(s) in the spec", self.problems.len())?;
+        for p in &self.problems {
+            write!(f, "\n  {}: {} [{}]", p.path, p.message, p.code)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+/// A typed field of a record, an event payload or an effect.
+#[derive(Clone, Debug)]
+pub struct FieldDef {
+    pub name: String,
+    pub ty: Ty,
+    pub nullable: bool,
+    pub default: Value,
+}
+
+#[derive(Clone, Debug)]
+pub struct EventDef {
+    pub name: String,
+    pub fields: Vec<FieldDef>,
+    /// Index of the payload field whose value de-duplicates this event within a run.
+    pub dedup_key: Option<usize>,
+}
+
+#[derive(Clone, Debug)]
+pub struct EffectDef {
+    pub name: String,
+    pub fields: Vec<FieldDef>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Invariant {
+    pub source: String,
+    pub check: Expr,
+    pub message: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Assign {
+    pub scope: Scope,
+    pub index: usize,
+    pub ty: Ty,
+    pub expr: Expr,
+}
+
+#[derive(Clone, Debug)]
+pub struct EffectCall {
+    pub effect: usize,
+    /// One expression per declared field of the effect, in declaration order.
+    pub args: Vec<Expr>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Actions {
+    pub assigns: Vec<Assign>,
+    pub effects: Vec<EffectCall>,
+}
+
+/// A refusal message: literal text with `{expression}` holes.
+#[derive(Clone, Debug)]
+pub enum MessagePart {
+    Text(String),
+    Expr(Expr),
+}
+
+#[derive(Clone, Debug)]
+pub enum Candidate {
+    Refuse { guard: Option<Expr>, code: usize, message: Vec<MessagePart> },
+    Take { guard: Option<Expr>, new_run: bool, actions: Actions, target: Option<usize> },
+}
+
+#[derive(Clone, Debug)]
+pub enum Handling {
+    /// The state refuses this event with the given diagnostic.
+    Refuse(usize),
+    /// Ordered candidates; the first whose guard holds is taken.
+    Candidates(Vec<Candidate>),
+    /// The spec says nothing about this pair.
+    Unhandled,
+}
+
+#[derive(Clone, Debug)]
+pub struct StateDef {
+    pub name: String,
+    pub initial: bool,
+    pub terminal: bool,
+    pub invariants: Vec<Invariant>,
+    pub on_enter: Actions,
+    /// Indexed by event.
+    pub table: Vec<Handling>,
+}
+
+/// Indices of the diagnostics the engine itself gives.
+#[derive(Clone, Copy, Debug)]
+pub struct BuiltinDiagnostics {
+    pub ok: usize,
+    pub duplicate: usize,
+    pub invariant_violation: usize,
+    pub no_candidate: usize,
+    pub unhandled: usize,
+    pub evaluation_error: usize,
+}
+
+/// A compiled machine: immutable, shared by every runtime that executes it.
+#[derive(Clone, Debug)]
+pub struct Machine {
+    pub name: String,
+    pub version: u32,
+    pub record: Vec<FieldDef>,
+    pub shared: Vec<FieldDef>,
+    pub events: Vec<EventDef>,
+    pub effects: Vec<EffectDef>,
+    pub diagnostics: Vec<String>,
+    pub builtin: BuiltinDiagnostics,
+    pub invariants: Vec<Invariant>,
+    pub states: Vec<StateDef>,
+    pub initial: usize,
+    event_index: HashMap<String, usize>,
+    state_index: HashMap<String, usize>,
+}
+
+impl Machine {
+    /// Compiles a spec given as JSON text.
+    pub fn compile_json(text: &str) -> Result<Machine, SpecError> {
+        let doc: SpecDoc = serde_json::from_str(text).map_err(|e| SpecError {
+            problems: vec![Problem {
+                path: "(document)".into(),
+                code: "schema_error",
+                message: e.to_string(),
+                hint: None,
+            }],
+        })?;
+        Machine::compile(&doc)
+    }
+
+    /// Compiles a parsed spec document, collecting every problem.
+    pub fn compile(doc: &SpecDoc) -> Result<Machine, SpecError> {
+        Compiler::default().run(doc)
+    }
+
+    pub fn event_index(&self, name: &str) -> Option<usize> {
+        self.event_index.get(name).copied()
+    }
+
+    pub fn state_index(&self, name: &str) -> Option<usize> {
+        self.state_index.get(name).copied()
+    }
+
+    pub fn record_index(&self, name: &str) -> Option<usize> {
+        self.record.iter().position(|f| f.name == name)
+    }
+
+    pub fn shared_index(&self, name: &str) -> Option<usize> {
+        self.shared.iter().position(|f| f.name == name)
+    }
+
+    /// The events a state takes or refuses, for front ends that draw or check the machine.
+    pub fn targets(&self, state: usize, event: usize) -> Vec<Option<usize>> {
+        match &self.states[state].table[event] {
+            Handling::Candidates(cands) => cands
+                .iter()
+                .filter_map(|c| match c {
+                    Candidate::Take { target, .. } => Some(*target),
+                    Candidate::Refuse { .. } => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Compiler {
+    problems: Vec<Problem>,
+}
+
+/// Names visible to the expressions of one candidate.
+struct Scope3<'a> {
+    record: &'a [FieldDef],
+    shared: &'a [FieldDef],
+    event: Option<&'a EventDef>,
+}
+
+fn known(fields: &[FieldDef]) -> String {
+    let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+impl Names for Scope3<'_> {
+    fn resolve(&self, scope: Scope, name: &str) -> Result<(usize, Ty, bool), String> {
+        let fields: &[FieldDef] = match scope {
+            Scope::Record => self.record,
+            Scope::Shared => self.shared,
+            Scope::Event => match self.event {
+                Some(ev) => &ev.fields,
+                None => return Err(format!("'event.{name}' is used where there is no event")),
+            },
+        };
+        match fields.iter().position(|f| f.name == name) {
+            Some(i) => Ok((i, fields[i].ty, fields[i].nullable)),
+            None => {
+                let whose = match (scope, self.event) {
+                    (Scope::Event, Some(ev)) => format!("event {}", ev.name),
+                    (Scope::Shared, _) => "the shared record".into(),
+                    _ => "the record".into(),
+                };
+                Err(format!("unknown field '{}{name}' (fields of {whose}: {})", scope.prefix(), known(fields)))
+            }
+        }
+    }
+}
+
+impl Compiler {
+    fn add(&mut self, path: impl Into<String>, code: &'static str, message: impl Into<String>, hint: Option<String>) {
+        self.problems.push(Problem { path: path.into(), code, message: message.into(), hint });
+    }
+
+    fn fields(&mut self, path: &str, docs: &IndexMap<String, FieldDoc>, with_defaults: bool) -> Vec<FieldDef> {
+        let mut out = Vec::new();
+        for (name, doc) in docs {
+            let here = format!("{path}.{name}");
+            let Some(ty) = Ty::parse(&doc.ty) else {
+                self.add(
+                    format!("{here}.type"),
+                    "unknown_type",
+                    format!("unknown type '{}'", doc.ty),
+                    Some("types are bool, int, decimal, string, decimal_list".into()),
+                );
+                continue;
+            };
+            let default = match &doc.default {
+                None if with_defaults && !doc.nullable => {
+                    self.add(&here, "missing_default", format!("field '{name}' is not nullable and has no default"), None);
+                    Value::Null
+                }
+                None => Value::Null,
+                Some(v) => match Value::from_json(v, ty) {
+                    Ok(val) if val.is_null() && !doc.nullable => {
+                        self.add(format!("{here}.default"), "type_error", "default is null but the field is not nullable", None);
+                        Value::Null
+                    }
+                    Ok(val) => val,
+                    Err(m) => {
+                        self.add(format!("{here}.default"), "type_error", format!("bad default: {m}"), None);
+                        Value::Null
+                    }
+                },
+            };
+            out.push(FieldDef { name: name.clone(), ty, nullable: doc.nullable, default });
+        }
+        out
+    }
+
+    fn expr(&mut self, path: &str, src: &str, names: &Scope3) -> Option<(Expr, ExprTy)> {
+        match expr::compile(src, names) {
+            Ok(x) => Some(x),
+            Err(ExprProblem { code, message }) => {
+                self.add(path, code, format!("{message} in `{src}`"), None);
+                None
+            }
+        }
+    }
+
+    fn condition(&mut self, path: &str, src: &str, names: &Scope3) -> Option<Expr> {
+        let (e, t) = self.expr(path, src, names)?;
+        if t.ty != Some(Ty::Bool) {
+            self.add(path, "type_error", format!("`{src}` must be a bool, it is {}", t.ty.map_or("null", Ty::name)), None);
+            return None;
+        }
+        Some(e)
+    }
+
+    fn invariants(&mut self, path: &str, docs: &[InvariantDoc], names: &Scope3) -> Vec<Invariant> {
+        let mut out = Vec::new();
+        for (i, inv) in docs.iter().enumerate() {
+            if let Some(check) = self.condition(&format!("{path}[{i}].check"), &inv.check, names) {
+                out.push(Invariant { source: inv.check.clone(), check, message: inv.message.clone() });
+            }
+        }
+        out
+    }
+
+    fn actions(
+        &mut self,
+        path: &str,
+        assign: &IndexMap<String, String>,
+        effects: &[EffectCallDoc],
+        names: &Scope3,
+        effect_defs: &[EffectDef],
+    ) -> Actions {
+        let mut out = Actions::default();
+        for (target, src) in assign {
+            let here = format!("{path}.assign.{target}");
+            let (scope, fields, bare) = match target.strip_prefix("shared.") {
+                Some(rest) => (Scope::Shared, names.shared, rest),
+                None => (Scope::Record, names.record, target.as_str()),
+            };
+            let Some(index) = fields.iter().position(|f| f.name == bare) else {
+                self.add(&here, "unknown_field", format!("cannot assign unknown field '{target}' (known: {})", known(fields)), None);
+                continue;
+            };
+            let field = &fields[index];
+            if let Some((expr, t)) = self.expr(&here, src, names) {
+                let fits = match t.ty {
+                    None => field.nullable,
+                    Some(ty) => ty == field.ty || (ty == Ty::Int && field.ty == Ty::Decimal),
+                };
+                if !fits {
+                    self.add(
+                        &here,
+                        "type_error",
+                        format!("cannot assign `{src}` ({}) to {} field '{target}'", t.ty.map_or("null", Ty::name), field.ty),
+                        None,
+                    );
+                    continue;
+                }
+                out.assigns.push(Assign { scope, index, ty: field.ty, expr });
+            }
+        }
+        for (i, call) in effects.iter().enumerate() {
+            let here = format!("{path}.effects[{i}]");
+            let Some(effect) = effect_defs.iter().position(|e| e.name == call.effect) else {
+                let known: Vec<&str> = effect_defs.iter().map(|e| e.name.as_str()).collect();
+                self.add(
+                    format!("{here}.effect"),
+                    "unknown_effect",
+                    format!("unknown effect '{}' (declared: {})", call.effect, known.join(", ")),
+                    None,
+                );
+                continue;
+            };
+            let def = &effect_defs[effect];
+            for name in call.args.keys() {
+                if !def.fields.iter().any(|f| &f.name == name) {
+                    self.add(
+                        format!("{here}.with.{name}"),
+                        "unknown_field",
+                        format!("effect {} has no field '{name}' (fields: {})", def.name, known(&def.fields)),
+                        None,
+                    );
+                }
+            }
+            let mut args = Vec::with_capacity(def.fields.len());
+            for field in &def.fields {
+                let fpath = format!("{here}.with.{}", field.name);
+                match call.args.get(&field.name) {
+                    None if field.nullable => args.push(Expr::Lit(Value::Null)),
+                    None => self.add(&here, "missing_field", format!("effect {} needs field '{}'", def.name, field.name), None),
+                    Some(src) => {
+                        if let Some((expr, t)) = self.expr(&fpath, src, names) {
+                            let fits = match t.ty {
+                                None => field.nullable,
+                                Some(ty) => ty == field.ty || (ty == Ty::Int && field.ty == Ty::Decimal),
+                            };
+                            if !fits {
+                                self.add(
+                                    &fpath,
+                                    "type_error",
+                                    format!("`{src}` is {}, effect field '{}' is {}", t.ty.map_or("null", Ty::name), field.name, field.ty),
+                                    None,
+                                );
+                            }
+                            args.push(expr);
+                        }
+                    }
+                }
+            }
+            out.effects.push(EffectCall { effect, args });
+        }
+        out
+    }
+
+    fn message(&mut self, path: &str, text: &str, names: &Scope3) -> Vec<MessagePart> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else {
+                self.add(path, "syntax_error", "unclosed '{' in message", None);
+                break;
+            };
+            if open > 0 {
+                parts.push(MessagePart::Text(rest[..open].to_string()));
+            }
+            if let Some((e, _)) = self.expr(path, &rest[open + 1..open + close], names) {
+                parts.push(MessagePart::Expr(e));
+            }
+            rest = &rest[open + close + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(MessagePart::Text(rest.to_string()));
+        }
+        parts
+    }
+
+    fn run(mut self, doc: &SpecDoc) -> Result<Machine, SpecError> {
+        let record = self.fields("record", &doc.record, true);
+        let shared = self.fields("shared", &doc.shared, true);
+
+        let mut events = Vec::new();
+        for (name, ev) in &doc.events {
+            let fields = self.fields(&format!("events.{name}.fields"), &ev.fields, false);
+            let dedup_key = match &ev.dedup_key {
+                None => None,
+                Some(key) => match fields.iter().position(|f| &f.name == key) {
+                    Some(i) if fields[i].ty == Ty::String => Some(i),
+                    Some(_) => {
+                        self.add(format!("events.{name}.dedup_key"), "type_error", format!("dedup key '{key}' must be a string field"), None);
+                        None
+                    }
+                    None => {
+                        self.add(
+                            format!("events.{name}.dedup_key"),
+                            "unknown_field",
+                            format!("dedup key '{key}' is not a field of event {name} (fields: {})", known(&fields)),
+                            None,
+                        );
+                        None
+                    }
+                },
+            };
+            events.push(EventDef { name: name.clone(), fields, dedup_key });
+        }
+        let event_index: HashMap<String, usize> = events.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect();
+
+        let effects: Vec<EffectDef> = doc
+            .effects
+            .iter()
+            .map(|(name, eff)| EffectDef { name: name.clone(), fields: self.fields(&format!("effects.{name}.fields"), &eff.fields, false) })
+            .collect();
+
+        // Diagnostics: the declared codes, then the engine's own must be among them.
+        let diagnostics: Vec<String> = doc.diagnostics.codes.keys().cloned().collect();
+        let diag_index: HashMap<&str, usize> = diagnostics.iter().enumerate().map(|(i, d)| (d.as_str(), i)).collect();
+        let builtin_code = |this: &mut Self, key: &str, code: &str| -> usize {
+            match diag_index.get(code) {
+                Some(i) => *i,
+                None => {
+                    this.add(
+                        format!("diagnostics.{key}"),
+                        "unknown_diagnostic",
+                        format!("diagnostic '{code}' is not declared in diagnostics.codes"),
+                        None,
+                    );
+                    0
+                }
+            }
+        };
+        let d = &doc.diagnostics;
+        let builtin = BuiltinDiagnostics {
+            ok: builtin_code(&mut self, "ok", &d.ok),
+            duplicate: builtin_code(&mut self, "duplicate", &d.duplicate),
+            invariant_violation: builtin_code(&mut self, "invariant_violation", &d.invariant_violation),
+            no_candidate: builtin_code(&mut self, "no_candidate", &d.no_candidate),
+            unhandled: builtin_code(&mut self, "unhandled", &d.unhandled),
+            evaluation_error: builtin_code(&mut self, "evaluation_error", &d.evaluation_error),
+        };
+
+        let state_names: Vec<&String> = doc.states.keys().collect();
+        let state_index: HashMap<String, usize> = state_names.iter().enumerate().map(|(i, s)| ((*s).clone(), i)).collect();
+        let state_hint = Some(format!(
+            "known states are {}",
+            state_names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+        let event_hint = Some(format!(
+            "known events are {}",
+            events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+
+        let no_event = Scope3 { record: &record, shared: &shared, event: None };
+        let invariants = self.invariants("invariants", &doc.invariants, &no_event);
+
+        let mut states = Vec::new();
+        for (sname, sdoc) in &doc.states {
+            let spath = format!("states.{sname}");
+            let s_invariants = self.invariants(&format!("{spath}.invariants"), &sdoc.invariants, &no_event);
+            let on_enter = match &sdoc.on_enter {
+                Some(ActionsDoc { assign, effects: effs }) => {
+                    self.actions(&format!("{spath}.on_enter"), assign, effs, &no_event, &effects)
+                }
+                None => Actions::default(),
+            };
+            let mut table = vec![Handling::Unhandled; events.len()];
+            for (code, refused) in &sdoc.refuse {
+                let Some(&diag) = diag_index.get(code.as_str()) else {
+                    self.add(
+                        format!("{spath}.refuse.{code}"),
+                        "unknown_diagnostic",
+                        format!("diagnostic '{code}' is not declared in diagnostics.codes"),
+                        None,
+                    );
+                    continue;
+                };
+                for (i, ename) in refused.iter().enumerate() {
+                    match event_index.get(ename) {
+                        None => self.add(
+                            format!("{spath}.refuse.{code}[{i}]"),
+                            "unknown_event",
+                            format!("unknown event '{ename}'"),
+                            event_hint.clone(),
+                        ),
+                        Some(&e) => {
+                            if !matches!(table[e], Handling::Unhandled) {
+                                self.add(
+                                    format!("{spath}.refuse.{code}[{i}]"),
+                                    "duplicate_handling",
+                                    format!("state {sname} handles event {ename} more than once"),
+                                    None,
+                                );
+                            }
+                            table[e] = Handling::Refuse(diag);
+                        }
+                    }
+                }
+            }
+            for (ename, cands) in &sdoc.on {
+                let opath = format!("{spath}.on.{ename}");
+                let Some(&e) = event_index.get(ename) else {
+                    self.add(&opath, "unknown_event", format!("unknown event '{ename}'"), event_hint.clone());
+                    continue;
+                };
+                if !matches!(table[e], Handling::Unhandled) {
+                    self.add(&opath, "duplicate_handling", format!("state {sname} both takes and refuses event {ename}"), None);
+                }
+                let names = Scope3 { record: &record, shared: &shared, event: Some(&events[e]) };
+                let mut compiled = Vec::new();
+                for (i, cand) in cands.iter().enumerate() {
+                    let cpath = format!("{opath}[{i}]");
+                    if cand.guard.is_none() && i + 1 < cands.len() {
+                        self.add(
+                            &cpath,
+                            "unreachable_candidate",
+                            format!("candidate {i} has no guard, so the {} after it can never be taken", cands.len() - i - 1),
+                            Some("give it a guard or move it last".into()),
+                        );
+                    }
+                    if let Some(c) = self.candidate(&cpath, cand, &names, &effects, &diag_index, &state_index, &state_hint) {
+                        compiled.push(c);
+                    }
+                }
+                table[e] = Handling::Candidates(compiled);
+            }
+            states.push(StateDef {
+                name: sname.clone(),
+                initial: sdoc.initial,
+                terminal: sdoc.terminal,
+                invariants: s_invariants,
+                on_enter,
+                table,
+            });
+        }
+
+        let initials: Vec<usize> = states.iter().enumerate().filter(|(_, s)| s.initial).map(|(i, _)| i).collect();
+        if initials.len() != 1 {
+            self.add(
+                "states",
+                "initial_state",
+                format!("exactly one state must be initial, found {}", initials.len()),
+                Some("mark one state with `initial: true`".into()),
+            );
+        }
+        if !self.problems.is_empty() {
+            return Err(SpecError { problems: self.problems });
+        }
+        Ok(Machine {
+            name: doc.machine.clone(),
+            version: doc.version,
+            record,
+            shared,
+            events,
+            effects,
+            diagnostics,
+            builtin,
+            invariants,
+            states,
+            initial: initials[0],
+            event_index,
+            state_index,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn candidate(
+        &mut self,
+        path: &str,
+        cand: &CandidateDoc,
+        names: &Scope3,
+        effects: &[EffectDef],
+        diag_index: &HashMap<&str, usize>,
+        state_index: &HashMap<String, usize>,
+        state_hint: &Option<String>,
+    ) -> Option<Candidate> {
+        let guard = match &cand.guard {
+            Some(src) => Some(self.condition(&format!("{path}.guard"), src, names)?),
+            None => None,
+        };
+        if let Some(code) = &cand.refuse {
+            if cand.target.is_some() || !cand.assign.is_empty() || !cand.effects.is_empty() || cand.new_run {
+                self.add(path, "refuse_with_actions", "a refusing candidate cannot also assign, emit effects, start a run or have a target", None);
+                return None;
+            }
+            let Some(&diag) = diag_index.get(code.as_str()) else {
+                self.add(format!("{path}.refuse"), "unknown_diagnostic", format!("diagnostic '{code}' is not declared in diagnostics.codes"), None);
+                return None;
+            };
+            let message = match &cand.message {
+                Some(text) => self.message(&format!("{path}.message"), text, names),
+                None => Vec::new(),
+            };
+            return Some(Candidate::Refuse { guard, code: diag, message });
+        }
+        let target = match &cand.target {
+            None => None,
+            Some(t) => match state_index.get(t) {
+                Some(&i) => Some(i),
+                None => {
+                    self.add(format!("{path}.target"), "unknown_target", format!("unknown state '{t}'"), state_hint.clone());
+                    return None;
+                }
+            },
+        };
+        let actions = self.actions(path, &cand.assign, &cand.effects, names, effects);
+        Some(Candidate::Take { guard, new_run: cand.new_run, actions, target })
+    }
+}

@@ -1,0 +1,563 @@
+//! Python bindings (`dita._engine`): a compiled `Machine` and a `Runtime` that executes it.
+//!
+//! Values cross as Python objects: decimals as `decimal.Decimal` (read from `Decimal`,
+//! `str`, `int` or `float` through its shortest repr), strings, bools, ints, lists.
+//! Every call is guarded so that a Rust panic surfaces as `EngineError`, never as a crash.
+
+use crate::machine::{Candidate, Handling, Machine as Compiled};
+use crate::runtime::{EngineError as RtError, InstanceSnapshot, Outcome, Runtime as Rt};
+use crate::value::{parse_decimal, Ty, Value};
+use pyo3::create_exception;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use rust_decimal::Decimal;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+create_exception!(_engine, EngineError, PyValueError, "Bad input to the engine; nothing changed.");
+create_exception!(_engine, SpecError, PyValueError, "A spec that cannot be compiled; `.problems` lists them.");
+
+static DECIMAL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+fn decimal_type(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    Ok(DECIMAL
+        .get_or_try_init(py, || -> PyResult<_> { Ok(py.import("decimal")?.getattr("Decimal")?.unbind()) })?
+        .bind(py))
+}
+
+/// Runs `f`, turning a panic into `EngineError` so Python never sees a crash.
+fn guarded<T>(what: &str, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(EngineError::new_err(format!("internal engine error in {what}: {detail}; nothing changed")))
+        }
+    }
+}
+
+fn rt_err(e: RtError) -> PyErr {
+    EngineError::new_err(e.to_string())
+}
+
+fn to_decimal(obj: &Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<Decimal> {
+    let bad = |got: String| EngineError::new_err(format!("{} must be a decimal number, got {got}", what()));
+    if obj.is_instance_of::<PyBool>() {
+        return Err(bad(format!("bool {}", obj.str()?)));
+    }
+    if let Ok(i) = obj.cast::<PyInt>() {
+        return match i.extract::<i64>() {
+            Ok(v) => Ok(Decimal::from(v)),
+            Err(_) => parse_decimal(&i.str()?.to_string()).map_err(|_| bad(i.str().map(|s| s.to_string()).unwrap_or_default())),
+        };
+    }
+    let text: String = if let Ok(s) = obj.cast::<PyString>() {
+        s.to_str()?.to_owned()
+    } else if obj.is_instance_of::<PyFloat>() {
+        // A float goes through its shortest repr: 0.1 is "0.1", not 0.1000000000000000055…
+        obj.repr()?.to_str()?.to_owned()
+    } else if obj.is_instance(decimal_type(obj.py())?)? {
+        obj.str()?.to_str()?.to_owned()
+    } else {
+        return Err(bad(format!("{} {}", obj.get_type().name()?, obj.repr()?)));
+    };
+    match parse_decimal(&text) {
+        Ok(d) => Ok(d),
+        Err(_) => Err(bad(format!("{text:?}"))),
+    }
+}
+
+fn to_value(obj: &Bound<'_, PyAny>, ty: Ty, nullable: bool, what: &dyn Fn() -> String) -> PyResult<Value> {
+    if obj.is_none() {
+        return if nullable {
+            Ok(Value::Null)
+        } else {
+            Err(EngineError::new_err(format!("{} is required (not nullable)", what())))
+        };
+    }
+    let wrong = |want: &str| -> PyResult<Value> {
+        Err(EngineError::new_err(format!(
+            "{} must be {want}, got {} {}",
+            what(),
+            obj.get_type().name()?,
+            obj.repr()?
+        )))
+    };
+    Ok(match ty {
+        Ty::Decimal => Value::Decimal(to_decimal(obj, what)?),
+        Ty::String => match obj.cast::<PyString>() {
+            Ok(s) => Value::String(Arc::from(s.to_str()?)),
+            Err(_) => return wrong("a string"),
+        },
+        Ty::Bool => match obj.cast::<PyBool>() {
+            Ok(b) => Value::Bool(b.is_true()),
+            Err(_) => return wrong("a bool"),
+        },
+        Ty::Int => {
+            if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
+                return wrong("an int");
+            }
+            Value::Int(obj.extract::<i64>()?)
+        }
+        Ty::DecimalList => {
+            if obj.is_instance_of::<PyString>() {
+                return wrong("a list of decimals");
+            }
+            let Ok(iter) = obj.try_iter() else { return wrong("a list of decimals") };
+            let mut items = Vec::new();
+            for (i, item) in iter.enumerate() {
+                items.push(to_decimal(&item?, &|| format!("{}[{i}]", what()))?);
+            }
+            Value::DecimalList(items.into())
+        }
+    })
+}
+
+fn from_value(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
+    Ok(match v {
+        Value::Null => py.None(),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any().unbind(),
+        Value::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
+        Value::Decimal(d) => decimal_type(py)?.call1((d.normalize().to_string(),))?.unbind(),
+        Value::String(s) => PyString::new(py, s).into_any().unbind(),
+        Value::DecimalList(items) => {
+            let dec = decimal_type(py)?;
+            let objs = items.iter().map(|d| dec.call1((d.normalize().to_string(),))).collect::<PyResult<Vec<_>>>()?;
+            PyTuple::new(py, objs)?.into_any().unbind()
+        }
+    })
+}
+
+/// A compiled machine.
+#[pyclass(frozen, module = "dita._engine")]
+pub struct Machine {
+    inner: Arc<Compiled>,
+    state_names: Vec<Py<PyString>>,
+    event_names: Vec<Py<PyString>>,
+    diagnostic_names: Vec<Py<PyString>>,
+    effect_names: Vec<Py<PyString>>,
+    /// Per event, the Python names of its payload fields (interned once).
+    event_fields: Vec<Vec<Py<PyString>>>,
+}
+
+fn names(py: Python<'_>, items: impl Iterator<Item = String>) -> Vec<Py<PyString>> {
+    items.map(|n| PyString::intern(py, &n).unbind()).collect()
+}
+
+#[pymethods]
+impl Machine {
+    /// Compiles a spec from its JSON text; raises `SpecError` whose `problems` is a list of
+    /// `(path, code, message, hint)`.
+    #[staticmethod]
+    fn from_json(py: Python<'_>, text: &str) -> PyResult<Machine> {
+        let compiled = guarded("compile", || match Compiled::compile_json(text) {
+            Ok(m) => Ok(m),
+            Err(e) => {
+                let problems: Vec<(String, String, String, Option<String>)> =
+                    e.problems.iter().map(|p| (p.path.clone(), p.code.to_string(), p.message.clone(), p.hint.clone())).collect();
+                let err = SpecError::new_err(e.to_string());
+                err.value(py).setattr("problems", problems)?;
+                Err(err)
+            }
+        })?;
+        let m = Arc::new(compiled);
+        Ok(Machine {
+            state_names: names(py, m.states.iter().map(|s| s.name.clone())),
+            event_names: names(py, m.events.iter().map(|e| e.name.clone())),
+            diagnostic_names: names(py, m.diagnostics.iter().cloned()),
+            effect_names: names(py, m.effects.iter().map(|e| e.name.clone())),
+            event_fields: m.events.iter().map(|e| names(py, e.fields.iter().map(|f| f.name.clone()))).collect(),
+            inner: m,
+        })
+    }
+
+    #[getter]
+    fn name(&self) -> String {
+        self.inner.name.clone()
+    }
+
+    #[getter]
+    fn version(&self) -> u32 {
+        self.inner.version
+    }
+
+    #[getter]
+    fn initial(&self, py: Python<'_>) -> Py<PyString> {
+        self.state_names[self.inner.initial].clone_ref(py)
+    }
+
+    #[getter]
+    fn states(&self) -> Vec<String> {
+        self.inner.states.iter().map(|s| s.name.clone()).collect()
+    }
+
+    #[getter]
+    fn events(&self) -> Vec<String> {
+        self.inner.events.iter().map(|e| e.name.clone()).collect()
+    }
+
+    #[getter]
+    fn diagnostics(&self) -> Vec<String> {
+        self.inner.diagnostics.clone()
+    }
+
+    /// The machine's structure as plain data, for tools that check or draw it.
+    fn describe<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let m = &*self.inner;
+        let out = PyDict::new(py);
+        let fields = |fs: &[crate::machine::FieldDef]| -> PyResult<Bound<'py, PyList>> {
+            let list = PyList::empty(py);
+            for f in fs {
+                list.append((f.name.clone(), f.ty.name(), f.nullable, from_value(py, &f.default)?))?;
+            }
+            Ok(list)
+        };
+        out.set_item("name", &m.name)?;
+        out.set_item("initial", &m.states[m.initial].name)?;
+        out.set_item("record", fields(&m.record)?)?;
+        out.set_item("shared", fields(&m.shared)?)?;
+        let events = PyDict::new(py);
+        for e in &m.events {
+            events.set_item(&e.name, fields(&e.fields)?)?;
+        }
+        out.set_item("events", events)?;
+        let effects = PyDict::new(py);
+        for e in &m.effects {
+            effects.set_item(&e.name, fields(&e.fields)?)?;
+        }
+        out.set_item("effects", effects)?;
+        let states = PyList::empty(py);
+        for s in &m.states {
+            let d = PyDict::new(py);
+            d.set_item("name", &s.name)?;
+            d.set_item("initial", s.initial)?;
+            d.set_item("terminal", s.terminal)?;
+            let on = PyDict::new(py);
+            let refuse = PyDict::new(py);
+            for (ei, h) in s.table.iter().enumerate() {
+                let ename = &m.events[ei].name;
+                match h {
+                    Handling::Unhandled => {}
+                    Handling::Refuse(code) => refuse.set_item(ename, &m.diagnostics[*code])?,
+                    Handling::Candidates(cands) => {
+                        let list = PyList::empty(py);
+                        for c in cands {
+                            match c {
+                                Candidate::Take { guard, target, .. } => list.append((
+                                    "take",
+                                    target.map_or(s.name.clone(), |t| m.states[t].name.clone()),
+                                    guard.is_some(),
+                                ))?,
+                                Candidate::Refuse { guard, code, .. } => {
+                                    list.append(("refuse", m.diagnostics[*code].clone(), guard.is_some()))?
+                                }
+                            }
+                        }
+                        on.set_item(ename, list)?;
+                    }
+                }
+            }
+            d.set_item("on", on)?;
+            d.set_item("refuse", refuse)?;
+            states.append(d)?;
+        }
+        out.set_item("states", states)?;
+        Ok(out)
+    }
+}
+
+/// Instances of a machine and its shared record.
+#[pyclass(module = "dita._engine")]
+pub struct Runtime {
+    rt: Rt,
+    machine: Py<Machine>,
+}
+
+impl Runtime {
+    fn outcome<'py>(&self, py: Python<'py>, out: Outcome) -> PyResult<Bound<'py, PyTuple>> {
+        let m = self.machine.get();
+        let transition = match out.transition {
+            Some(t) => PyTuple::new(
+                py,
+                [m.state_names[t.from].clone_ref(py), m.event_names[t.event].clone_ref(py), m.state_names[t.to].clone_ref(py)],
+            )?
+            .into_any(),
+            None => py.None().into_bound(py),
+        };
+        let effects = if out.effects.is_empty() {
+            PyTuple::empty(py).into_any()
+        } else {
+            let list = PyList::empty(py);
+            for (ei, args) in &out.effects {
+                let d = PyDict::new(py);
+                for (f, v) in m.inner.effects[*ei].fields.iter().zip(args) {
+                    d.set_item(&f.name, from_value(py, v)?)?;
+                }
+                list.append((m.effect_names[*ei].clone_ref(py), d))?;
+            }
+            list.into_any()
+        };
+        PyTuple::new(
+            py,
+            [
+                PyBool::new(py, out.accepted).to_owned().into_any(),
+                m.diagnostic_names[out.diagnostic].bind(py).clone().into_any(),
+                m.state_names[out.state].bind(py).clone().into_any(),
+                transition,
+                effects,
+                match out.message {
+                    Some(s) => PyString::new(py, &s).into_any(),
+                    None => py.None().into_bound(py),
+                },
+            ],
+        )
+    }
+
+    fn record_from_dict(&self, py: Python<'_>, fields: &[crate::machine::FieldDef], d: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<Value>> {
+        let dict = d.cast::<PyDict>().map_err(|_| EngineError::new_err(format!("{what} must be a dict")))?;
+        for key in dict.keys() {
+            let k: String = key.extract()?;
+            if !fields.iter().any(|f| f.name == k) {
+                return Err(EngineError::new_err(format!("{what}: unknown field '{k}'")));
+            }
+        }
+        let mut out = Vec::with_capacity(fields.len());
+        for f in fields {
+            let v = match dict.get_item(&f.name)? {
+                Some(obj) => to_value(&obj, f.ty, f.nullable, &|| format!("{what}.{}", f.name))?,
+                None => f.default.clone(),
+            };
+            out.push(v);
+        }
+        let _ = py;
+        Ok(out)
+    }
+}
+
+#[pymethods]
+impl Runtime {
+    /// `Runtime(machine, instances, shared=None)`: `shared` overrides shared-record defaults.
+    #[new]
+    #[pyo3(signature = (machine, instances, shared=None))]
+    fn new(py: Python<'_>, machine: Py<Machine>, instances: usize, shared: Option<&Bound<'_, PyDict>>) -> PyResult<Runtime> {
+        let m = Arc::clone(&machine.get().inner);
+        let mut overrides = Vec::new();
+        if let Some(d) = shared {
+            for (k, v) in d.iter() {
+                let name: String = k.extract()?;
+                let Some(idx) = m.shared_index(&name) else {
+                    return Err(EngineError::new_err(format!("unknown shared field '{name}'")));
+                };
+                let f = &m.shared[idx];
+                overrides.push((name.clone(), to_value(&v, f.ty, f.nullable, &|| format!("shared.{name}"))?));
+            }
+        }
+        let _ = py;
+        let rt = guarded("Runtime()", || Rt::new(m, instances, &overrides).map_err(rt_err))?;
+        Ok(Runtime { rt, machine })
+    }
+
+    fn __len__(&self) -> usize {
+        self.rt.len()
+    }
+
+    #[getter]
+    fn machine(&self, py: Python<'_>) -> Py<Machine> {
+        self.machine.clone_ref(py)
+    }
+
+    /// Applies `event` to instance `instance`. `payload` is any object whose attributes
+    /// (or a dict whose keys) are the event's declared fields; a missing field is null.
+    /// Returns `(accepted, diagnostic, state, transition, effects, message)`.
+    #[pyo3(signature = (instance, event, payload=None))]
+    fn apply<'py>(
+        &mut self,
+        py: Python<'py>,
+        instance: usize,
+        event: &str,
+        payload: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        guarded("apply", || {
+            let m = self.machine.get();
+            let ei = m
+                .inner
+                .event_index(event)
+                .ok_or_else(|| EngineError::new_err(format!("unknown event '{event}' (events: {})", m.inner.events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", "))))?;
+            let def = &m.inner.events[ei];
+            let mut values = Vec::with_capacity(def.fields.len());
+            if !def.fields.is_empty() {
+                let Some(obj) = payload else {
+                    return Err(EngineError::new_err(format!("event {event} needs a payload")));
+                };
+                let dict = obj.cast::<PyDict>().ok();
+                for (f, pyname) in def.fields.iter().zip(&m.event_fields[ei]) {
+                    let item = match dict {
+                        Some(d) => d.get_item(pyname.bind(py))?,
+                        None => match obj.getattr(pyname.bind(py)) {
+                            Ok(v) => Some(v),
+                            Err(e) if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) => None,
+                            Err(e) => return Err(e),
+                        },
+                    };
+                    let v = match item {
+                        Some(v) => to_value(&v, f.ty, f.nullable, &|| format!("event {event}: field '{}'", f.name))?,
+                        None if f.nullable => Value::Null,
+                        None => return Err(EngineError::new_err(format!("event {event}: field '{}' is missing", f.name))),
+                    };
+                    values.push(v);
+                }
+            }
+            let out = self.rt.apply(instance, ei, values).map_err(rt_err)?;
+            self.outcome(py, out)
+        })
+    }
+
+    fn state(&self, py: Python<'_>, instance: usize) -> PyResult<Py<PyString>> {
+        let s = self.rt.state(instance).map_err(rt_err)?;
+        Ok(self.machine.get().state_names[s].clone_ref(py))
+    }
+
+    /// The instance record as a dict.
+    fn record<'py>(&self, py: Python<'py>, instance: usize) -> PyResult<Bound<'py, PyDict>> {
+        let values = self.rt.record(instance).map_err(rt_err)?;
+        let d = PyDict::new(py);
+        for (f, v) in self.machine.get().inner.record.iter().zip(values) {
+            d.set_item(&f.name, from_value(py, v)?)?;
+        }
+        Ok(d)
+    }
+
+    /// One record field, without building the whole dict.
+    fn field(&self, py: Python<'_>, instance: usize, name: &str) -> PyResult<Py<PyAny>> {
+        let m = &self.machine.get().inner;
+        let idx = m.record_index(name).ok_or_else(|| EngineError::new_err(format!("unknown record field '{name}'")))?;
+        from_value(py, &self.rt.record(instance).map_err(rt_err)?[idx])
+    }
+
+    fn shared<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (f, v) in self.machine.get().inner.shared.iter().zip(self.rt.shared()) {
+            d.set_item(&f.name, from_value(py, v)?)?;
+        }
+        Ok(d)
+    }
+
+    /// How many de-duplication keys the instance holds for its current run.
+    fn seen_count(&self, instance: usize) -> PyResult<usize> {
+        self.rt.seen_count(instance).map_err(rt_err)
+    }
+
+    /// A JSON-serialisable copy of one instance: state, record (decimals as strings), seen keys.
+    fn snapshot<'py>(&self, py: Python<'py>, instance: usize) -> PyResult<Bound<'py, PyDict>> {
+        let snap = self.rt.snapshot(instance).map_err(rt_err)?;
+        let m = self.machine.get();
+        let d = PyDict::new(py);
+        d.set_item("state", m.state_names[snap.state].bind(py))?;
+        let rec = PyDict::new(py);
+        for (f, v) in m.inner.record.iter().zip(&snap.record) {
+            rec.set_item(&f.name, json_to_py(py, &v.to_json())?)?;
+        }
+        d.set_item("record", rec)?;
+        d.set_item("seen", snap.seen.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        Ok(d)
+    }
+
+    /// The shared record with decimals as strings.
+    fn shared_snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (f, v) in self.machine.get().inner.shared.iter().zip(self.rt.shared()) {
+            d.set_item(&f.name, json_to_py(py, &v.to_json())?)?;
+        }
+        Ok(d)
+    }
+
+    /// Replaces instances (a dict `{index: snapshot}`) and optionally the shared record, all
+    /// at once or not at all. Raises `EngineError` whose `violations` lists every problem.
+    #[pyo3(signature = (instances, shared=None))]
+    fn replace(&mut self, py: Python<'_>, instances: &Bound<'_, PyDict>, shared: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        guarded("replace", || {
+            let m = Arc::clone(&self.machine.get().inner);
+            let mut staged = Vec::new();
+            let mut problems: Vec<String> = Vec::new();
+            for (k, v) in instances.iter() {
+                let index: usize = k.extract().map_err(|_| EngineError::new_err("instance keys must be non-negative ints"))?;
+                let parsed = (|| -> PyResult<InstanceSnapshot> {
+                    let snap = v.cast::<PyDict>().map_err(|_| EngineError::new_err("a snapshot must be a dict"))?;
+                    let state_name: String = snap
+                        .get_item("state")?
+                        .ok_or_else(|| EngineError::new_err("snapshot has no 'state'"))?
+                        .extract()?;
+                    let state = m.state_index(&state_name).ok_or_else(|| {
+                        EngineError::new_err(format!(
+                            "unknown state '{state_name}' (states: {})",
+                            m.states.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                        ))
+                    })?;
+                    let rec_obj = snap.get_item("record")?.ok_or_else(|| EngineError::new_err("snapshot has no 'record'"))?;
+                    let record = self.record_from_dict(py, &m.record, &rec_obj, "record")?;
+                    let seen: Vec<String> = match snap.get_item("seen")? {
+                        Some(s) => s.extract()?,
+                        None => Vec::new(),
+                    };
+                    Ok(InstanceSnapshot { state, record, seen: seen.into_iter().map(Arc::from).collect() })
+                })();
+                match parsed {
+                    Ok(s) => staged.push((index, s)),
+                    Err(e) => problems.push(format!("instance {index}: {}", e.value(py))),
+                }
+            }
+            let shared_values = match shared {
+                Some(obj) if !obj.is_none() => match self.record_from_dict(py, &m.shared, obj, "shared") {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        problems.push(format!("shared: {}", e.value(py)));
+                        None
+                    }
+                },
+                _ => None,
+            };
+            if problems.is_empty() {
+                if let Err(v) = self.rt.replace(staged, shared_values) {
+                    problems = v;
+                }
+            }
+            if problems.is_empty() {
+                return Ok(());
+            }
+            let err = EngineError::new_err(format!("{} violation(s); nothing changed:\n  {}", problems.len(), problems.join("\n  ")));
+            err.value(py).setattr("violations", problems)?;
+            Err(err)
+        })
+    }
+}
+
+fn json_to_py(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> {
+    use serde_json::Value as J;
+    Ok(match v {
+        J::Null => py.None(),
+        J::Bool(b) => PyBool::new(py, *b).to_owned().into_any().unbind(),
+        J::Number(n) => n.as_i64().unwrap_or_default().into_pyobject(py)?.into_any().unbind(),
+        J::String(s) => PyString::new(py, s).into_any().unbind(),
+        J::Array(items) => {
+            let objs = items.iter().map(|i| json_to_py(py, i)).collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, objs)?.into_any().unbind()
+        }
+        J::Object(_) => PyString::new(py, &v.to_string()).into_any().unbind(),
+    })
+}
+
+#[pymodule]
+fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Machine>()?;
+    m.add_class::<Runtime>()?;
+    m.add("EngineError", m.py().get_type::<EngineError>())?;
+    m.add("SpecError", m.py().get_type::<SpecError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

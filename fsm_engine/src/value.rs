@@ -1,0 +1,169 @@
+//! Values and types of records, payloads and expressions.
+
+use rust_decimal::Decimal;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// The type of a field or of an expression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ty {
+    Bool,
+    Int,
+    Decimal,
+    String,
+    DecimalList,
+}
+
+impl Ty {
+    /// Parses a type name as written in a spec.
+    pub fn parse(name: &str) -> Option<Ty> {
+        Some(match name {
+            "bool" => Ty::Bool,
+            "int" => Ty::Int,
+            "decimal" => Ty::Decimal,
+            "string" => Ty::String,
+            "decimal_list" => Ty::DecimalList,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Ty::Bool => "bool",
+            Ty::Int => "int",
+            Ty::Decimal => "decimal",
+            Ty::String => "string",
+            Ty::DecimalList => "decimal_list",
+        }
+    }
+
+    pub fn is_numeric(self) -> bool {
+        matches!(self, Ty::Int | Ty::Decimal)
+    }
+}
+
+impl fmt::Display for Ty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A runtime value. Strings and lists are reference-counted so that copying a record
+/// (snapshots, overlays) never copies their contents.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Decimal(Decimal),
+    String(Arc<str>),
+    DecimalList(Arc<[Decimal]>),
+}
+
+impl Value {
+    /// The type of a non-null value.
+    pub fn ty(&self) -> Option<Ty> {
+        Some(match self {
+            Value::Null => return None,
+            Value::Bool(_) => Ty::Bool,
+            Value::Int(_) => Ty::Int,
+            Value::Decimal(_) => Ty::Decimal,
+            Value::String(_) => Ty::String,
+            Value::DecimalList(_) => Ty::DecimalList,
+        })
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// Whether this value may be stored in a field of type `ty` (ints widen to decimals).
+    pub fn fits(&self, ty: Ty, nullable: bool) -> bool {
+        match (self, ty) {
+            (Value::Null, _) => nullable,
+            (Value::Int(_), Ty::Decimal) => true,
+            (v, t) => v.ty() == Some(t),
+        }
+    }
+
+    /// Converts a value that [`fits`](Self::fits) `ty` to its stored form.
+    pub fn coerce(self, ty: Ty) -> Value {
+        match (self, ty) {
+            (Value::Int(i), Ty::Decimal) => Value::Decimal(Decimal::from(i)),
+            (v, _) => v,
+        }
+    }
+
+    /// Parses a default or literal written as JSON in a spec.
+    pub fn from_json(v: &serde_json::Value, ty: Ty) -> Result<Value, String> {
+        use serde_json::Value as J;
+        Ok(match (ty, v) {
+            (_, J::Null) => Value::Null,
+            (Ty::Bool, J::Bool(b)) => Value::Bool(*b),
+            (Ty::Int, J::Number(n)) => Value::Int(n.as_i64().ok_or_else(|| format!("{n} is not an integer"))?),
+            (Ty::Decimal, J::String(s)) => Value::Decimal(parse_decimal(s)?),
+            (Ty::Decimal, J::Number(n)) => Value::Decimal(parse_decimal(&n.to_string())?),
+            (Ty::String, J::String(s)) => Value::String(Arc::from(s.as_str())),
+            (Ty::DecimalList, J::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    match Value::from_json(item, Ty::Decimal)? {
+                        Value::Decimal(d) => out.push(d),
+                        _ => return Err("a decimal_list holds decimals only".into()),
+                    }
+                }
+                Value::DecimalList(out.into())
+            }
+            (ty, other) => return Err(format!("{other} is not a {ty}")),
+        })
+    }
+
+    /// The value as JSON: decimals as strings so that no digit is ever lost.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Decimal(d) => J::String(d.normalize().to_string()),
+            Value::String(s) => J::String(s.to_string()),
+            Value::DecimalList(items) => {
+                J::Array(items.iter().map(|d| J::String(d.normalize().to_string())).collect())
+            }
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("null"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Decimal(d) => write!(f, "{}", d.normalize()),
+            Value::String(s) => write!(f, "{s:?}"),
+            Value::DecimalList(items) => {
+                f.write_str("[")?;
+                for (i, d) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{}", d.normalize())?;
+                }
+                f.write_str("]")
+            }
+        }
+    }
+}
+
+/// Parses an exact decimal from its text, accepting exponent notation (`1e-3`).
+pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
+    let t = text.trim();
+    let parsed = if t.contains(['e', 'E']) {
+        Decimal::from_scientific(t)
+    } else {
+        Decimal::from_str(t)
+    };
+    parsed.map_err(|_| format!("{text:?} is not a decimal number"))
+}

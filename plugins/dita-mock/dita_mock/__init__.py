@@ -1,0 +1,195 @@
+"""dita-mock: an in-process venue with a controllable market.
+
+Marketable orders (MARKET, or LIMIT at or through the market) fill at once by
+``entry_fill_ratio`` / ``exit_fill_ratio`` of their size; what does not fill rests, as
+does a LIMIT order away from the market. ``set_price`` fills, entirely, the resting
+orders the new price crosses; ``fill`` reports one fill of any size, for tests. ``script_reject``,
+``script_cancel_reject`` and ``script_fill_before_cancel`` make the venue misbehave on
+purpose, for tests.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+import dita
+from dita import Instrument, Order, Venue, VenueEvent
+
+DEFAULT_INSTRUMENTS = {
+    "BTC-USDT": Instrument(Decimal("0.1"), Decimal("0.001"), Decimal("0.001"), Decimal("5")),
+    "ETH-USDT": Instrument(Decimal("0.01"), Decimal("0.01"), Decimal("0.01"), Decimal("5")),
+    "TRX-USDT": Instrument(Decimal("0.000001"), Decimal("1"), Decimal("1"), Decimal("2")),
+}
+_GENERIC = Instrument(Decimal("0.01"), Decimal("0.001"), Decimal("0.001"), None)
+
+
+def _plain(d: Decimal) -> str:
+    """Decimal as plain text, never in exponent notation."""
+    return format(d, "f")
+
+
+def _step(value: Decimal, step: Decimal, rounding) -> Decimal:
+    return (value / step).to_integral_value(rounding=rounding) * step
+
+
+@dataclass
+class MockOrder:
+    order: Order
+    venue_order_id: str
+    filled: Decimal = Decimal(0)
+    status: str = "NEW"
+    events: list = field(default_factory=list)
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.order.quantity - self.filled
+
+
+class MockVenue(Venue):
+    def __init__(self, prices=None, entry_fill_ratio="1", exit_fill_ratio="1", fee_rate="0", instruments=None):
+        self.prices = {a: Decimal(str(p)) for a, p in (prices or {"BTC-USDT": "60000"}).items()}
+        self.entry_fill_ratio = Decimal(str(entry_fill_ratio))
+        self.exit_fill_ratio = Decimal(str(exit_fill_ratio))
+        for name, r in (("entry_fill_ratio", self.entry_fill_ratio), ("exit_fill_ratio", self.exit_fill_ratio)):
+            if not Decimal(0) <= r <= Decimal(1):
+                raise ValueError(f"{name} must be between 0 and 1, got {r}")
+        self.fee_rate = Decimal(str(fee_rate))
+        self._instruments = dict(DEFAULT_INSTRUMENTS)
+        self._instruments.update(instruments or {})
+        for asset in self.prices:
+            self._instruments.setdefault(asset, _GENERIC)
+        self.orders: dict[str, MockOrder] = {}
+        self.received: list[dict] = []   # every request as it would go on the wire
+        self._pending: list[VenueEvent] = []
+        self._ids = itertools.count(1)
+        self._reject_next: list[str] = []
+        self._cancel_reject_next: list[str] = []
+        self._fill_before_cancel = 0
+
+    # -- declaration -------------------------------------------------------------------
+    def instruments(self):
+        return dict(self._instruments)
+
+    def format_price(self, asset, price, side):
+        tick = self._instruments[asset].price_increment
+        return _plain(_step(Decimal(price), tick, ROUND_FLOOR if side == "BUY" else ROUND_CEILING))
+
+    def format_quantity(self, asset, quantity):
+        return _plain(_step(Decimal(quantity), self._instruments[asset].size_increment, ROUND_FLOOR))
+
+    # -- scripting ---------------------------------------------------------------------
+    def script_reject(self, reason="insufficient margin"):
+        """The next submit is rejected with ``reason``."""
+        self._reject_next.append(reason)
+
+    def script_cancel_reject(self, reason="order is being processed"):
+        """The next cancel is refused; the order keeps working."""
+        self._cancel_reject_next.append(reason)
+
+    def script_fill_before_cancel(self):
+        """The next cancel races a fill: the order's remainder fills before the cancel lands."""
+        self._fill_before_cancel += 1
+
+    def set_price(self, asset, price):
+        """Moves the market; resting LIMIT orders the price crosses fill. Returns the events
+        (they also wait for ``poll``)."""
+        self.prices[asset] = Decimal(str(price))
+        out = []
+        for mo in list(self.orders.values()):
+            if mo.status in ("NEW", "PARTIALLY_FILLED") and mo.order.asset == asset and self._crosses(mo.order):
+                out += self._fill(mo, Decimal(1), at=mo.order.limit_price or self.prices[asset])
+        self._pending += out
+        return out
+
+    def fill(self, client_order_id, quantity, price=None):
+        """Reports one fill of ``quantity`` of a working order (it waits for ``poll``)."""
+        mo = self.orders[client_order_id]
+        quantity = Decimal(str(quantity))
+        if not Decimal(0) < quantity <= mo.remaining:
+            raise ValueError(f"fill of {quantity} for {client_order_id}: {mo.remaining} remains")
+        at = Decimal(str(price)) if price is not None else (mo.order.limit_price or self.prices[mo.order.asset])
+        events = self._fill(mo, quantity / mo.remaining, at)
+        self._pending += events
+        return events
+
+    # -- trading -----------------------------------------------------------------------
+    def _event(self, mo, kind, **kw):
+        ev = VenueEvent(kind, f"{mo.order.client_order_id}:{len(mo.events) + 1}", mo.order.client_order_id,
+                        venue_order_id=mo.venue_order_id, **kw)
+        mo.events.append(ev)
+        return ev
+
+    def _ratio(self, order):
+        return self.exit_fill_ratio if order.reduce_only else self.entry_fill_ratio
+
+    def _crosses(self, order):
+        if order.order_type == "MARKET":
+            return True
+        px = self.prices[order.asset]
+        return px <= order.limit_price if order.side == "BUY" else px >= order.limit_price
+
+    def _fill(self, mo, ratio, at):
+        step = self._instruments[mo.order.asset].size_increment
+        qty = _step(mo.remaining * ratio, step, ROUND_FLOOR) if ratio < 1 else mo.remaining
+        if qty <= 0:
+            qty = mo.remaining if ratio > 0 else Decimal(0)
+        if qty <= 0:
+            return []
+        mo.filled += qty
+        done = mo.filled == mo.order.quantity
+        mo.status = "FILLED" if done else "PARTIALLY_FILLED"
+        fee = qty * at * self.fee_rate
+        return [self._event(mo, "FULL_FILL" if done else "PARTIALLY_FILLED", filled_size=qty, fill_price=at, fee=fee)]
+
+    def submit(self, order):
+        wire = {"action": "submit", "client_order_id": order.client_order_id, "asset": order.asset,
+                "side": order.side, "position_side": order.position_side, "type": order.order_type,
+                "quantity": self.format_quantity(order.asset, order.quantity), "reduce_only": order.reduce_only,
+                "leverage": None if order.leverage is None else _plain(order.leverage)}
+        if order.limit_price is not None:
+            wire["price"] = self.format_price(order.asset, order.limit_price, order.side)
+        self.received.append(wire)
+        if order.client_order_id in self.orders:
+            raise dita.VenueError(f"duplicate client order id {order.client_order_id!r}")
+        mo = MockOrder(order, f"M{next(self._ids)}")
+        self.orders[order.client_order_id] = mo
+        if self._reject_next:
+            mo.status = "REJECTED"
+            return [self._event(mo, "REJECT", reason=self._reject_next.pop(0))]
+        events = [self._event(mo, "ORDER_ACK")]
+        if self._crosses(order):
+            events += self._fill(mo, self._ratio(order), at=self.prices[order.asset])
+        return events
+
+    def cancel(self, order):
+        self.received.append({"action": "cancel", "client_order_id": order.client_order_id, "asset": order.asset,
+                              "venue_order_id": order.venue_order_id})
+        mo = self.orders.get(order.client_order_id)
+        if mo is None or mo.order.asset != order.asset:
+            return [VenueEvent("CANCEL_REJECT", f"cancel-unknown:{order.client_order_id}:{next(self._ids)}",
+                               order.client_order_id, reason=f"no order {order.client_order_id} on {order.asset}")]
+        events = []
+        if self._fill_before_cancel and mo.status in ("NEW", "PARTIALLY_FILLED"):
+            self._fill_before_cancel -= 1
+            events += self._fill(mo, Decimal(1), at=mo.order.limit_price or self.prices[mo.order.asset])
+        if mo.status not in ("NEW", "PARTIALLY_FILLED"):
+            return events + [self._event(mo, "CANCEL_REJECT", reason=f"order is {mo.status}")]
+        if self._cancel_reject_next:
+            return events + [self._event(mo, "CANCEL_REJECT", reason=self._cancel_reject_next.pop(0))]
+        mo.status = "CANCELED"
+        return events + [self._event(mo, "CANCEL_ACK")]
+
+    def poll(self):
+        out, self._pending = self._pending, []
+        return out
+
+    def query(self, order):
+        mo = self.orders.get(order.client_order_id)
+        return list(mo.events) if mo else []
+
+
+@dita.hookimpl
+def dita_register_venues(register):
+    register("mock", MockVenue)

@@ -134,7 +134,7 @@ class Kernel:
             size = Decimal(self.venue.format_quantity(asset, size))
         return {
             "intent_id": intent.intent_id, "trade_id": intent.trade_id, "asset": asset, "side": intent.side,
-            "target_size": size, "order_type": intent.order_type, "limit_price": limit_price,
+            "requested_size": intent.target_size, "target_size": size, "order_type": intent.order_type, "limit_price": limit_price,
             "leverage": intent.leverage, "exit_leg_ratios": intent.exit_leg_ratios,
             "reference_price": intent.reference_price, "client_order_id": coid,
             "min_size": max(instrument.min_size, instrument.size_increment),
@@ -149,6 +149,9 @@ class Kernel:
             raise InvalidInputError(f"on_venue_event takes a dita.VenueEvent, got {type(event).__name__}")
         slot = self._order_slot.get(event.client_order_id)
         if slot is None:
+            if type(event.client_order_id) is not str or type(event.kind) is not str:
+                raise InvalidInputError(f"venue event {event.event_id!r}: kind and client_order_id are required strings, "
+                                        f"got {event.kind!r} and {event.client_order_id!r}")
             return KernelOutcome(False, "UNKNOWN_ORDER", None, None, message=(
                 f"{event.kind} {event.event_id!r} is for order {event.client_order_id!r}, which this kernel never issued; nothing changed"))
         try:

@@ -14,7 +14,7 @@ use std::fmt;
 /// One problem found in a spec.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Problem {
-    /// Dotted path of the spec node, e.g. `states.IDLE.on.GO[0].target`.
+    /// Dotted path of the spec node, e.g. `states.GREEN.on.GO[0].target`.
     pub path: String,
     /// Stable problem code, e.g. `unknown_target`.
     pub code: &'static str,
@@ -120,7 +120,7 @@ pub struct StateDef {
     pub initial: bool,
     pub terminal: bool,
     pub invariants: Vec<Invariant>,
-    pub on_enter: Actions,
+    pub on_entry: Actions,
     /// Indexed by event.
     pub table: Vec<Handling>,
 }
@@ -512,9 +512,9 @@ impl Compiler {
         for (sname, sdoc) in &doc.states {
             let spath = format!("states.{sname}");
             let s_invariants = self.invariants(&format!("{spath}.invariants"), &sdoc.invariants, &no_event);
-            let on_enter = match &sdoc.on_enter {
+            let on_entry = match &sdoc.on_entry {
                 Some(ActionsDoc { assign, effects: effs }) => {
-                    self.actions(&format!("{spath}.on_enter"), assign, effs, &no_event, &effects)
+                    self.actions(&format!("{spath}.on_entry"), assign, effs, &no_event, &effects)
                 }
                 None => Actions::default(),
             };
@@ -583,7 +583,7 @@ impl Compiler {
                 initial: sdoc.initial,
                 terminal: sdoc.terminal,
                 invariants: s_invariants,
-                on_enter,
+                on_entry,
                 table,
             });
         }

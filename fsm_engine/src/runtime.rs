@@ -260,7 +260,7 @@ impl Runtime {
                     let step = (|| -> Result<(), EvalError> {
                         run_actions(m, actions, base, &self.shared, &payload, &mut rw, &mut sw, &mut effects)?;
                         if to != from || *new_run {
-                            run_actions(m, &m.states[to].on_enter, base, &self.shared, &payload, &mut rw, &mut sw, &mut effects)?;
+                            run_actions(m, &m.states[to].on_entry, base, &self.shared, &payload, &mut rw, &mut sw, &mut effects)?;
                         }
                         Ok(())
                     })();

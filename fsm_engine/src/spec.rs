@@ -91,7 +91,7 @@ pub struct StateDoc {
     #[serde(default)]
     pub invariants: Vec<InvariantDoc>,
     #[serde(default)]
-    pub on_enter: Option<ActionsDoc>,
+    pub on_entry: Option<ActionsDoc>,
     #[serde(default)]
     pub on: IndexMap<String, Vec<CandidateDoc>>,
     #[serde(default)]

@@ -1,0 +1,88 @@
+"""The engine is generic: another machine runs through the same API, and the engine's
+source holds no trading word."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+
+import dita
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+
+
+@pytest.fixture
+def light():
+    machine = dita.load_machine(HERE / "machines" / "traffic_light.yaml")
+    return dita.Runtime(machine, 2)
+
+
+def tick(rt, i, tick_id, seconds="10"):
+    return rt.apply(i, "TIMER", {"tick_id": tick_id, "seconds": D(seconds)})
+
+
+def test_traffic_light_runs_its_cycle(light):
+    assert light.state(0) == "GREEN"
+    assert tick(light, 0, "a")[:4] == (True, "OK", "GREEN", ("GREEN", "TIMER", "GREEN"))
+    assert light.record(0)["green_seconds"] == D("10")
+    accepted, code, state, transition, effects, message = light.apply(0, "BUTTON", {})
+    assert (accepted, state, effects) == (True, "GREEN", ())
+    out = tick(light, 0, "b")
+    assert out[2:4] == ("YELLOW", ("GREEN", "TIMER", "YELLOW"))
+    assert out[4] == [("LAMP", {"colour": "yellow"})]
+    out = tick(light, 0, "c")
+    assert out[2] == "RED"
+    assert out[4] == [("LAMP", {"colour": "red"}), ("BEEP", {})]
+    assert light.record(0)["waiting"] is False
+    out = tick(light, 0, "d")
+    assert out[2] == "GREEN" and light.record(0)["cycles"] == 1
+    assert light.state(1) == "GREEN", "instances are independent"
+
+
+def test_traffic_light_diagnostics_come_from_its_own_spec(light):
+    tick(light, 0, "a")
+    out = tick(light, 0, "a")
+    assert out[:3] == (False, "DUPLICATE_TICK", "GREEN")
+    assert light.apply(0, "CARS", {"count": -3})[1:] == ("BAD_DATA", "GREEN", None, (), "a count of -3 cars makes no sense")
+    assert light.apply(0, "CARS", {"count": 4})[0] is True
+    assert light.shared()["cars_passed"] == 4
+    light.apply(0, "FAULT", {"reason": None})
+    assert light.apply(0, "TIMER", {"tick_id": "z", "seconds": 1})[:3] == (False, "IGNORED", "FLASHING")
+    assert light.apply(0, "RESET", {})[2] == "GREEN"
+
+
+def test_the_engine_source_has_no_trading_words():
+    # "order", "position" and "exit" are left out: they are also plain programming words
+    # (sort order, Iterator::position, process::exit) and appear as such.
+    words = ["IDLE", "ENTER", "FILL", "PNL", "TRADE", "SLOT", "CAPITAL", "VENUE", "PRICE", "ASSET", "FEE",
+             "LEVERAGE", "CANCEL", "BUY", "SELL", "LONG", "SHORT", "ACCOUNT", "SETTLE", "MARGIN", "QUOTE"]
+    # A word on its own or as part of an identifier (on_enter, FULL_FILL, pnlTotal), not
+    # inside another word (shortest).
+    pattern = re.compile(r"(?<![a-zA-Z])(" + "|".join(words) + r")s?(?![a-z])", re.IGNORECASE)
+    sources = sorted((ROOT / "fsm_engine").rglob("*.rs")) + [ROOT / "fsm_engine" / "Cargo.toml"]
+    if not (ROOT / "fsm_engine" / "src").exists():
+        pytest.skip("the engine's source is not beside the tests")
+    hits = []
+    for path in sources:
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            for m in pattern.finditer(line):
+                hits.append(f"{path.relative_to(ROOT)}:{n}: {m.group(0)}")
+    assert hits == []
+
+
+def test_a_rust_problem_never_crashes_python(light):
+    with pytest.raises(dita.EngineError, match="no instance 9"):
+        tick(light, 9, "x")
+    with pytest.raises(dita.EngineError, match="unknown event 'JUMP'"):
+        light.apply(0, "JUMP", {})
+    with pytest.raises(dita.EngineError, match="field 'seconds' must be a decimal number, got .soon."):
+        light.apply(0, "TIMER", {"tick_id": "x", "seconds": "soon"})
+    with pytest.raises(dita.EngineError, match="'count' must be an int"):
+        light.apply(0, "CARS", {"count": True})
+    with pytest.raises(ValueError):  # EngineError is a ValueError
+        light.apply(0, "TIMER", {"tick_id": "x"})
+    assert light.state(0) == "GREEN" and light.record(0)["green_seconds"] == 0

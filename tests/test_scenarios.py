@@ -1,0 +1,357 @@
+"""The old suite's scenarios, now checking what they skipped: states, sizes, exact
+figures, transitions, what the venue received."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal as D
+
+import pytest
+
+import dita
+from conftest import assert_account_identity, cancel, enter, exit_, make_kernel
+
+
+def resting_entry(k, slot=0, intent="e1", size="0.010", price="59000"):
+    out = enter(k, slot=slot, intent=intent, size=size, order_type="LIMIT", limit_price=price)
+    assert out.state == "ENTRY_WORKING"
+    return out
+
+
+# ---------------------------------------------------------------- cancel
+
+
+def test_cancel_of_a_resting_entry_returns_to_idle():
+    k = make_kernel()
+    resting_entry(k)
+    out = cancel(k)
+    assert (out.accepted, out.diagnostic_code, out.state) == (True, "OK", "IDLE")
+    assert out.transitions == (("ENTRY_WORKING", "CANCEL", "ENTRY_CANCEL_PENDING"),
+                               ("ENTRY_CANCEL_PENDING", "CANCEL_ACK", "IDLE"))
+    assert k.venue.received[-1] == {"action": "cancel", "client_order_id": "e1", "asset": "BTC-USDT",
+                                    "venue_order_id": "M1"}
+    s = k.slot(0)
+    assert (s.size, s.active_entry_order, s.active_exit_order) == (0, None, None)
+    assert enter(k, intent="e2", trade="t2").state == "POSITION_OPEN"
+
+
+def test_cancel_of_a_partly_filled_entry_keeps_exactly_the_filled_size():
+    k = make_kernel(fee_rate="0.001")
+    resting_entry(k, size="0.010")
+    k.venue.fill("e1", "0.004", "59000")
+    assert k.poll()[0].state == "ENTRY_WORKING"
+    out = cancel(k)
+    assert out.state == "POSITION_OPEN"
+    s = k.slot(0)
+    assert (s.size, s.initial_size, s.entry_price, s.active_entry_order) == (D("0.004"), D("0.004"), D("59000"), None)
+    assert k.account.fees_paid == D("0.236") and k.account.capital == D("999.764")
+
+
+def test_cancel_twice_is_refused_while_the_first_is_pending():
+    k = make_kernel()
+    resting_entry(k)
+    k.venue.script_cancel_reject("busy")
+    out = cancel(k)
+    assert out.state == "ENTRY_WORKING"  # the venue refused: the order still works
+    assert out.transitions[-1] == ("ENTRY_CANCEL_PENDING", "CANCEL_REJECT", "ENTRY_WORKING")
+    assert k.slot(0).record["last_order_end"] == "busy"
+    # A cancel whose answer has not come back yet: the next one is refused.
+    venue_cancel = k.venue.cancel
+    k.venue.cancel = lambda order: (k.venue.received.append({"action": "cancel"}), [])[1]
+    assert cancel(k, intent="c2").state == "ENTRY_CANCEL_PENDING"
+    before = k.snapshot()
+    out = cancel(k, intent="c3")
+    assert (out.accepted, out.diagnostic_code) == (False, "CANCEL_PENDING")
+    assert k.snapshot() == before
+    k.venue.cancel = venue_cancel
+
+
+def test_cancel_with_nothing_working_is_refused_and_changes_nothing():
+    k = make_kernel()
+    for setup in (lambda: None, lambda: enter(k)):
+        setup()
+        before = k.snapshot()
+        n = len(k.venue.received)
+        out = cancel(k, intent=f"c{n}")
+        assert (out.accepted, out.diagnostic_code) == (False, "NO_WORKING_ORDER")
+        assert k.snapshot() == before and len(k.venue.received) == n
+
+
+def test_a_fill_racing_the_cancel_wins():
+    k = make_kernel()
+    resting_entry(k)
+    k.venue.script_fill_before_cancel()
+    out = cancel(k)
+    assert out.state == "POSITION_OPEN"
+    assert out.transitions == (("ENTRY_WORKING", "CANCEL", "ENTRY_CANCEL_PENDING"),
+                               ("ENTRY_CANCEL_PENDING", "FULL_FILL", "POSITION_OPEN"))
+    assert [e.kind for e in out.emitted_events] == ["FULL_FILL", "CANCEL_REJECT"]
+    assert out.refused_events[0][1] == "STALE_EVENT"  # the cancel reject of an order already filled
+    assert k.slot(0).size == D("0.010")
+
+
+def test_cancel_of_a_working_exit_returns_to_position_open():
+    k = make_kernel(exit_fill_ratio="0.5")
+    enter(k)
+    assert exit_(k, order_type="LIMIT", limit_price="61000").state == "EXIT_WORKING"
+    out = cancel(k)
+    assert out.transitions[-1] == ("EXIT_CANCEL_PENDING", "CANCEL_ACK", "POSITION_OPEN")
+    assert k.slot(0).size == D("0.010") and k.slot(0).active_exit_order is None
+
+
+def test_a_fill_after_the_cancel_was_acknowledged_is_applied_not_dropped():
+    k = make_kernel()
+    resting_entry(k)
+    cancel(k)
+    late = dita.VenueEvent("FULL_FILL", "late-1", "e1", "M1", filled_size=D("0.003"), fill_price=D("59000"), fee=D(0))
+    out = k.on_venue_event(late)
+    assert (out.accepted, out.state) == (True, "POSITION_OPEN")
+    assert k.slot(0).size == D("0.003")
+
+
+def test_a_fill_for_an_order_of_an_earlier_trade_freezes_the_slot():
+    k = make_kernel()
+    enter(k)
+    exit_(k)
+    enter(k, intent="e2", trade="t2")
+    ghost = dita.VenueEvent("PARTIALLY_FILLED", "ghost", "e1", filled_size=D("0.001"), fill_price=D("60000"))
+    out = k.on_venue_event(ghost)
+    assert (out.accepted, out.state) == (True, "FROZEN")
+    assert "e1" in k.slot(0).frozen_reason
+    refused = exit_(k, intent="x9")
+    assert (refused.accepted, refused.diagnostic_code) == (False, "SLOT_FROZEN")
+
+
+# ---------------------------------------------------------------- multi-leg exits
+
+
+@pytest.mark.parametrize("ratios, legs", [
+    (("0.5", "0.5"), [D("0.005"), D("0.005")]),
+    (("0.3", "0.3", "0.4"), [D("0.003"), D("0.003"), D("0.004")]),
+    (("0.33", "0.33", "0.34"), [D("0.003"), D("0.003"), D("0.004")]),
+])
+def test_multi_leg_exit_with_partial_fills_in_each_leg_leaves_no_dust(ratios, legs):
+    k = make_kernel(exit_fill_ratio="0.5", fee_rate="0.0005")
+    enter(k, size="0.010", ratios=ratios)
+    for i, leg in enumerate(legs):
+        out = exit_(k, intent=f"x{i}")
+        assert out.state == "EXIT_WORKING"
+        order = k.slot(0).active_exit_order
+        assert order.quantity == leg and order.side == "SELL"
+        assert k.venue.received[-1]["reduce_only"] is True
+        assert order.filled_size > 0  # half filled at once
+        k.venue.set_price("BTC-USDT", str(60000 + 100 * (i + 1)))
+        outs = k.poll()
+        assert outs[-1].accepted
+    s = k.slot(0)
+    assert (s.fsm_state, s.size, s.closed, s.active_exit_order) == ("TRADE_TERMINAL_WRITTEN", 0, True, None)
+    assert len(k.trades) == 1 and k.trades[0]["realized_pnl"] == k.account.realized_pnl
+    assert_account_identity(k)
+
+
+def test_exit_with_nothing_open_is_refused():
+    k = make_kernel()
+    out = exit_(k)
+    assert (out.accepted, out.diagnostic_code, out.state) == (False, "NO_POSITION", "IDLE")
+
+
+# ---------------------------------------------------------------- cycles and exactness
+
+
+def test_ten_rapid_entry_exit_cycles_settle_every_trade():
+    k = make_kernel(fee_rate="0.0004")
+    for i in range(10):
+        assert enter(k, intent=f"e{i}", trade=f"t{i}").state == "POSITION_OPEN"
+        k.venue.set_price("BTC-USDT", str(60000 + (i % 3) * 50))
+        assert exit_(k, intent=f"x{i}").state == "TRADE_TERMINAL_WRITTEN"
+        k.venue.set_price("BTC-USDT", "60000")
+    assert [t["trade_id"] for t in k.trades] == [f"t{i}" for i in range(10)]
+    assert sum(t["realized_pnl"] for t in k.trades) == k.account.realized_pnl
+    assert sum(t["fees_paid"] for t in k.trades) == k.account.fees_paid
+    assert_account_identity(k)
+
+
+def test_fills_of_point_one_two_seven_closed_by_point_three_seven_leave_exactly_zero():
+    k = make_kernel()
+    resting_entry(k, size="1.0", price="50000")
+    for i, q in enumerate(["0.1", "0.2", "0.7"]):
+        k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", f"f{i}", "e1", filled_size=D(q), fill_price=D("50000"),
+                                         fee=D("0.01")))
+    assert k.slot(0).fsm_state == "POSITION_OPEN" and k.slot(0).size == D("1.0")
+    exit_(k, order_type="LIMIT", limit_price="70000")
+    for i, q in enumerate(["0.3", "0.7"]):
+        out = k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", f"g{i}", "x1", filled_size=q, fill_price="50001.1",
+                                               fee="0.03"))
+        assert out.accepted
+    s = k.slot(0)
+    assert s.size == 0 and str(s.size) == "0"
+    assert s.fsm_state == "TRADE_TERMINAL_WRITTEN"
+    assert k.account.gross_realized_pnl == D("1.1")
+    assert k.account.fees_paid == D("0.09")
+    assert k.account.capital == D("1000") + D("1.1") - D("0.09")
+
+
+# ---------------------------------------------------------------- outcome inspection
+
+
+def test_outcome_lists_every_transition_and_the_final_state():
+    k = make_kernel(entry_fill_ratio="0.5")
+    out = enter(k)
+    assert out.state == "ENTRY_WORKING"
+    assert out.transitions == (("IDLE", "ENTER", "ORDER_REQUESTED"), ("ORDER_REQUESTED", "ORDER_ACK", "ENTRY_WORKING"),
+                               ("ENTRY_WORKING", "PARTIALLY_FILLED", "ENTRY_WORKING"))
+    assert [e.kind for e in out.emitted_events] == ["ORDER_ACK", "PARTIALLY_FILLED"]
+    assert out.state == k.slot(0).fsm_state
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("kwargs, code", [
+    ({"target_size": "-1"}, "INVALID_INTENT"),
+    ({"target_size": "0"}, "INVALID_INTENT"),
+    ({"target_size": "0.0004"}, "BELOW_MIN_SIZE"),
+    ({"side": "UP"}, "INVALID_INTENT"),
+    ({"order_type": "LIMIT"}, "INVALID_INTENT"),
+    ({"order_type": "STOP"}, "INVALID_INTENT"),
+    ({"exit_leg_ratios": ("0.5", "0.4")}, "INVALID_INTENT"),
+    ({"asset": "DOGE-USDT"}, "INVALID_INTENT"),
+])
+def test_bad_intents_are_refused_with_a_reason_and_change_nothing(kwargs, code):
+    k = make_kernel()
+    args = dict(trade_id="t1", asset="BTC-USDT", side="LONG", target_size="0.01")
+    args.update(kwargs)
+    before = k.snapshot()
+    out = k.process_intent(dita.KernelIntent("ENTER", 0, "e1", **args))
+    assert (out.accepted, out.diagnostic_code, out.state) == (False, code, "IDLE")
+    assert out.message
+    assert k.snapshot() == before and k.venue.received == []
+
+
+def test_malformed_input_raises_a_clear_error_and_changes_nothing():
+    k = make_kernel()
+    enter(k)
+    before = k.snapshot()
+    with pytest.raises(dita.InvalidInputError, match="unknown slot 5"):
+        enter(k, slot=5)
+    with pytest.raises(dita.InvalidInputError, match="target_size must be a decimal number"):
+        dita.KernelIntent("ENTER", 0, "e9", trade_id="t", asset="BTC-USDT", side="LONG", target_size="lots")
+    with pytest.raises(dita.InvalidInputError, match="action must be one of"):
+        dita.KernelIntent("BUY", 0, "e9")
+    bad = dita.VenueEvent("PARTIALLY_FILLED", "b1", "e1", filled_size="a lot", fill_price="1")
+    with pytest.raises(dita.InvalidInputError, match="filled_size' must be a decimal number"):
+        k.on_venue_event(bad)
+    with pytest.raises(ValueError, match="client_order_id are required strings"):
+        k.on_venue_event(dita.VenueEvent("ORDER_ACK", "b2", None))
+    assert k.snapshot() == before
+
+
+def test_overfill_unknown_order_and_bad_fill_values_are_refused():
+    k = make_kernel()
+    resting_entry(k, size="0.010")
+    before = k.snapshot()
+    over = k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "o1", "e1", filled_size="0.011", fill_price="59000"))
+    assert (over.accepted, over.diagnostic_code) == (False, "OVERFILL")
+    unknown = k.on_venue_event(dita.VenueEvent("FULL_FILL", "u1", "nobody", filled_size="0.01", fill_price="59000"))
+    assert (unknown.accepted, unknown.diagnostic_code, unknown.slot_id) == (False, "UNKNOWN_ORDER", None)
+    negative = k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "n1", "e1", filled_size="-0.001", fill_price="1"))
+    assert (negative.accepted, negative.diagnostic_code) == (False, "INVALID_EVENT")
+    assert k.snapshot() == before
+
+
+# ---------------------------------------------------------------- reconcile and restore
+
+
+def test_reconcile_of_empty_and_of_mid_trade_slots():
+    k = make_kernel(slots=2)
+    resting_entry(k, slot=1)
+    snap = k.snapshot()
+    k.reconcile({0: snap["slots"][0], 1: snap["slots"][1]})
+    assert k.snapshot() == snap
+    moved = json.loads(json.dumps(snap["slots"][1]))
+    moved["record"]["entry_filled"] = "0.002"
+    moved["record"]["size"] = "0.002"
+    moved["record"]["initial_size"] = "0.002"
+    moved["record"]["entry_price"] = "59000"
+    k.reconcile([dict(moved, slot_id=1)])
+    assert k.slot(1).size == D("0.002") and k.slot(1).fsm_state == "ENTRY_WORKING"
+
+
+def test_reconcile_is_all_or_nothing_and_names_every_violation():
+    k = make_kernel(slots=3)
+    snap = k.snapshot()
+    bad_open = {"state": "POSITION_OPEN", "record": dict(snap["slots"][0]["record"])}
+    bad_idle = {"state": "IDLE", "record": dict(snap["slots"][1]["record"], size="5")}
+    good = {"state": "IDLE", "record": dict(snap["slots"][2]["record"])}
+    with pytest.raises(dita.ReconcileError) as info:
+        k.reconcile({0: bad_open, 1: bad_idle, 2: good})
+    text = "\n".join(info.value.violations)
+    assert "slot 0 (POSITION_OPEN)" in text and "size > 0" in text
+    assert "slot 1 (IDLE)" in text and "size == 0" in text
+    assert "slot 2" not in text
+    assert k.snapshot() == snap
+    with pytest.raises(dita.ReconcileError, match="unknown state 'OPEN'"):
+        k.reconcile({0: {"state": "OPEN", "record": {}}})
+
+
+def _kernel_in(state):
+    k = make_kernel(exit_fill_ratio="0.5")
+    if state == "IDLE":
+        return k
+    if state == "ENTRY_WORKING":
+        resting_entry(k)
+    elif state == "ENTRY_CANCEL_PENDING":
+        resting_entry(k)
+        k.venue.cancel = lambda order: []
+        cancel(k)
+    elif state == "POSITION_OPEN":
+        enter(k)
+    elif state == "EXIT_WORKING":
+        enter(k)
+        exit_(k)
+    elif state == "EXIT_CANCEL_PENDING":
+        enter(k)
+        exit_(k)
+        k.venue.cancel = lambda order: []
+        cancel(k)
+    elif state == "TRADE_TERMINAL_WRITTEN":
+        enter(k)
+        k.venue.exit_fill_ratio = D(1)
+        exit_(k)
+    elif state == "ORDER_REQUESTED":
+        k.venue.submit = lambda order: []
+        enter(k)
+    elif state == "FROZEN":
+        enter(k)
+        exit_(k)
+        k.on_venue_event(dita.VenueEvent("FULL_FILL", "g", "nobody-else", filled_size="1", fill_price="1"))
+        k._order_slot["ghost"] = 0
+        k.on_venue_event(dita.VenueEvent("FULL_FILL", "g", "ghost", filled_size="1", fill_price="1"))
+    assert k.slot(0).fsm_state == state
+    return k
+
+
+@pytest.mark.parametrize("state", ["IDLE", "ORDER_REQUESTED", "ENTRY_WORKING", "ENTRY_CANCEL_PENDING", "POSITION_OPEN",
+                                   "EXIT_WORKING", "EXIT_CANCEL_PENDING", "TRADE_TERMINAL_WRITTEN", "FROZEN"])
+def test_restore_of_a_snapshot_taken_in_each_state(state):
+    k = _kernel_in(state)
+    snap = json.loads(json.dumps(k.snapshot()))  # it survives JSON
+    k2 = dita.Kernel.restore(snap, venue=k.venue)
+    assert k2.snapshot() == snap
+    assert k2.slot(0).fsm_state == state
+    # De-dup state survives too: an event already applied stays refused.
+    for coid, order in k.venue.orders.items():
+        for ev in order.events:
+            out = k2.on_venue_event(ev)
+            assert not out.accepted or state == "FROZEN", (ev, out)
+
+
+def test_a_corrupt_snapshot_is_refused_and_names_the_violation():
+    k = _kernel_in("POSITION_OPEN")
+    snap = json.loads(json.dumps(k.snapshot()))
+    snap["slots"][0]["record"]["size"] = "0"
+    snap["account"]["capital"] = "5"
+    with pytest.raises(dita.ReconcileError) as info:
+        dita.Kernel.restore(snap, venue=k.venue)
+    text = " ".join(info.value.violations)
+    assert "size > 0" in text and "capital" in text

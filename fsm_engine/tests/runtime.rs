@@ -1,0 +1,161 @@
+//! Table-driven tests of the engine on a small machine written as JSON: a counter that can
+//! be locked. Traces are data: (event, payload, expected accepted, diagnostic, state).
+
+use fsm_engine::{parse_decimal, Machine, Runtime, Value};
+use std::sync::Arc;
+
+const SPEC: &str = r#"{
+  "version": 1, "machine": "counter",
+  "record": {"count": {"type": "decimal", "default": "0"}, "note": {"type": "string", "nullable": true}},
+  "shared": {"total": {"type": "decimal", "default": "0"}},
+  "events": {
+    "ADD": {"dedup_key": "id", "fields": {"id": {"type": "string"}, "amount": {"type": "decimal"}}},
+    "LOCK": {}, "UNLOCK": {}, "RESTART": {}
+  },
+  "effects": {"NOTIFY": {"fields": {"count": {"type": "decimal"}}}},
+  "diagnostics": {"ok": "OK", "duplicate": "DUP", "invariant_violation": "INV", "no_candidate": "NONE",
+                  "unhandled": "UNHANDLED", "evaluation_error": "EVAL",
+                  "codes": {"OK": "", "DUP": "", "INV": "", "NONE": "", "UNHANDLED": "", "EVAL": "", "LOCKED": "", "NEG": ""}},
+  "invariants": [{"check": "shared.total >= 0", "message": "total never negative"}],
+  "states": {
+    "OPEN": {"initial": true,
+      "invariants": [{"check": "count <= 10", "message": "at most ten"}],
+      "on": {
+        "ADD": [
+          {"guard": "event.amount < 0 and count + event.amount < 0", "refuse": "NEG", "message": "cannot go below zero by {event.amount}"},
+          {"assign": {"count": "count + event.amount", "shared.total": "shared.total + event.amount"},
+           "effects": [{"effect": "NOTIFY", "with": {"count": "count"}}]}
+        ],
+        "LOCK": [{"target": "SHUT", "assign": {"note": "'locked at ' + count"}}]
+      },
+      "refuse": {"LOCKED": ["UNLOCK"]}},
+    "SHUT": {
+      "on": {"UNLOCK": [{"target": "OPEN"}], "RESTART": [{"new_run": true, "target": "OPEN"}]},
+      "refuse": {"LOCKED": ["ADD", "LOCK"]}}
+  }
+}"#;
+
+fn dec(s: &str) -> Value {
+    Value::Decimal(parse_decimal(s).unwrap())
+}
+
+fn add(id: &str, amount: &str) -> (&'static str, Vec<Value>) {
+    ("ADD", vec![Value::String(Arc::from(id)), dec(amount)])
+}
+
+fn runtime() -> Runtime {
+    let m = Arc::new(Machine::compile_json(SPEC).expect("the spec compiles"));
+    Runtime::new(m, 2, &[]).unwrap()
+}
+
+#[test]
+fn traces() {
+    type Step = ((&'static str, Vec<Value>), bool, &'static str, &'static str);
+    let steps: Vec<Step> = vec![
+        (add("a", "3"), true, "OK", "OPEN"),
+        (add("a", "3"), false, "DUP", "OPEN"),
+        (add("b", "-5"), false, "NEG", "OPEN"),
+        (add("c", "8"), false, "INV", "OPEN"),
+        (add("d", "0.1"), true, "OK", "OPEN"),
+        (("UNLOCK", vec![]), false, "LOCKED", "OPEN"),
+        (("LOCK", vec![]), true, "OK", "SHUT"),
+        (add("e", "1"), false, "LOCKED", "SHUT"),
+        (("RESTART", vec![]), true, "OK", "OPEN"),
+        (add("a", "1"), true, "OK", "OPEN"), // a new run forgot the old keys
+    ];
+    let mut rt = runtime();
+    for (i, ((event, payload), accepted, code, state)) in steps.into_iter().enumerate() {
+        let m = rt.machine().clone();
+        let out = rt.apply(0, m.event_index(event).unwrap(), payload).unwrap();
+        assert_eq!(
+            (out.accepted, m.diagnostics[out.diagnostic].as_str(), m.states[out.state].name.as_str()),
+            (accepted, code, state),
+            "step {i}: {event} -> {:?}",
+            out.message
+        );
+    }
+    assert_eq!(rt.record(0).unwrap()[0], dec("1"));
+    assert_eq!(rt.shared()[0], dec("4.1"));
+    assert_eq!(rt.state(1).unwrap(), 0, "the other instance is untouched");
+}
+
+#[test]
+fn a_refused_transition_changes_nothing_and_says_why() {
+    let mut rt = runtime();
+    let ev = rt.machine().event_index("ADD").unwrap();
+    rt.apply(0, ev, add("a", "10").1).unwrap();
+    let before = rt.snapshot(0).unwrap();
+    let out = rt.apply(0, ev, add("b", "0.5").1).unwrap();
+    assert!(!out.accepted);
+    assert!(out.message.unwrap().contains("at most ten"));
+    assert_eq!(rt.snapshot(0).unwrap(), before);
+    assert_eq!(rt.shared()[0], dec("10"));
+}
+
+#[test]
+fn effects_and_messages_are_evaluated() {
+    let mut rt = runtime();
+    let m = rt.machine().clone();
+    let out = rt.apply(0, m.event_index("ADD").unwrap(), add("a", "2.50").1).unwrap();
+    assert_eq!(out.effects, vec![(0, vec![dec("2.5")])]);
+    let out = rt.apply(0, m.event_index("ADD").unwrap(), add("b", "-7").1).unwrap();
+    assert_eq!(out.message.as_deref(), Some("cannot go below zero by -7"));
+    rt.apply(0, m.event_index("LOCK").unwrap(), vec![]).unwrap();
+    assert_eq!(rt.record(0).unwrap()[1], Value::String(Arc::from("locked at 2.5")));
+}
+
+#[test]
+fn dedup_keys_are_never_evicted_within_a_run() {
+    let mut rt = runtime();
+    let ev = rt.machine().event_index("ADD").unwrap();
+    for i in 0..5000 {
+        let amount = if i % 2 == 0 { "1" } else { "-1" };
+        assert!(rt.apply(0, ev, add(&format!("k{i}"), amount).1).unwrap().accepted);
+    }
+    assert_eq!(rt.seen_count(0).unwrap(), 5000);
+    assert!(!rt.apply(0, ev, add("k0", "1").1).unwrap().accepted);
+}
+
+#[test]
+fn bad_payloads_and_indices_are_errors_not_panics() {
+    let mut rt = runtime();
+    let ev = rt.machine().event_index("ADD").unwrap();
+    assert!(rt.apply(0, ev, vec![Value::Bool(true), dec("1")]).unwrap_err().to_string().contains("'id' must be string"));
+    assert!(rt.apply(0, ev, vec![]).is_err());
+    assert!(rt.apply(7, ev, add("a", "1").1).unwrap_err().to_string().contains("no instance 7"));
+    assert!(rt.apply(0, 99, vec![]).is_err());
+}
+
+#[test]
+fn replace_is_all_or_nothing() {
+    let mut rt = runtime();
+    let mut good = rt.snapshot(0).unwrap();
+    good.record[0] = dec("4");
+    let mut bad = rt.snapshot(1).unwrap();
+    bad.record[0] = dec("11");
+    let problems = rt.replace(vec![(0, good.clone()), (1, bad)], None).unwrap_err();
+    assert_eq!(problems.len(), 1);
+    assert!(problems[0].starts_with("instance 1 (OPEN)") && problems[0].contains("count <= 10"));
+    assert_eq!(rt.record(0).unwrap()[0], dec("0"));
+    rt.replace(vec![(0, good)], None).unwrap();
+    assert_eq!(rt.record(0).unwrap()[0], dec("4"));
+}
+
+#[test]
+fn semantic_problems_are_all_reported_with_paths() {
+    let broken = SPEC
+        .replace(r#""target": "SHUT""#, r#""target": "SHUTT""#)
+        .replace("count + event.amount < 0", "count + event.nope < 0")
+        .replace(r#""UNLOCK": [{"target": "OPEN"}]"#, r#""UNLOCK": [{"target": "OPEN", "assign": {"count": "true"}}]"#);
+    let err = Machine::compile_json(&broken).unwrap_err();
+    let mut found: Vec<(&str, &str)> = err.problems.iter().map(|p| (p.code, p.path.as_str())).collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            ("type_error", "states.SHUT.on.UNLOCK[0].assign.count"),
+            ("unknown_field", "states.OPEN.on.ADD[0].guard"),
+            ("unknown_target", "states.OPEN.on.LOCK[0].target"),
+        ]
+    );
+}

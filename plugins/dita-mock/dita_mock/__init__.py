@@ -110,7 +110,7 @@ class MockVenue(Venue):
         if not Decimal(0) < quantity <= mo.remaining:
             raise ValueError(f"fill of {quantity} for {client_order_id}: {mo.remaining} remains")
         at = Decimal(str(price)) if price is not None else (mo.order.limit_price or self.prices[mo.order.asset])
-        events = self._fill(mo, quantity / mo.remaining, at)
+        events = self._fill(mo, None, at, quantity=quantity)
         self._pending += events
         return events
 
@@ -130,11 +130,15 @@ class MockVenue(Venue):
         px = self.prices[order.asset]
         return px <= order.limit_price if order.side == "BUY" else px >= order.limit_price
 
-    def _fill(self, mo, ratio, at):
-        step = self._instruments[mo.order.asset].size_increment
-        qty = _step(mo.remaining * ratio, step, ROUND_FLOOR) if ratio < 1 else mo.remaining
-        if qty <= 0:
-            qty = mo.remaining if ratio > 0 else Decimal(0)
+    def _fill(self, mo, ratio, at, quantity=None):
+        """Fills ``quantity`` of the order, or its remainder times ``ratio`` on the size step."""
+        if quantity is not None:
+            qty = quantity
+        else:
+            step = self._instruments[mo.order.asset].size_increment
+            qty = _step(mo.remaining * ratio, step, ROUND_FLOOR) if ratio < 1 else mo.remaining
+            if qty <= 0:
+                qty = mo.remaining if ratio > 0 else Decimal(0)
         if qty <= 0:
             return []
         mo.filled += qty

@@ -2,10 +2,20 @@
 with random intents and venue events, and checks after every step that the slots, the
 account and the venue agree exactly.
 
+Steps: ENTER (MARKET, or LIMIT below / above the market; sizes on and off the size grid;
+one, two or three exit legs), malformed ENTERs, EXIT (MARKET or LIMIT), CANCEL; price moves
+that fill resting orders, partial or whole fills of working orders, reported at once or
+later; cancels that race those fills; scripted rejects, cancel rejects and fill-before-cancel
+races; re-delivery of applied events and intents (DUPLICATE_EVENT), events for orders
+nobody issued (UNKNOWN_ORDER), and a resync that feeds everything ``query`` returns.
+
 The machine plays a strategy that drains the venue's pending reports (``poll``) before it
 sends a new order (ENTER or EXIT), but not before a CANCEL, a price move, a fill or a
 re-delivered event: fills may stay pending across those, so cancels race fills in every
-order. Everything the mock does is explainable, so a FROZEN slot is always a failure here.
+order. (One exception, a race no strategy can avoid: an EXIT that rests is sent while a
+late fill of the cancelled entry is still on its way.) Everything the mock does is
+explainable, so a FROZEN slot is always a failure here, and every fill the mock reports
+must be applied.
 
 The model kept beside the kernel (all exact Decimals, built from what the venue reported
 and the kernel accepted, never read back from the kernel):
@@ -14,6 +24,12 @@ and the kernel accepted, never read back from the kernel):
 - per trade: the entry and exit notional, to check a closed trade's gross PnL;
 - per slot: the events and intents applied in its current trade (a re-delivery of any of
   them must be refused as DUPLICATE_EVENT and change nothing).
+
+Kept out on purpose, because the spec freezes the slot there (open questions, not covered
+here): an event of a trade that already ended, delivered again after its slot started the
+next trade (the de-dup set is emptied per trade, so it is not a duplicate any more); and a
+late fill of a cancelled exit order that arrives after the next exit order was sent (the
+slot knows only its current exit order).
 """
 
 from __future__ import annotations
@@ -21,6 +37,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from decimal import ROUND_FLOOR, Decimal as D, localcontext
+from unittest import mock
 
 import yaml
 from hypothesis import HealthCheck, event, settings
@@ -28,8 +45,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 import dita
+import dita.kernel
 from conftest import cancel, enter, exit_, make_kernel
-from dita.spec import packaged_spec_path
+from dita.spec import load_machine, packaged_spec_path
 
 FEE_RATE = D("0.0004")
 ASSETS = ("BTC-USDT", "ETH-USDT")
@@ -73,6 +91,21 @@ def exact(fn):
     return wrapper
 
 
+@functools.lru_cache(maxsize=1)
+def _packaged_machine():
+    return load_machine(None)
+
+
+def _new_kernel(**kwargs) -> dita.Kernel:
+    """conftest's make_kernel, without re-reading the packaged spec for every example:
+    dita.Kernel() parses, schema-checks and compiles the spec file on every construction
+    (about 0.2 s, which would be most of this test's time and make shrinking crawl).
+    The compiled machine is the same every time; only its loading is short-cut, and only
+    while this kernel is built."""
+    with mock.patch.object(dita.kernel, "load_machine", lambda spec: _packaged_machine()):
+        return make_kernel(**kwargs)
+
+
 def _floor(value: D, step: D) -> D:
     return (value / step).to_integral_value(rounding=ROUND_FLOOR) * step
 
@@ -89,12 +122,12 @@ class KernelMachine(RuleBasedStateMachine):
                 exit_ratio=st.sampled_from(FILL_RATIOS))
     def setup(self, n_slots, entry_ratio, exit_ratio):
         self.n = n_slots
-        self.k = make_kernel(slots=n_slots, capital="1000", fee_rate=str(FEE_RATE),
+        self.k = _new_kernel(slots=n_slots, capital="1000", fee_rate=str(FEE_RATE),
                              entry_fill_ratio=entry_ratio, exit_fill_ratio=exit_ratio)
         self.v = self.k.venue
         assert set(self.k.machine.states) == SPEC_STATES
         self.ids = 0
-        self.order_info: dict[str, dict] = {}          # coid -> {slot, trade, role, side}
+        self.order_info: dict[str, dict] = {}          # coid -> {slot, trade, role}
         self.delivered: dict[str, D] = defaultdict(D)  # coid -> fill quantity the kernel applied
         self.fees = D(0)                               # fees of every applied fill
         self.trade_fees: dict[str, D] = defaultdict(D)
@@ -105,7 +138,7 @@ class KernelMachine(RuleBasedStateMachine):
         self.slot_orders: dict[int, list[str]] = {s: [] for s in range(n_slots)}
         self.live_events: dict[int, list] = {s: [] for s in range(n_slots)}   # applied in the current trade
         self.live_intents: dict[int, list] = {s: [] for s in range(n_slots)}  # accepted in the current trade
-        self.sent_order_intents: list = []             # every accepted ENTER / EXIT, any trade
+        self.sent_orders: list[str] = []               # intent ids of every accepted ENTER / EXIT
         self.applied_ids: set[str] = set()             # event ids the kernel applied
         self.refused_ids: dict[str, str] = {}          # event id -> diagnostic, mock events the kernel refused
         self.pending: list = []                        # mock events waiting for poll()
@@ -118,7 +151,16 @@ class KernelMachine(RuleBasedStateMachine):
         self.ids += 1
         return f"{prefix}{self.ids}"
 
-    def _slot(self, data) -> int:
+    def _slot(self, data, *useful: str, racing: bool = False) -> int:
+        """A slot; three times in four one in a state where the intent can be accepted
+        (when there is one), else any slot, so refusals are exercised too. With ``racing``,
+        slots whose orders have fills on their way come first, so the intent races them."""
+        fit = [s for s in range(self.n) if self.k.slot(s).fsm_state in useful]
+        if racing:
+            pending = {self.order_info[e.client_order_id]["slot"] for e in self.pending}
+            fit = [s for s in fit if s in pending] or fit
+        if fit and data.draw(st.integers(0, 3), label="prefer a fitting slot"):
+            return data.draw(st.sampled_from(fit), label="slot")
         return data.draw(st.integers(0, self.n - 1), label="slot")
 
     def _instrument(self, asset):
@@ -187,9 +229,11 @@ class KernelMachine(RuleBasedStateMachine):
                 continue
             # A fill the mock reports is real and explainable: it is always applied.
             assert out.accepted and out.diagnostic_code == "OK", (ev, out, self.k.slot(slot).record)
-            for _src, _ev, dst in out.transitions:
+            for src, kind, dst in out.transitions:
                 if dst == "CLOSED":
                     self.closed_trades += 1
+                if kind in FILL_KINDS:
+                    event(f"{self.order_info[ev.client_order_id]['role']} fill delivered: {src} -> {dst}")
             self._absorb(ev, slot)
 
     def _new_trade(self, slot: int, trade: str, coid: str, side: str):
@@ -212,7 +256,7 @@ class KernelMachine(RuleBasedStateMachine):
           ratios=st.sampled_from(LEG_RATIOS))
     def enter_trade(self, data, side, asset, order_type, offset, ratios):
         self._deliver_pending()
-        slot = self._slot(data)
+        slot = self._slot(data, "IDLE", "TRADE_TERMINAL_WRITTEN")
         size = data.draw(st.sampled_from(SIZES[asset]), label="size")
         limit = self._limit(asset, offset) if order_type == "LIMIT" else None
         state = self.k.slot(slot).fsm_state
@@ -226,7 +270,7 @@ class KernelMachine(RuleBasedStateMachine):
         assert out.accepted and out.diagnostic_code == "OK", out
         self._check_chain(out, state)
         self._new_trade(slot, trade, intent, side)
-        self.sent_order_intents.append((slot, out, intent))
+        self.sent_orders.append(intent)
         self._absorb_call(out, slot)
         # The venue received the full intent, quantized by its own formatters.
         order_side = "BUY" if side == "LONG" else "SELL"
@@ -244,8 +288,7 @@ class KernelMachine(RuleBasedStateMachine):
         assert tuple(rec["exit_leg_ratios"]) == ratios
         event(f"ENTER {order_type} -> {out.state}")
 
-    @rule(data=st.data())
-    def enter_malformed(self, data):
+    def _enter_malformed(self, data):
         """Malformed ENTERs are refused (SLOT_BUSY first on a busy slot) and change nothing."""
         slot = self._slot(data)
         kind = data.draw(st.sampled_from(["ratios", "market_price", "side"]), label="malformed")
@@ -259,8 +302,20 @@ class KernelMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), order_type=st.sampled_from(["MARKET", "LIMIT"]), offset=st.sampled_from(LIMIT_OFFSETS))
     def exit_leg(self, data, order_type, offset):
-        self._deliver_pending()
-        slot = self._slot(data)
+        slot = self._slot(data, "POSITION_OPEN", racing=True)
+        rec = self.k.slot(slot).record
+        # A race the strategy cannot avoid: the entry's cancel was acknowledged but a fill
+        # of the entry is still on its way when the exit is sent. The exit rests (a LIMIT
+        # away from the market), and the late entry fill then lands in EXIT_WORKING.
+        # (Exits that could fill at once are sent after a poll: if they closed the trade
+        # before the entry fill arrived, the spec freezes the slot, by design.)
+        pending_here = {e.client_order_id for e in self.pending}
+        rests = order_type == "LIMIT" and (offset > 0) == (rec["side"] == "LONG")
+        race = (rests and rec["entry_client_order_id"] in pending_here
+                and not pending_here & set(self.slot_orders[slot][1:])
+                and data.draw(st.booleans(), label="exit before the entry's late fill arrives"))
+        if not race:
+            self._deliver_pending()
         view = self.k.slot(slot)
         state, rec = view.fsm_state, view.record
         before, received = self.k.snapshot(), len(self.v.received)
@@ -275,7 +330,7 @@ class KernelMachine(RuleBasedStateMachine):
         self._check_chain(out, state)
         self.order_info[intent] = {"slot": slot, "trade": self.slot_trade[slot], "role": "EXIT"}
         self.slot_orders[slot].append(intent)
-        self.sent_order_intents.append((slot, out, intent))
+        self.sent_orders.append(intent)
         self._absorb_call(out, slot)
         # The leg: initial_size x ratio on the size grid, less what the leg already filled;
         # the last leg, or one that would be or leave dust, takes all that is open.
@@ -296,10 +351,15 @@ class KernelMachine(RuleBasedStateMachine):
         if limit is not None:
             assert D(wire["price"]) == D(self.v.format_price(rec["asset"], limit, exit_side))
         event(f"EXIT leg {leg}/{len(ratios)} {order_type} -> {out.state}")
+        if race:
+            self._deliver_pending()
+            event(f"EXIT raced a late entry fill -> {self.k.slot(slot).fsm_state}")
 
     @rule(data=st.data())
     def cancel_order(self, data):
-        slot = self._slot(data)
+        self._cancel(self._slot(data, "ENTRY_WORKING", "EXIT_WORKING", racing=True))
+
+    def _cancel(self, slot: int):
         view = self.k.slot(slot)
         state = view.fsm_state
         working = view.active_entry_order or view.active_exit_order
@@ -321,11 +381,9 @@ class KernelMachine(RuleBasedStateMachine):
         assert out.state in allowed, out
         event(f"CANCEL {state} -> {out.state}")
 
-    @precondition(lambda self: self.sent_order_intents or any(self.live_intents.values()))
-    @rule(data=st.data())
-    def resend_intent(self, data):
+    def _resend_intent(self, data):
         """An intent sent again (same intent id) is a duplicate: refused, nothing changes."""
-        choices = [i for _s, _o, i in self.sent_order_intents]
+        choices = list(self.sent_orders)
         choices += [(s, i) for s in range(self.n) for i in self.live_intents[s]]
         pick = data.draw(st.sampled_from(choices), label="intent")
         before, received = self.k.snapshot(), len(self.v.received)
@@ -351,25 +409,36 @@ class KernelMachine(RuleBasedStateMachine):
         return sorted(c for c, mo in self.v.orders.items() if mo.status in ("NEW", "PARTIALLY_FILLED"))
 
     @precondition(lambda self: self._working_venue_orders())
-    @rule(data=st.data(), share=st.sampled_from([D("0.2"), D("0.5"), D("1")]),
-          at_market=st.booleans(), deliver=st.booleans())
-    def venue_fill(self, data, share, at_market, deliver):
+    @rule(data=st.data(), share=st.sampled_from([D("0.2"), D("0.3"), D("0.5"), D("1")]),
+          at_market=st.booleans(), then=st.sampled_from(["deliver", "wait", "cancel races it", "cancel, wait"]))
+    def venue_fill(self, data, share, at_market, then):
+        """The venue fills part or all of a working order. The report is delivered at once,
+        or waits, or the strategy cancels the order before the report reaches the kernel
+        (the cancel is acknowledged if part of the order was left, and the fill lands after,
+        at once or later)."""
+        self._venue_fill(data, share, at_market, then)
+
+    @precondition(lambda self: self._working_venue_orders())
+    @rule(data=st.data(), share=st.sampled_from([D("0.2"), D("0.5")]), at_market=st.booleans(),
+          then=st.sampled_from(["cancel races it", "cancel, wait"]))
+    def venue_partial_fill_races_cancel(self, data, share, at_market, then):
+        """As venue_fill, always a partial fill racing a cancel (the richest path, so it
+        gets its own rule to be drawn more often)."""
+        self._venue_fill(data, share, at_market, then)
+
+    def _venue_fill(self, data, share, at_market, then):
         coid = data.draw(st.sampled_from(self._working_venue_orders()), label="order")
         mo = self.v.orders[coid]
         step = self._instrument(mo.order.asset).size_increment
         qty = _floor(mo.remaining * share, step) or mo.remaining
         price = self.v.prices[mo.order.asset] if at_market else None
         self.pending += self.v.fill(coid, qty, price)
-        if deliver:
+        if then.startswith("cancel"):
+            self._cancel(self.order_info[coid]["slot"])
+        if then in ("deliver", "cancel races it"):
             self._deliver_pending()
 
-    @rule()
-    def poll(self):
-        self._deliver_pending()
-
-    @precondition(lambda self: any(self.slot_orders.values()))
-    @rule(data=st.data())
-    def resync_by_query(self, data):
+    def _resync_by_query(self, data):
         """The strategy asks the venue for every event of one order of a live trade and
         feeds them all: those applied are duplicates, those refused stay refused, and those
         still pending are applied now (and are duplicates when poll() brings them)."""
@@ -391,9 +460,7 @@ class KernelMachine(RuleBasedStateMachine):
                 self._check_chain(out, state)
                 self._absorb(ev, slot)
 
-    @precondition(lambda self: any(self.live_events.values()))
-    @rule(data=st.data())
-    def redeliver_event(self, data):
+    def _redeliver_event(self, data):
         """An event the slot applied in its current trade, delivered again: DUPLICATE_EVENT."""
         slots = [s for s in range(self.n) if self.live_events[s]]
         slot = data.draw(st.sampled_from(slots), label="slot")
@@ -403,8 +470,9 @@ class KernelMachine(RuleBasedStateMachine):
         self._assert_unchanged(out, before, received, "DUPLICATE_EVENT")
         assert out.slot_id == slot
 
-    @rule(kind=st.sampled_from(VENUE_KINDS), size=st.sampled_from([D("0.001"), D("0.01"), D("1")]))
-    def event_for_unknown_order(self, kind, size):
+    def _event_for_unknown_order(self, data):
+        kind = data.draw(st.sampled_from(VENUE_KINDS), label="kind")
+        size = data.draw(st.sampled_from([D("0.001"), D("0.01"), D("1")]), label="size")
         before, received = self.k.snapshot(), len(self.v.received)
         fill = {"filled_size": size, "fill_price": D("60000"), "fee": D("0.01")} if kind in FILL_KINDS else {}
         ev = dita.VenueEvent(kind, self._next("ghost-ev"), self._next("ghost-order"), venue_order_id="G1", **fill)
@@ -412,20 +480,30 @@ class KernelMachine(RuleBasedStateMachine):
         self._assert_unchanged(out, before, received, "UNKNOWN_ORDER")
         assert (out.state, out.slot_id) == (None, None)
 
-    @precondition(lambda self: not self.v._reject_next)
-    @rule()
-    def script_reject(self):
-        self.v.script_reject("insufficient margin")
+    @rule(data=st.data())
+    def noise(self, data):
+        """Input the kernel must refuse without changing anything, or re-delivery."""
+        kinds = ["malformed ENTER", "event for an unknown order"]
+        if self.sent_orders or any(self.live_intents.values()):
+            kinds.append("intent sent again")
+        if any(self.live_events.values()):
+            kinds.append("event delivered again")
+        if any(self.slot_orders.values()):
+            kinds.append("resync by query")
+        kind = data.draw(st.sampled_from(kinds), label="noise")
+        {"malformed ENTER": self._enter_malformed, "event for an unknown order": self._event_for_unknown_order,
+         "intent sent again": self._resend_intent, "event delivered again": self._redeliver_event,
+         "resync by query": self._resync_by_query}[kind](data)
 
-    @precondition(lambda self: not self.v._cancel_reject_next)
-    @rule()
-    def script_cancel_reject(self):
-        self.v.script_cancel_reject("order is being processed")
-
-    @precondition(lambda self: not self.v._fill_before_cancel)
-    @rule()
-    def script_fill_before_cancel(self):
-        self.v.script_fill_before_cancel()
+    @rule(script=st.sampled_from(["reject", "cancel reject", "fill before cancel"]))
+    def venue_misbehaves(self, script):
+        """The next submit is rejected / the next cancel refused / the next cancel races a fill."""
+        if script == "reject" and not self.v._reject_next:
+            self.v.script_reject("insufficient margin")
+        elif script == "cancel reject" and not self.v._cancel_reject_next:
+            self.v.script_cancel_reject("order is being processed")
+        elif script == "fill before cancel" and not self.v._fill_before_cancel:
+            self.v.script_fill_before_cancel()
 
     # ------------------------------------------------------------------ invariants
 
@@ -462,6 +540,7 @@ class KernelMachine(RuleBasedStateMachine):
             view = self.k.slot(s)
             rec, state = view.record, view.fsm_state
             assert rec["realized_pnl"] == rec["gross_pnl"] - rec["fees_paid"]
+            assert rec["closed"] == (state in SETTLED_STATES)  # CLOSED sets it, and only CLOSED
             if state == "IDLE":
                 assert rec["size"] == 0 and not rec["closed"]
                 assert view.active_entry_order is None and view.active_exit_order is None
@@ -533,8 +612,12 @@ class KernelMachine(RuleBasedStateMachine):
         self.checked_trades = len(self.k.trades)
 
 
+# About 5 s when the kernel is right. 300 examples rather than 150: the account's rounding
+# drift (capital off start + realized PnL by ~1e-26 once an entry fills at two prices whose
+# average does not terminate) is found by about half the runs of 150, most runs of 300.
+# One shrunk failure is reported, not every distinct one: shrinking several takes minutes.
 KernelMachine.TestCase.settings = settings(
-    max_examples=150, stateful_step_count=40, deadline=None,
+    max_examples=300, stateful_step_count=40, deadline=None, report_multiple_bugs=False,
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_kernel_state_machine = KernelMachine.TestCase

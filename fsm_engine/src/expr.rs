@@ -88,6 +88,7 @@ pub enum Func {
     Sum,
     SumFirst,
     FloorTo,
+    Round,
     If,
     Coalesce,
     Concat,
@@ -500,12 +501,13 @@ fn check_call(name: &str, args: &[Ast], names: &dyn Names) -> Result<(Expr, Expr
         "sum" => Func::Sum,
         "sum_first" => Func::SumFirst,
         "floor_to" => Func::FloorTo,
+        "round" => Func::Round,
         "if" => Func::If,
         "coalesce" => Func::Coalesce,
         _ => {
             return problem(
                 "unknown_function",
-                format!("unknown function {name}() (known: min, max, abs, len, at, sum, sum_first, floor_to, if, coalesce)"),
+                format!("unknown function {name}() (known: min, max, abs, len, at, sum, sum_first, floor_to, round, if, coalesce)"),
             )
         }
     };
@@ -573,6 +575,12 @@ fn check_call(name: &str, args: &[Ast], names: &dyn Names) -> Result<(Expr, Expr
             arity(2)?;
             want(0, numeric(tys[0]), "a number")?;
             want(1, numeric(tys[1]), "a number")?;
+            ExprTy { ty: Some(Ty::Decimal), nullable: any_null }
+        }
+        Func::Round => {
+            arity(2)?;
+            want(0, numeric(tys[0]), "a number")?;
+            want(1, tys[1].ty == Some(Ty::Int), "an int (decimal places)")?;
             ExprTy { ty: Some(Ty::Decimal), nullable: any_null }
         }
         Func::If => {
@@ -817,6 +825,14 @@ fn call<E: Env>(func: Func, args: &[Expr], env: &E) -> Result<Value, EvalError> 
             let floored = units.round_dp_with_strategy(0, RoundingStrategy::ToNegativeInfinity);
             Ok(Value::Decimal(floored.checked_mul(step).ok_or_else(|| overflow("floor_to"))?))
         }
+        Func::Round => {
+            let x = as_decimal(&vals[0], "the value given to round()")?;
+            let dp = match vals[1] {
+                Value::Int(i) if (0..=28).contains(&i) => i as u32,
+                ref v => return err(format!("round(): decimal places must be 0..28, got {v}")),
+            };
+            Ok(Value::Decimal(x.round_dp_with_strategy(dp, RoundingStrategy::MidpointNearestEven)))
+        }
         Func::Concat => {
             let mut out = String::new();
             for v in &vals {
@@ -882,6 +898,7 @@ mod tests {
         assert_eq!(run("len(xs) - 1 == n - 1").unwrap(), Value::Bool(true));
         assert_eq!(run("sum(xs)").unwrap(), Value::Decimal(parse_decimal("1.0").unwrap()));
         assert!(run("at(xs, n)").unwrap_err().0.contains("out of range"));
+        assert_eq!(run("round(2 / 3, 4)").unwrap(), Value::Decimal(parse_decimal("0.6667").unwrap()));
         assert_eq!(run("sum_first(xs, 1)").unwrap(), Value::Decimal(parse_decimal("0.5").unwrap()));
         assert_eq!(run("min(xs)").unwrap(), Value::Decimal(parse_decimal("0.5").unwrap()));
     }

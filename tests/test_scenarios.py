@@ -355,3 +355,16 @@ def test_a_corrupt_snapshot_is_refused_and_names_the_violation():
         dita.Kernel.restore(snap, venue=k.venue)
     text = " ".join(info.value.violations)
     assert "size > 0" in text and "capital" in text
+
+
+def test_a_fill_without_a_fee_pays_none_and_one_with_a_fee_pays_exactly_it():
+    k = make_kernel(entry_fill_ratio="0")  # the entry rests; the fills below are the venue's
+    assert enter(k, size="0.010", order_type="LIMIT", limit_price="50000").accepted
+    coid = k.slot(0).active_entry_order.client_order_id
+    out = k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f1", coid, "V1", D("0.004"), D("50000")))
+    assert out.accepted and out.state == "ENTRY_WORKING"
+    assert k.account.fees_paid == 0 and k.slot(0).size == D("0.004")
+    out = k.on_venue_event(dita.VenueEvent("FULL_FILL", "f2", coid, "V1", D("0.006"), D("50000"), fee=D("0.0123")))
+    assert out.accepted and out.state == "POSITION_OPEN"
+    assert k.account.fees_paid == D("0.0123") and k.account.capital == D("999.9877")
+    assert_account_identity(k)

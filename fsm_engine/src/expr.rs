@@ -454,6 +454,7 @@ fn check(ast: &Ast, names: &dyn Names) -> Result<(Expr, ExprTy), ExprProblem> {
                     }
                     let both_int = lt.ty == Some(Ty::Int) && rt.ty == Some(Ty::Int);
                     let ty = if both_int && *op != "/" { Ty::Int } else { Ty::Decimal };
+                    let (le, re) = widen_literals(le, lt, re, rt);
                     let aop = match *op {
                         "+" => ArithOp::Add,
                         "-" => ArithOp::Sub,
@@ -483,12 +484,23 @@ fn check(ast: &Ast, names: &dyn Names) -> Result<(Expr, ExprTy), ExprProblem> {
                             format!("cannot compare {} {op} {}", lt.describe(), rt.describe()),
                         );
                     }
+                    let (le, re) = widen_literals(le, lt, re, rt);
                     (Expr::Cmp(cop, Box::new(le), Box::new(re)), ExprTy::of(Ty::Bool))
                 }
             }
         }
         Ast::Call(name, args) => check_call(name, args, names)?,
     })
+}
+
+/// An int literal beside a decimal operand becomes a decimal literal once, at compile
+/// time, instead of being widened on every evaluation.
+fn widen_literals(l: Expr, lt: ExprTy, r: Expr, rt: ExprTy) -> (Expr, Expr) {
+    let widen = |e: Expr, other: ExprTy| match e {
+        Expr::Lit(Value::Int(i)) if other.ty == Some(Ty::Decimal) => Expr::Lit(Value::Decimal(Decimal::from(i))),
+        e => e,
+    };
+    (widen(l, rt), widen(r, lt))
 }
 
 fn check_call(name: &str, args: &[Ast], names: &dyn Names) -> Result<(Expr, ExprTy), ExprProblem> {
@@ -615,19 +627,51 @@ fn unify(name: &str, a: ExprTy, b: ExprTy) -> Result<ExprTy, ExprProblem> {
 
 // ---------------------------------------------------------------------------
 // Evaluation
+//
+// This is the hot path of every event, so it allocates nothing unless the expression
+// builds text (string `+`) or fails: error messages are built only on the error path,
+// operands that are plain fields or literals are read by reference (no clone, no
+// reference-count traffic), and function arguments are evaluated one by one instead of
+// into a temporary list.
 // ---------------------------------------------------------------------------
 
-fn as_decimal(v: &Value, what: &str) -> Result<Decimal, EvalError> {
+/// The number in `v`, if it is one (ints widen to decimals).
+#[inline]
+fn num(v: &Value) -> Option<Decimal> {
     match v {
-        Value::Decimal(d) => Ok(*d),
-        Value::Int(i) => Ok(Decimal::from(*i)),
-        Value::Null => err(format!("{what} is null")),
-        other => err(format!("{what} is not a number: {other}")),
+        Value::Decimal(d) => Some(*d),
+        Value::Int(i) => Some(Decimal::from(*i)),
+        _ => None,
     }
 }
 
+#[cold]
+fn not_a_number(v: &Value, what: fmt::Arguments<'_>) -> EvalError {
+    match v {
+        Value::Null => EvalError(format!("{what} is null")),
+        other => EvalError(format!("{what} is not a number: {other}")),
+    }
+}
+
+#[inline]
+fn as_decimal(v: &Value, what: fmt::Arguments<'_>) -> Result<Decimal, EvalError> {
+    num(v).ok_or_else(|| not_a_number(v, what))
+}
+
+#[cold]
 fn overflow(op: &str) -> EvalError {
     EvalError(format!("arithmetic overflow in '{op}'"))
+}
+
+impl ArithOp {
+    fn symbol(self) -> &'static str {
+        match self {
+            ArithOp::Add => "+",
+            ArithOp::Sub => "-",
+            ArithOp::Mul => "*",
+            ArithOp::Div => "/",
+        }
+    }
 }
 
 impl Expr {
@@ -636,62 +680,77 @@ impl Expr {
         match self {
             Expr::Lit(v) => Ok(v.clone()),
             Expr::Field(scope, idx) => Ok(env.get(*scope, *idx).clone()),
-            Expr::Neg(inner) => match inner.eval(env)? {
+            Expr::Neg(inner) => inner.with(env, |v| match v {
                 Value::Int(i) => i.checked_neg().map(Value::Int).ok_or_else(|| overflow("-")),
-                v => Ok(Value::Decimal(-as_decimal(&v, "the operand of '-'")?)),
-            },
-            Expr::Not(inner) => match inner.eval(env)? {
-                Value::Bool(b) => Ok(Value::Bool(!b)),
-                v => err(format!("the operand of 'not' is {v}, not a bool")),
-            },
-            Expr::And(l, r) => {
-                if !truth(&l.eval(env)?, "and")? {
-                    return Ok(Value::Bool(false));
-                }
-                Ok(Value::Bool(truth(&r.eval(env)?, "and")?))
-            }
-            Expr::Or(l, r) => {
-                if truth(&l.eval(env)?, "or")? {
-                    return Ok(Value::Bool(true));
-                }
-                Ok(Value::Bool(truth(&r.eval(env)?, "or")?))
-            }
-            Expr::Arith(op, l, r) => arith(*op, l.eval(env)?, r.eval(env)?),
-            Expr::Cmp(op, l, r) => compare(*op, &l.eval(env)?, &r.eval(env)?),
+                v => Ok(Value::Decimal(-as_decimal(v, format_args!("the operand of '-'"))?)),
+            }),
+            Expr::Not(_) | Expr::And(..) | Expr::Or(..) | Expr::Cmp(..) => self.holds(env).map(Value::Bool),
+            Expr::Arith(op, l, r) => l.with(env, |a| r.with(env, |b| arith(*op, a, b))),
             Expr::Call(func, args) => call(*func, args, env),
+        }
+    }
+
+    /// Runs `f` on the value of the expression: by reference for fields and literals,
+    /// on a temporary for everything else.
+    #[inline]
+    fn with<E: Env, R>(&self, env: &E, f: impl FnOnce(&Value) -> Result<R, EvalError>) -> Result<R, EvalError> {
+        match self {
+            Expr::Field(scope, idx) => f(env.get(*scope, *idx)),
+            Expr::Lit(v) => f(v),
+            _ => f(&self.eval(env)?),
         }
     }
 
     /// Evaluates a boolean expression (a guard or an invariant).
     pub fn holds<E: Env>(&self, env: &E) -> Result<bool, EvalError> {
-        truth(&self.eval(env)?, "a condition")
+        match self {
+            Expr::Not(inner) => Ok(!inner.holds(env)?),
+            Expr::And(l, r) => Ok(l.holds(env)? && r.holds(env)?),
+            Expr::Or(l, r) => Ok(l.holds(env)? || r.holds(env)?),
+            Expr::Cmp(op, l, r) => l.with(env, |a| r.with(env, |b| compare(*op, a, b))),
+            other => other.with(env, truth),
+        }
+    }
+
+    /// Every field this expression reads, as `(scope, index)`, appended to `out`.
+    pub fn fields_read(&self, out: &mut Vec<(Scope, usize)>) {
+        match self {
+            Expr::Lit(_) => {}
+            Expr::Field(scope, idx) => {
+                if !out.contains(&(*scope, *idx)) {
+                    out.push((*scope, *idx));
+                }
+            }
+            Expr::Neg(e) | Expr::Not(e) => e.fields_read(out),
+            Expr::Arith(_, l, r) | Expr::Cmp(_, l, r) | Expr::And(l, r) | Expr::Or(l, r) => {
+                l.fields_read(out);
+                r.fields_read(out);
+            }
+            Expr::Call(_, args) => args.iter().for_each(|a| a.fields_read(out)),
+        }
     }
 }
 
-fn truth(v: &Value, what: &str) -> Result<bool, EvalError> {
+#[inline]
+fn truth(v: &Value) -> Result<bool, EvalError> {
     match v {
         Value::Bool(b) => Ok(*b),
-        other => err(format!("{what} needs a bool, got {other}")),
+        other => err(format!("a condition needs a bool, got {other}")),
     }
 }
 
-fn arith(op: ArithOp, l: Value, r: Value) -> Result<Value, EvalError> {
-    let sym = match op {
-        ArithOp::Add => "+",
-        ArithOp::Sub => "-",
-        ArithOp::Mul => "*",
-        ArithOp::Div => "/",
-    };
-    if let (Value::Int(a), Value::Int(b), false) = (&l, &r, op == ArithOp::Div) {
+#[inline]
+fn arith(op: ArithOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
+    if let (Value::Int(a), Value::Int(b), false) = (l, r, op == ArithOp::Div) {
         let res = match op {
             ArithOp::Add => a.checked_add(*b),
             ArithOp::Sub => a.checked_sub(*b),
             _ => a.checked_mul(*b),
         };
-        return res.map(Value::Int).ok_or_else(|| overflow(sym));
+        return res.map(Value::Int).ok_or_else(|| overflow(op.symbol()));
     }
-    let a = as_decimal(&l, &format!("the left operand of '{sym}'"))?;
-    let b = as_decimal(&r, &format!("the right operand of '{sym}'"))?;
+    let a = as_decimal(l, format_args!("the left operand of '{}'", op.symbol()))?;
+    let b = as_decimal(r, format_args!("the right operand of '{}'", op.symbol()))?;
     let res = match op {
         ArithOp::Add => a.checked_add(b),
         ArithOp::Sub => a.checked_sub(b),
@@ -703,18 +762,18 @@ fn arith(op: ArithOp, l: Value, r: Value) -> Result<Value, EvalError> {
             a.checked_div(b)
         }
     };
-    res.map(Value::Decimal).ok_or_else(|| overflow(sym))
+    res.map(Value::Decimal).ok_or_else(|| overflow(op.symbol()))
 }
 
-fn compare(op: CmpOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
+#[inline]
+fn compare(op: CmpOp, l: &Value, r: &Value) -> Result<bool, EvalError> {
     let ord = match (l, r) {
+        (Value::Decimal(a), Value::Decimal(b)) => Some(a.cmp(b)),
         (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
-        (Value::Int(_) | Value::Decimal(_), Value::Int(_) | Value::Decimal(_)) => {
-            Some(as_decimal(l, "")?.cmp(&as_decimal(r, "")?))
-        }
+        (Value::Int(_) | Value::Decimal(_), Value::Int(_) | Value::Decimal(_)) => num(l).zip(num(r)).map(|(a, b)| a.cmp(&b)),
         _ => None,
     };
-    let res = match (op, ord) {
+    Ok(match (op, ord) {
         (CmpOp::Eq, Some(o)) => o.is_eq(),
         (CmpOp::Ne, Some(o)) => o.is_ne(),
         (CmpOp::Eq, None) => l == r,
@@ -724,100 +783,109 @@ fn compare(op: CmpOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
         (CmpOp::Le, Some(o)) => o.is_le(),
         (CmpOp::Gt, Some(o)) => o.is_gt(),
         (CmpOp::Ge, Some(o)) => o.is_ge(),
-    };
-    Ok(Value::Bool(res))
+    })
 }
 
-fn list(v: &Value, func: &str) -> Result<Arc<[Decimal]>, EvalError> {
+#[inline]
+fn list<'v>(v: &'v Value, func: &str) -> Result<&'v [Decimal], EvalError> {
     match v {
-        Value::DecimalList(items) => Ok(items.clone()),
+        Value::DecimalList(items) => Ok(items),
         Value::Null => err(format!("the list given to {func}() is null")),
         other => err(format!("{func}() needs a list, got {other}")),
     }
 }
 
+#[inline]
+fn int_arg(v: &Value, what: &str) -> Result<i64, EvalError> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        other => err(format!("{what} needs an int, got {other}")),
+    }
+}
+
+fn sum(items: &[Decimal], func: &str) -> Result<Decimal, EvalError> {
+    let mut total = Decimal::ZERO;
+    for d in items {
+        total = total.checked_add(*d).ok_or_else(|| overflow(func))?;
+    }
+    Ok(total)
+}
+
 fn call<E: Env>(func: Func, args: &[Expr], env: &E) -> Result<Value, EvalError> {
     match func {
         Func::If => {
-            return if args[0].holds(env)? { args[1].eval(env) } else { args[2].eval(env) };
+            if args[0].holds(env)? {
+                args[1].eval(env)
+            } else {
+                args[2].eval(env)
+            }
         }
         Func::Coalesce => {
             let first = args[0].eval(env)?;
-            return if first.is_null() { args[1].eval(env) } else { Ok(first) };
+            if first.is_null() {
+                args[1].eval(env)
+            } else {
+                Ok(first)
+            }
         }
-        _ => {}
-    }
-    let vals = args.iter().map(|a| a.eval(env)).collect::<Result<Vec<_>, _>>()?;
-    match func {
-        Func::Min | Func::Max if vals.len() == 1 => {
-            let items = list(&vals[0], "min/max")?;
+        Func::Min | Func::Max if args.len() == 1 => args[0].with(env, |v| {
+            let items = list(v, "min/max")?;
             let pick = if func == Func::Min { items.iter().min() } else { items.iter().max() };
             match pick {
                 Some(d) => Ok(Value::Decimal(*d)),
                 None => err("min()/max() of an empty list"),
             }
-        }
+        }),
         Func::Min | Func::Max => {
-            let mut best = vals[0].clone();
-            for v in &vals[1..] {
-                let better = match compare(CmpOp::Lt, v, &best)? {
-                    Value::Bool(lt) => lt == (func == Func::Min) && v != &best,
-                    _ => false,
-                };
-                if best.is_null() || v.is_null() {
-                    return err(format!("{}() got a null argument", if func == Func::Min { "min" } else { "max" }));
+            let name = if func == Func::Min { "min" } else { "max" };
+            let mut best = args[0].eval(env)?;
+            let mut any_decimal = matches!(best, Value::Decimal(_));
+            if best.is_null() {
+                return err(format!("{name}() got a null argument"));
+            }
+            for a in &args[1..] {
+                let v = a.eval(env)?;
+                if v.is_null() {
+                    return err(format!("{name}() got a null argument"));
                 }
-                if better {
-                    best = v.clone();
+                any_decimal |= matches!(v, Value::Decimal(_));
+                let lt = compare(CmpOp::Lt, &v, &best)?;
+                let gt = compare(CmpOp::Gt, &v, &best)?;
+                if (func == Func::Min && lt) || (func == Func::Max && gt) {
+                    best = v;
                 }
             }
             // A mix of ints and decimals yields a decimal, as the type checker promised.
-            if vals.iter().any(|v| matches!(v, Value::Decimal(_))) {
-                return Ok(Value::Decimal(as_decimal(&best, "min/max")?));
+            if any_decimal {
+                return Ok(Value::Decimal(as_decimal(&best, format_args!("{name}()"))?));
             }
             Ok(best)
         }
-        Func::Abs => match &vals[0] {
+        Func::Abs => args[0].with(env, |v| match v {
             Value::Int(i) => i.checked_abs().map(Value::Int).ok_or_else(|| overflow("abs")),
-            v => Ok(Value::Decimal(as_decimal(v, "the argument of abs()")?.abs())),
-        },
-        Func::Len => Ok(Value::Int(list(&vals[0], "len")?.len() as i64)),
-        Func::Sum => {
-            let mut total = Decimal::ZERO;
-            for d in list(&vals[0], "sum")?.iter() {
-                total = total.checked_add(*d).ok_or_else(|| overflow("sum"))?;
-            }
-            Ok(Value::Decimal(total))
-        }
-        Func::SumFirst => {
-            let items = list(&vals[0], "sum_first")?;
-            let n = match vals[1] {
-                Value::Int(i) => i,
-                ref v => return err(format!("sum_first() needs an int count, got {v}")),
-            };
+            v => Ok(Value::Decimal(as_decimal(v, format_args!("the argument of abs()"))?.abs())),
+        }),
+        Func::Len => args[0].with(env, |v| Ok(Value::Int(list(v, "len")?.len() as i64))),
+        Func::Sum => args[0].with(env, |v| Ok(Value::Decimal(sum(list(v, "sum")?, "sum")?))),
+        Func::SumFirst => args[0].with(env, |v| {
+            let items = list(v, "sum_first")?;
+            let n = args[1].with(env, |c| int_arg(c, "sum_first()"))?;
             if n < 0 || n as usize > items.len() {
                 return err(format!("sum_first(): count {n} is out of range for a list of {}", items.len()));
             }
-            let mut total = Decimal::ZERO;
-            for d in &items[..n as usize] {
-                total = total.checked_add(*d).ok_or_else(|| overflow("sum_first"))?;
-            }
-            Ok(Value::Decimal(total))
-        }
-        Func::At => {
-            let items = list(&vals[0], "at")?;
-            let idx = match vals[1] {
-                Value::Int(i) => i,
-                ref v => return err(format!("at() needs an int index, got {v}")),
-            };
+            Ok(Value::Decimal(sum(&items[..n as usize], "sum_first")?))
+        }),
+        Func::At => args[0].with(env, |v| {
+            let items = list(v, "at")?;
+            let idx = args[1].with(env, |i| int_arg(i, "at()"))?;
             if idx < 0 || idx as usize >= items.len() {
                 return err(format!("at(): index {idx} is out of range for a list of {}", items.len()));
             }
             Ok(Value::Decimal(items[idx as usize]))
-        }
+        }),
         Func::FloorTo => {
-            let x = as_decimal(&vals[0], "the value given to floor_to()")?;
-            let step = as_decimal(&vals[1], "the step given to floor_to()")?;
+            let x = args[0].with(env, |v| as_decimal(v, format_args!("the value given to floor_to()")))?;
+            let step = args[1].with(env, |v| as_decimal(v, format_args!("the step given to floor_to()")))?;
             if step <= Decimal::ZERO {
                 return err(format!("floor_to(): the step must be positive, got {step}"));
             }
@@ -826,24 +894,26 @@ fn call<E: Env>(func: Func, args: &[Expr], env: &E) -> Result<Value, EvalError> 
             Ok(Value::Decimal(floored.checked_mul(step).ok_or_else(|| overflow("floor_to"))?))
         }
         Func::Round => {
-            let x = as_decimal(&vals[0], "the value given to round()")?;
-            let dp = match vals[1] {
-                Value::Int(i) if (0..=28).contains(&i) => i as u32,
-                ref v => return err(format!("round(): decimal places must be 0..28, got {v}")),
-            };
+            let x = args[0].with(env, |v| as_decimal(v, format_args!("the value given to round()")))?;
+            let dp = args[1].with(env, |v| match v {
+                Value::Int(i) if (0..=28).contains(i) => Ok(*i as u32),
+                v => err(format!("round(): decimal places must be 0..28, got {v}")),
+            })?;
             Ok(Value::Decimal(x.round_dp_with_strategy(dp, RoundingStrategy::MidpointNearestEven)))
         }
         Func::Concat => {
             let mut out = String::new();
-            for v in &vals {
-                match v {
-                    Value::String(s) => out.push_str(s),
-                    other => out.push_str(&other.to_string()),
-                }
+            for a in args {
+                a.with(env, |v| {
+                    match v {
+                        Value::String(s) => out.push_str(s),
+                        other => out.push_str(&other.to_string()),
+                    }
+                    Ok(())
+                })?;
             }
             Ok(Value::String(Arc::from(out)))
         }
-        Func::If | Func::Coalesce => unreachable!("handled above"),
     }
 }
 

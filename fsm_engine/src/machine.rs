@@ -68,6 +68,10 @@ pub struct Invariant {
     pub source: String,
     pub check: Expr,
     pub message: String,
+    /// The record and shared fields the check reads. An invariant that held before a
+    /// transition and reads nothing the transition wrote still holds after it, so only
+    /// the others are evaluated again (unless the state or the run changes).
+    pub reads: Vec<(Scope, usize)>,
 }
 
 #[derive(Clone, Debug)]
@@ -313,7 +317,9 @@ impl Compiler {
         let mut out = Vec::new();
         for (i, inv) in docs.iter().enumerate() {
             if let Some(check) = self.condition(&format!("{path}[{i}].check"), &inv.check, names) {
-                out.push(Invariant { source: inv.check.clone(), check, message: inv.message.clone() });
+                let mut reads = Vec::new();
+                check.fields_read(&mut reads);
+                out.push(Invariant { source: inv.check.clone(), check, message: inv.message.clone(), reads });
             }
         }
         out

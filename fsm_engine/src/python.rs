@@ -47,6 +47,13 @@ fn rt_err(e: RtError) -> PyErr {
 }
 
 fn to_decimal(obj: &Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<Decimal> {
+    // The common case first: exactly a decimal.Decimal, read through its text (exact).
+    if obj.get_type().is(decimal_type(obj.py())?) {
+        let text = obj.str()?;
+        let text = text.to_str()?;
+        return parse_decimal(text)
+            .map_err(|_| EngineError::new_err(format!("{} must be a finite decimal number, got {text:?}", what())));
+    }
     let bad = |got: String| EngineError::new_err(format!("{} must be a decimal number, got {got}", what()));
     if obj.is_instance_of::<PyBool>() {
         return Err(bad(format!("bool {}", obj.str()?)));
@@ -405,9 +412,11 @@ impl Runtime {
                             Err(e) => return Err(e),
                         },
                     };
+                    // A field with a default may be left out or None: the engine supplies the default.
+                    let optional = f.nullable || !f.default.is_null();
                     let v = match item {
-                        Some(v) => to_value(&v, f.ty, f.nullable, &|| format!("event {event}: field '{}'", f.name))?,
-                        None if f.nullable => Value::Null,
+                        Some(v) => to_value(&v, f.ty, optional, &|| format!("event {event}: field '{}'", f.name))?,
+                        None if optional => Value::Null,
                         None => return Err(EngineError::new_err(format!("event {event}: field '{}' is missing", f.name))),
                     };
                     values.push(v);

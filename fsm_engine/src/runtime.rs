@@ -6,7 +6,7 @@
 //! outcome says why.
 
 use crate::expr::{Env, EvalError, Scope};
-use crate::machine::{Actions, Candidate, FieldDef, Handling, Machine, MessagePart};
+use crate::machine::{Actions, Candidate, FieldDef, Handling, Invariant, Machine, MessagePart};
 use crate::value::Value;
 use std::collections::HashSet;
 use std::fmt;
@@ -65,8 +65,10 @@ struct Instance {
     record: Vec<Value>,
     /// De-duplication keys seen in the current run. Cleared only when a new run starts,
     /// never evicted by size: forgetting an applied event would let it apply twice.
-    seen: HashSet<Arc<str>>,
+    seen: SeenSet,
 }
+
+type SeenSet = HashSet<Arc<str>, foldhash::fast::RandomState>;
 
 /// A complete, self-contained copy of one instance.
 #[derive(Clone, Debug, PartialEq)]
@@ -83,6 +85,63 @@ pub struct Runtime {
     defaults: Vec<Value>,
     instances: Vec<Instance>,
     shared: Vec<Value>,
+    /// Pending writes of the apply in progress (kept between calls so that an apply
+    /// allocates nothing for them).
+    record_writes: Overlay,
+    shared_writes: Overlay,
+}
+
+/// Pending writes over a record: a dense copy-on-write layer. Reading a field is one flag
+/// test, and clearing or committing costs one step per written field.
+#[derive(Clone, Debug, Default)]
+struct Overlay {
+    values: Vec<Value>,
+    written: Vec<bool>,
+    order: Vec<usize>,
+}
+
+impl Overlay {
+    fn with_len(n: usize) -> Overlay {
+        Overlay { values: vec![Value::Null; n], written: vec![false; n], order: Vec::with_capacity(n) }
+    }
+
+    /// Whether field `i` has a pending write (an empty overlay has none).
+    #[inline]
+    fn has(&self, i: usize) -> bool {
+        self.written.get(i) == Some(&true)
+    }
+
+    #[inline]
+    fn get<'a>(&'a self, base: &'a [Value], i: usize) -> &'a Value {
+        if self.has(i) {
+            &self.values[i]
+        } else {
+            &base[i]
+        }
+    }
+
+    #[inline]
+    fn set(&mut self, i: usize, v: Value) {
+        if !self.written[i] {
+            self.written[i] = true;
+            self.order.push(i);
+        }
+        self.values[i] = v;
+    }
+
+    fn clear(&mut self) {
+        for i in self.order.drain(..) {
+            self.written[i] = false;
+            self.values[i] = Value::Null;
+        }
+    }
+
+    fn commit_into(&mut self, target: &mut [Value]) {
+        for i in self.order.drain(..) {
+            self.written[i] = false;
+            target[i] = std::mem::take(&mut self.values[i]);
+        }
+    }
 }
 
 /// The values an expression sees: committed data under the pending writes.
@@ -90,28 +149,42 @@ struct View<'a> {
     record: &'a [Value],
     shared: &'a [Value],
     event: &'a [Value],
-    record_writes: &'a [(usize, Value)],
-    shared_writes: &'a [(usize, Value)],
+    record_writes: &'a Overlay,
+    shared_writes: &'a Overlay,
+}
+
+const NO_WRITES: &Overlay = &Overlay { values: Vec::new(), written: Vec::new(), order: Vec::new() };
+
+impl<'a> View<'a> {
+    /// Committed data only.
+    fn committed(record: &'a [Value], shared: &'a [Value]) -> View<'a> {
+        View { record, shared, event: &[], record_writes: NO_WRITES, shared_writes: NO_WRITES }
+    }
+
+    /// Whether an invariant reads a field with a pending write.
+    fn touches(&self, inv: &Invariant) -> bool {
+        inv.reads.iter().any(|&(scope, i)| match scope {
+            Scope::Record => self.record_writes.has(i),
+            Scope::Shared => self.shared_writes.has(i),
+            Scope::Event => false,
+        })
+    }
 }
 
 impl Env for View<'_> {
     #[inline]
     fn get(&self, scope: Scope, index: usize) -> &Value {
-        let (base, writes) = match scope {
-            Scope::Record => (self.record, self.record_writes),
-            Scope::Shared => (self.shared, self.shared_writes),
-            Scope::Event => return &self.event[index],
-        };
-        match writes.iter().rev().find(|(i, _)| *i == index) {
-            Some((_, v)) => v,
-            None => &base[index],
+        match scope {
+            Scope::Record => self.record_writes.get(self.record, index),
+            Scope::Shared => self.shared_writes.get(self.shared, index),
+            Scope::Event => &self.event[index],
         }
     }
 }
 
-fn check_values(what: &str, fields: &[FieldDef], values: &[Value]) -> Result<(), String> {
+fn check_values(what: impl Fn() -> String, fields: &[FieldDef], values: &[Value]) -> Result<(), String> {
     if values.len() != fields.len() {
-        return Err(format!("{what}: expected {} values, got {}", fields.len(), values.len()));
+        return Err(format!("{}: expected {} values, got {}", what(), fields.len(), values.len()));
     }
     for (f, v) in fields.iter().zip(values) {
         if !v.fits(f.ty, f.nullable) {
@@ -119,7 +192,7 @@ fn check_values(what: &str, fields: &[FieldDef], values: &[Value]) -> Result<(),
                 None => "null".to_string(),
                 Some(t) => format!("{t} {v}"),
             };
-            return Err(format!("{what}: field '{}' must be {}{}, got {got}", f.name, f.ty, if f.nullable { " or null" } else { "" }));
+            return Err(format!("{}: field '{}' must be {}{}, got {got}", what(), f.name, f.ty, if f.nullable { " or null" } else { "" }));
         }
     }
     Ok(())
@@ -140,9 +213,16 @@ impl Runtime {
             })?;
             shared_values[idx] = value.clone().coerce(machine.shared[idx].ty);
         }
-        check_values("shared record", &machine.shared, &shared_values).map_err(EngineError::BadRecord)?;
-        let instance = Instance { state: machine.initial, record: defaults.clone(), seen: HashSet::new() };
-        let rt = Runtime { instances: vec![instance; count], defaults, shared: shared_values, machine };
+        check_values(|| "shared record".into(), &machine.shared, &shared_values).map_err(EngineError::BadRecord)?;
+        let instance = Instance { state: machine.initial, record: defaults.clone(), seen: SeenSet::default() };
+        let rt = Runtime {
+            instances: vec![instance; count],
+            record_writes: Overlay::with_len(defaults.len()),
+            shared_writes: Overlay::with_len(shared_values.len()),
+            defaults,
+            shared: shared_values,
+            machine,
+        };
         let violations = rt.violations_of_all();
         if !violations.is_empty() {
             return Err(EngineError::BadRecord(violations.join("; ")));
@@ -184,17 +264,20 @@ impl Runtime {
 
     /// Applies event `event` with `payload` (one value per declared field) to an instance.
     pub fn apply(&mut self, index: usize, event: usize, mut payload: Vec<Value>) -> Result<Outcome, EngineError> {
-        let machine = Arc::clone(&self.machine);
-        let m = &*machine;
-        let count = self.instances.len();
+        let Runtime { machine, defaults, instances, shared, record_writes, shared_writes } = self;
+        let m: &Machine = machine;
+        let count = instances.len();
         let ev = m.events.get(event).ok_or_else(|| EngineError::NoSuchEvent(format!("#{event}")))?;
-        let inst = self.instances.get(index).ok_or(EngineError::NoSuchInstance { index, count })?;
-        check_values(&format!("event {}", ev.name), &ev.fields, &payload).map_err(EngineError::BadPayload)?;
+        let inst = instances.get(index).ok_or(EngineError::NoSuchInstance { index, count })?;
         for (f, v) in ev.fields.iter().zip(payload.iter_mut()) {
-            if matches!(v, Value::Int(_)) {
-                *v = std::mem::replace(v, Value::Null).coerce(f.ty);
+            match v {
+                Value::Int(_) => *v = std::mem::take(v).coerce(f.ty),
+                // A field the payload leaves out takes the default the spec declares.
+                Value::Null if !f.default.is_null() => *v = f.default.clone(),
+                _ => {}
             }
         }
+        check_values(|| format!("event {}", ev.name), &ev.fields, &payload).map_err(EngineError::BadPayload)?;
         let from = inst.state;
         let sname = &m.states[from].name;
         let refused = |diagnostic: usize, message: String| Outcome {
@@ -207,10 +290,10 @@ impl Runtime {
         };
 
         let key = match ev.dedup_key.map(|k| &payload[k]) {
-            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::String(s)) => Some(s),
             _ => None,
         };
-        if let Some(k) = &key {
+        if let Some(k) = key {
             if inst.seen.contains(k) {
                 return Ok(refused(
                     m.builtin.duplicate,
@@ -228,7 +311,11 @@ impl Runtime {
             }
             Handling::Candidates(c) => c,
         };
-        let view = View { record: &inst.record, shared: &self.shared, event: &payload, record_writes: &[], shared_writes: &[] };
+        // Left over from a call that returned early; clearing costs one step per write.
+        record_writes.clear();
+        shared_writes.clear();
+        let view = View::committed(&inst.record, shared);
+        let view = View { event: &payload, ..view };
         for (ci, cand) in cands.iter().enumerate() {
             let guard = match cand {
                 Candidate::Refuse { guard, .. } | Candidate::Take { guard, .. } => guard,
@@ -253,43 +340,38 @@ impl Runtime {
                 }
                 Candidate::Take { new_run, actions, target, .. } => {
                     let to = target.unwrap_or(from);
-                    let base: &[Value] = if *new_run { &self.defaults } else { &inst.record };
-                    let mut rw = Vec::new();
-                    let mut sw = Vec::new();
+                    let base: &[Value] = if *new_run { defaults } else { &inst.record };
                     let mut effects = Vec::new();
-                    let step = (|| -> Result<(), EvalError> {
-                        run_actions(m, actions, base, &self.shared, &payload, &mut rw, &mut sw, &mut effects)?;
-                        if to != from || *new_run {
-                            run_actions(m, &m.states[to].on_entry, base, &self.shared, &payload, &mut rw, &mut sw, &mut effects)?;
-                        }
-                        Ok(())
-                    })();
-                    let arrow = format!("{sname} --{}--> {}", ev.name, m.states[to].name);
-                    if let Err(e) = step {
-                        return Ok(refused(m.builtin.evaluation_error, format!("{arrow}: {e}; nothing changed")));
+                    let mut step = run_actions(m, actions, base, shared, &payload, record_writes, shared_writes, &mut effects);
+                    if step.is_ok() && (to != from || *new_run) {
+                        step = run_actions(m, &m.states[to].on_entry, base, shared, &payload, record_writes, shared_writes, &mut effects);
                     }
-                    let after = View { record: base, shared: &self.shared, event: &payload, record_writes: &rw, shared_writes: &sw };
-                    let failed = violations(m, to, &after);
+                    let arrow = || format!("{sname} --{}--> {}", ev.name, m.states[to].name);
+                    if let Err(e) = step {
+                        return Ok(refused(m.builtin.evaluation_error, format!("{}: {e}; nothing changed", arrow())));
+                    }
+                    let after = View { record: base, shared, event: &payload, record_writes, shared_writes };
+                    let failed = violations_after(m, to, to != from || *new_run, *new_run, &after);
                     if !failed.is_empty() {
                         return Ok(refused(
                             m.builtin.invariant_violation,
-                            format!("{arrow} would break {}; nothing changed", failed.join("; ")),
+                            format!("{} would break {}; nothing changed", arrow(), failed.join("; ")),
                         ));
                     }
                     // Commit.
-                    let inst = &mut self.instances[index];
+                    let key = key.cloned();
+                    let inst = &mut instances[index];
                     if *new_run {
-                        inst.record.clone_from(&self.defaults);
+                        inst.record.clone_from(defaults);
                         inst.seen.clear();
                     }
-                    for (i, v) in rw {
-                        inst.record[i] = v;
-                    }
-                    for (i, v) in sw {
-                        self.shared[i] = v;
-                    }
+                    record_writes.commit_into(&mut inst.record);
+                    shared_writes.commit_into(shared);
                     inst.state = to;
                     if let Some(k) = key {
+                        if inst.seen.capacity() == 0 {
+                            inst.seen.reserve(16); // one allocation for a typical run, not four
+                        }
                         inst.seen.insert(k);
                     }
                     return Ok(Outcome {
@@ -324,17 +406,17 @@ impl Runtime {
         if snap.state >= m.states.len() {
             return vec![format!("state #{} does not exist", snap.state)];
         }
-        if let Err(e) = check_values("record", &m.record, &snap.record) {
+        if let Err(e) = check_values(|| "record".into(), &m.record, &snap.record) {
             return vec![e];
         }
-        let view = View { record: &snap.record, shared, event: &[], record_writes: &[], shared_writes: &[] };
+        let view = View::committed(&snap.record, shared);
         violations(m, snap.state, &view)
     }
 
     fn violations_of_all(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (i, inst) in self.instances.iter().enumerate() {
-            let view = View { record: &inst.record, shared: &self.shared, event: &[], record_writes: &[], shared_writes: &[] };
+            let view = View::committed(&inst.record, &self.shared);
             for v in violations(&self.machine, inst.state, &view) {
                 out.push(format!("instance {i} ({}): {v}", self.machine.states[inst.state].name));
             }
@@ -350,7 +432,7 @@ impl Runtime {
         let shared = match shared {
             Some(values) => {
                 let values: Vec<Value> = values.into_iter().zip(&m.shared).map(|(v, f)| v.coerce(f.ty)).collect();
-                if let Err(e) = check_values("shared record", &m.shared, &values) {
+                if let Err(e) = check_values(|| "shared record".into(), &m.shared, &values) {
                     return Err(vec![e]);
                 }
                 values
@@ -379,7 +461,7 @@ impl Runtime {
             if touched.contains(&i) {
                 continue;
             }
-            let view = View { record: &inst.record, shared: &shared, event: &[], record_writes: &[], shared_writes: &[] };
+            let view = View::committed(&inst.record, &shared);
             for v in violations(&m, inst.state, &view) {
                 problems.push(format!("instance {i} ({}): {v}", m.states[inst.state].name));
             }
@@ -388,7 +470,7 @@ impl Runtime {
             return Err(problems);
         }
         for (index, snap) in staged {
-            self.instances[index] = Instance { state: snap.state, record: snap.record, seen: snap.seen.into_iter().collect() };
+            self.instances[index] = Instance { state: snap.state, record: snap.record, seen: snap.seen.into_iter().collect::<SeenSet>() };
         }
         self.shared = shared;
         Ok(())
@@ -402,8 +484,8 @@ fn run_actions(
     base: &[Value],
     shared: &[Value],
     payload: &[Value],
-    rw: &mut Vec<(usize, Value)>,
-    sw: &mut Vec<(usize, Value)>,
+    rw: &mut Overlay,
+    sw: &mut Overlay,
     effects: &mut Vec<(usize, Vec<Value>)>,
 ) -> Result<(), EvalError> {
     for a in &actions.assigns {
@@ -416,7 +498,7 @@ fn run_actions(
         if v.is_null() && !field.nullable {
             return Err(EvalError(format!("'{}' is not nullable but would be set to null", field.name)));
         }
-        writes.push((a.index, v));
+        writes.set(a.index, v);
     }
     for call in &actions.effects {
         let def = &m.effects[call.effect];
@@ -434,14 +516,31 @@ fn run_actions(
     Ok(())
 }
 
+/// The invariants a transition into `state` breaks. Invariants that held before and read
+/// no written field are skipped, except that entering a state checks all of its own and
+/// starting a new run (a fresh record) checks everything.
+fn violations_after(m: &Machine, state: usize, entered: bool, new_run: bool, view: &View) -> Vec<String> {
+    let mut out = Vec::new();
+    let globals = m.invariants.iter().filter(|inv| new_run || view.touches(inv));
+    let own = m.states[state].invariants.iter().filter(|inv| entered || view.touches(inv));
+    for inv in globals.chain(own) {
+        report(m, state, inv, view, &mut out);
+    }
+    out
+}
+
+fn report(m: &Machine, state: usize, inv: &Invariant, view: &View, out: &mut Vec<String>) {
+    match inv.check.holds(view) {
+        Ok(true) => {}
+        Ok(false) => out.push(format!("invariant `{}` of {} ({})", inv.source, m.states[state].name, inv.message)),
+        Err(e) => out.push(format!("invariant `{}` of {} could not be evaluated: {e}", inv.source, m.states[state].name)),
+    }
+}
+
 fn violations(m: &Machine, state: usize, view: &View) -> Vec<String> {
     let mut out = Vec::new();
     for inv in m.invariants.iter().chain(&m.states[state].invariants) {
-        match inv.check.holds(view) {
-            Ok(true) => {}
-            Ok(false) => out.push(format!("invariant `{}` of {} ({})", inv.source, m.states[state].name, inv.message)),
-            Err(e) => out.push(format!("invariant `{}` of {} could not be evaluated: {e}", inv.source, m.states[state].name)),
-        }
+        report(m, state, inv, view, &mut out);
     }
     out
 }

@@ -61,6 +61,12 @@ pub enum Value {
     DecimalList(Arc<[Decimal]>),
 }
 
+impl Default for Value {
+    fn default() -> Value {
+        Value::Null
+    }
+}
+
 impl Value {
     /// The type of a non-null value.
     pub fn ty(&self) -> Option<Ty> {

@@ -159,3 +159,51 @@ fn semantic_problems_are_all_reported_with_paths() {
         ]
     );
 }
+
+/// Invariants are re-evaluated only when a transition wrote a field they read, or entered
+/// their state; and a payload field left null takes the default the spec declares.
+const GATE: &str = r#"{
+  "version": 1, "machine": "gate",
+  "record": {"n": {"type": "int", "default": 0}, "m": {"type": "int", "default": 0}},
+  "shared": {"s": {"type": "int", "default": 0}},
+  "events": {"INC": {"fields": {"by": {"type": "int", "default": 1}}}, "GO": {}, "BUMP": {}},
+  "diagnostics": {"ok": "OK", "duplicate": "DUP", "invariant_violation": "INV", "no_candidate": "NONE",
+                  "unhandled": "UNHANDLED", "evaluation_error": "EVAL",
+                  "codes": {"OK": "", "DUP": "", "INV": "", "NONE": "", "UNHANDLED": "", "EVAL": ""}},
+  "invariants": [{"check": "shared.s <= 1", "message": "s at most one"}],
+  "states": {
+    "A": {"initial": true, "on": {
+      "INC": [{"assign": {"n": "n + event.by"}}],
+      "GO": [{"target": "B"}],
+      "BUMP": [{"assign": {"shared.s": "shared.s + 1"}}]}},
+    "B": {"invariants": [{"check": "n <= 2", "message": "B holds at most two"}],
+      "on": {"INC": [{"assign": {"n": "n + event.by"}}], "GO": [{"target": "A"}]}}
+  }
+}"#;
+
+#[test]
+fn invariants_follow_writes_and_entered_states() {
+    let m = Arc::new(Machine::compile_json(GATE).expect("the spec compiles"));
+    let mut rt = Runtime::new(m.clone(), 1, &[]).unwrap();
+    let ev = |name: &str| m.event_index(name).unwrap();
+    let code = |rt: &mut Runtime, name: &str, payload: Vec<Value>| {
+        let out = rt.apply(0, ev(name), payload).unwrap();
+        (m.diagnostics[out.diagnostic].clone(), m.states[out.state].name.clone())
+    };
+    // `by` left null: the declared default 1 applies.
+    assert_eq!(code(&mut rt, "INC", vec![Value::Null]), ("OK".into(), "A".into()));
+    assert_eq!(rt.record(0).unwrap()[0], Value::Int(1));
+    assert_eq!(code(&mut rt, "INC", vec![Value::Int(2)]), ("OK".into(), "A".into()));
+    // GO writes nothing, but entering B must still check B's own invariant.
+    assert_eq!(code(&mut rt, "GO", vec![]), ("INV".into(), "A".into()));
+    assert_eq!(code(&mut rt, "INC", vec![Value::Int(-2)]), ("OK".into(), "A".into()));
+    assert_eq!(code(&mut rt, "GO", vec![]), ("OK".into(), "B".into()));
+    // Inside B, a write to `n` re-checks B's invariant; nothing changes when it fails.
+    assert_eq!(code(&mut rt, "INC", vec![Value::Int(5)]), ("INV".into(), "B".into()));
+    assert_eq!(rt.record(0).unwrap()[0], Value::Int(1));
+    assert_eq!(code(&mut rt, "GO", vec![]), ("OK".into(), "A".into()));
+    // A global invariant over the shared record is checked when the shared field is written.
+    assert_eq!(code(&mut rt, "BUMP", vec![]), ("OK".into(), "A".into()));
+    assert_eq!(code(&mut rt, "BUMP", vec![]), ("INV".into(), "A".into()));
+    assert_eq!(rt.shared()[0], Value::Int(1));
+}

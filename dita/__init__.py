@@ -22,6 +22,7 @@ from dita.errors import (
     VenueError,
 )
 from dita.hookspecs import hookimpl
+from dita.journal import Journal, JournalError
 from dita.kernel import Kernel
 from dita.spec import load_machine, packaged_spec_path
 from dita.types import (
@@ -42,7 +43,8 @@ Runtime = _engine.Runtime
 __version__ = _engine.__version__
 
 __all__ = [
-    "AccountView", "DitaError", "EngineError", "Instrument", "InvalidInputError", "Kernel", "KernelIntent",
+    "AccountView", "DitaError", "EngineError", "Instrument", "InvalidInputError", "Journal", "JournalError", "Kernel",
+    "KernelIntent",
     "KernelOutcome", "Machine", "Order", "OrderView", "PluginError", "ReconcileError", "Runtime", "SlotView",
     "SpecError", "SpecProblem", "Venue", "VenueError", "VenueEvent", "hookimpl", "load_machine",
     "packaged_spec_path",

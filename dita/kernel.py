@@ -16,13 +16,20 @@ from typing import Any, Iterable, Mapping
 
 from dita import _engine
 from dita.errors import DitaError, InvalidInputError, ReconcileError
+from dita.journal import Journal, JournalError
 from dita.plugins import default_registry
-from dita.spec import load_machine
+from dita.spec import compile_text, load_machine, packaged_spec_path
 from dita.types import AccountView, Instrument, KernelIntent, KernelOutcome, Order, SlotView, VenueEvent, to_decimal
 from dita.venue import Venue
 
 SNAPSHOT_FORMAT = 1
 _EMPTY = ()
+_FILL_EVENTS = frozenset({"PARTIALLY_FILLED", "FULL_FILL"})
+
+
+def _version() -> str:
+    from dita import __version__
+    return __version__
 
 
 class Kernel:
@@ -31,17 +38,35 @@ class Kernel:
     :param venue: a registered venue name, or a :class:`dita.Venue` instance.
     :param slots: how many trades can run at once.
     :param capital: starting capital of the account.
-    :param journal: ``None`` (no journal); the SQLite journal is not part of this version.
+    :param journal: path of a new SQLite journal (see :mod:`dita.journal`), or ``None`` to
+        keep none. To continue an existing journal, use :meth:`recover`.
     :param spec: path of a spec file; ``None`` is the packaged ``spec/kernel.yaml``.
-    :param venue_options: keyword arguments for the venue's factory.
+    :param venue_options: keyword arguments for the venue's factory (never journaled).
+    :param durability: ``"full"`` (every record durable before the call returns) or
+        ``"batched"`` (a bounded window of records, for throughput); see :mod:`dita.journal`.
     """
 
     def __init__(self, venue: str | Venue = "mock", slots: int = 1, capital: Any = 0, journal: Any = None,
-                 spec: str | Path | None = None, venue_options: Mapping[str, Any] | None = None):
+                 spec: str | Path | None = None, venue_options: Mapping[str, Any] | None = None,
+                 durability: str = "full"):
+        if journal is not None and not isinstance(journal, (str, Path)):
+            raise InvalidInputError(f"journal must be a file path or None, got {type(journal).__name__}")
+        spec_path = Path(spec) if spec is not None else packaged_spec_path()
+        try:
+            spec_text = spec_path.read_text()
+        except OSError:
+            spec_text = None  # load_machine below reports the unreadable file
+        self._setup(venue, slots, capital, load_machine(spec), spec, venue_options)
+        if journal is not None:
+            self._journal = Journal.create(journal, {
+                "slots": self.slots, "starting_capital": str(self.account.starting_capital),
+                "machine": self.machine.name, "spec_text": spec_text, "spec_source": str(spec_path),
+                "venue": self.venue.name or type(self.venue).__name__, "dita_version": _version(),
+            }, durability=durability)
+
+    def _setup(self, venue, slots, capital, machine, spec, venue_options) -> None:
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
             raise InvalidInputError(f"slots must be a positive int, got {slots!r}")
-        if journal is not None:
-            raise InvalidInputError("journal: only journal=None is supported in this version (no journal is kept)")
         capital = to_decimal(capital, "capital")
         if isinstance(venue, Venue):
             if venue_options:
@@ -51,13 +76,31 @@ class Kernel:
             self.venue = default_registry().create(venue, dict(venue_options or {}))
         else:
             raise InvalidInputError(f"venue must be a venue name or a dita.Venue, got {type(venue).__name__}")
-        self.machine = load_machine(spec)
+        self.machine = machine
         self.spec_path = spec
         self._rt = _engine.Runtime(self.machine, slots, {"starting_capital": capital, "capital": capital})
         self.slots = slots
         self._order_slot: dict[str, int] = {}   # every client order id ever issued -> its slot
         self._orders: dict[str, Order] = {}     # client order id -> the order as submitted
         self.trades: list[dict] = []            # terminal records of closed trades
+        self._journal: Journal | None = None
+        self._replaying = False
+
+    @property
+    def journal(self) -> Journal | None:
+        """The journal this kernel writes, or ``None``."""
+        return self._journal
+
+    def close(self) -> None:
+        """Commits and closes the journal (if any)."""
+        if self._journal is not None:
+            self._journal.close()
+
+    def __enter__(self) -> "Kernel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ reading
 
@@ -85,14 +128,37 @@ class Kernel:
             raise InvalidInputError(f"process_intent takes a dita.KernelIntent, got {type(intent).__name__}")
         self._check_slot(intent.slot_id)
         slot = intent.slot_id
-        payload = self._intent_payload(intent)
-        if isinstance(payload, KernelOutcome):
-            return payload
+        journal = self._journal
+        if journal is not None:
+            journal.append("intent", slot, intent.to_dict())
         try:
-            result = self._rt.apply(slot, intent.action, payload)
-        except _engine.EngineError as exc:
-            raise InvalidInputError(f"slot {slot}, intent {intent.action}: {exc}") from None
-        return self._finish(slot, result, intent)
+            payload = self._intent_payload(intent)
+            if isinstance(payload, KernelOutcome):
+                return payload
+            try:
+                result = self._apply(slot, intent.action, payload, "intent")
+            except _engine.EngineError as exc:
+                raise InvalidInputError(f"slot {slot}, intent {intent.action}: {exc}") from None
+            return self._finish(slot, result, intent)
+        finally:
+            if journal is not None:
+                journal.flush()
+
+    def _apply(self, slot: int, kind: str, payload: Any, source: str) -> tuple:
+        """Applies one event to the engine and journals what it took and decided."""
+        result = self._rt.apply(slot, kind, payload)
+        journal = self._journal
+        if journal is not None:
+            data = payload.to_dict() if isinstance(payload, VenueEvent) else payload
+            if isinstance(payload, VenueEvent):
+                data.pop("raw", None)  # the exchange's own payload: not ours to keep
+            journal.append("apply", slot, {"event": kind, "payload": data, "source": source,
+                                           "accepted": result[0], "diagnostic": result[1]})
+            if result[3]:
+                journal.append("transition", slot, list(result[3]))
+                if result[0] and kind in _FILL_EVENTS:
+                    journal.append("settlement", slot, {k: str(v) for k, v in self._rt.shared().items()})
+        return result
 
     def _refused(self, slot: int | None, code: str, message: str) -> KernelOutcome:
         state = self._rt.state(slot) if slot is not None else None
@@ -147,6 +213,8 @@ class Kernel:
         """Applies one venue event to the slot that owns its order."""
         if type(event) is not VenueEvent:
             raise InvalidInputError(f"on_venue_event takes a dita.VenueEvent, got {type(event).__name__}")
+        if self._journal is not None:
+            return self._on_venue_event_journaled(event)
         slot = self._order_slot.get(event.client_order_id)
         if slot is None:
             if type(event.client_order_id) is not str or type(event.kind) is not str:
@@ -162,6 +230,26 @@ class Kernel:
             tr = result[3]
             return KernelOutcome(result[0], result[1], result[2], slot, (tr,) if tr else _EMPTY, _EMPTY, _EMPTY, result[5])
         return self._finish(slot, result, None)
+
+    def _on_venue_event_journaled(self, event: VenueEvent) -> KernelOutcome:
+        journal = self._journal
+        try:
+            slot = self._order_slot.get(event.client_order_id)
+            if slot is None:
+                journal.append("unrouted", None, {k: v for k, v in event.to_dict().items() if k != "raw"})
+                if type(event.client_order_id) is not str or type(event.kind) is not str:
+                    raise InvalidInputError(f"venue event {event.event_id!r}: kind and client_order_id are required "
+                                            f"strings, got {event.kind!r} and {event.client_order_id!r}")
+                return KernelOutcome(False, "UNKNOWN_ORDER", None, None, message=(
+                    f"{event.kind} {event.event_id!r} is for order {event.client_order_id!r}, which this kernel "
+                    "never issued; nothing changed"))
+            try:
+                result = self._apply(slot, event.kind, event, "venue")
+            except _engine.EngineError as exc:
+                raise InvalidInputError(f"venue event {event.event_id!r} for slot {slot}: {exc}") from None
+            return self._finish(slot, result, None)
+        finally:
+            journal.flush()
 
     def poll(self) -> list[KernelOutcome]:
         """Pulls the venue's pending events (fills of resting orders, ...) and applies them."""
@@ -181,10 +269,12 @@ class Kernel:
             emitted.append(event)
             target = self._order_slot.get(event.client_order_id)
             if target is None:
+                if self._journal is not None:
+                    self._journal.append("unrouted", None, {k: v for k, v in event.to_dict().items() if k != "raw"})
                 refused.append((event, "UNKNOWN_ORDER", "an event for an order this kernel never issued"))
                 continue
             try:
-                r = self._rt.apply(target, event.kind, event)
+                r = self._apply(target, event.kind, event, "venue")
             except _engine.EngineError as exc:
                 refused.append((event, "INVALID_EVENT", str(exc)))
                 continue
@@ -198,6 +288,11 @@ class Kernel:
 
     def _perform(self, slot: int, effects, intent: KernelIntent | None, transitions: list, pending: deque) -> None:
         for name, args in effects:
+            if self._journal is not None and not self._replaying:
+                # Write-ahead: the effect is on disk before the venue can act on it.
+                self._journal.append("effect", slot, {"effect": name, "args": args})
+                if name != "WRITE_TERMINAL":
+                    self._journal.flush(force=True)
             if name == "SUBMIT_ORDER":
                 order = Order(
                     client_order_id=args["client_order_id"], asset=args["asset"], side=args["side"],
@@ -208,15 +303,20 @@ class Kernel:
                 )
                 self._order_slot[order.client_order_id] = slot
                 self._orders[order.client_order_id] = order
-                pending.extend(self._call_venue("submit", order))
+                if not self._replaying:
+                    pending.extend(self._call_venue("submit", order))
             elif name == "CANCEL_ORDER":
+                if self._replaying:
+                    continue
                 sent = self._orders[args["client_order_id"]]
                 # Routed with the slot's own asset and the ids the slot holds, never a trade id.
                 order = Order(**{**sent.__dict__, "asset": args["asset"], "venue_order_id": args["venue_order_id"]})
                 pending.extend(self._call_venue("cancel", order))
             elif name == "WRITE_TERMINAL":
                 self.trades.append(dict(args, slot_id=slot))
-                r = self._rt.apply(slot, "TERMINAL_WRITTEN", None)
+                if self._replaying:
+                    continue  # the journal holds the TERMINAL_WRITTEN that followed
+                r = self._apply(slot, "TERMINAL_WRITTEN", None, "kernel")
                 if r[3]:
                     transitions.append(r[3])
                 if not r[0]:
@@ -269,6 +369,91 @@ class Kernel:
             k._order_slot[coid] = order.slot_id
         k.trades = [dict(t) for t in snapshot.get("trades") or ()]
         return k
+
+    # ------------------------------------------------------------------ journal recovery
+
+    @classmethod
+    def recover(cls, journal: str | Path, venue: str | Venue = "mock", venue_options: Mapping[str, Any] | None = None,
+                durability: str = "full", sync: bool = True) -> "Kernel":
+        """Rebuilds a kernel from its journal and continues writing it.
+
+        The journal's ``apply`` records are applied again, in order, to a fresh engine running
+        the spec the journal was written with; every recorded verdict and transition must come
+        out the same, or :class:`JournalError` names the first record that differs. Nothing is
+        sent to the venue during the replay. Then, with ``sync`` (the default), every order the
+        slots still consider working is queried at the venue, and what happened while the
+        process was down is applied (see :meth:`sync_with_venue`; the findings are in
+        ``recovery_report``)."""
+        j = Journal.open(journal, durability=durability)
+        try:
+            meta = j.meta()
+            text = meta.get("spec_text")
+            machine = compile_text(text, meta.get("spec_source", "<journal>")) if text else load_machine(None)
+            k = cls.__new__(cls)
+            k._setup(venue, int(meta["slots"]), meta["starting_capital"], machine, None, venue_options)
+            k._replay(j)
+        except BaseException:
+            j.close()
+            raise
+        k._journal = j
+        k.recovery_report = k.sync_with_venue() if sync else []
+        return k
+
+    def _replay(self, journal: Journal) -> None:
+        self._replaying = True
+        intent = None
+        last = None
+        try:
+            for rec in journal.records():
+                if rec.kind == "intent":
+                    intent = KernelIntent(**rec.data)
+                elif rec.kind == "apply":
+                    d = rec.data
+                    try:
+                        last = self._rt.apply(rec.slot, d["event"], d["payload"])
+                    except _engine.EngineError as exc:
+                        raise JournalError(f"journal record {rec.seq}: the engine refuses its input: {exc}") from None
+                    if (last[0], last[1]) != (d["accepted"], d["diagnostic"]):
+                        raise JournalError(
+                            f"replay diverged at journal record {rec.seq} (slot {rec.slot}, {d['event']}): the journal "
+                            f"says {d['diagnostic']}, the engine now says {last[1]}: {last[5]}")
+                    self._perform(rec.slot, last[4], intent if d["source"] == "intent" else None, [], deque())
+                elif rec.kind == "transition":
+                    if last is None or list(last[3] or ()) != rec.data:
+                        raise JournalError(f"replay diverged at journal record {rec.seq}: the journal has transition "
+                                           f"{rec.data}, the replay {list(last[3] or ()) if last else None}")
+        finally:
+            self._replaying = False
+
+    def sync_with_venue(self) -> list[dict]:
+        """Asks the venue about every order a slot still considers working and applies what
+        it reports (fills that happened while this kernel was not listening apply once, by
+        their event ids). Returns one entry per order: slot, client order id, and either the
+        outcomes or the error that kept the order from being explained."""
+        report = []
+        for sid in range(self.slots):
+            view = self.slot(sid)
+            for order_view in (view.active_entry_order, view.active_exit_order):
+                if order_view is None:
+                    continue
+                coid = order_view.client_order_id
+                order = self._orders.get(coid)
+                entry = {"slot": sid, "client_order_id": coid}
+                if order is None:
+                    entry["error"] = "the slot names an order this kernel has no record of"
+                    report.append(entry)
+                    continue
+                try:
+                    events = list(self.venue.query(order) or ())
+                except Exception as exc:  # the venue could not answer: report, do not guess
+                    entry["error"] = f"query failed: {type(exc).__name__}: {exc}"
+                    report.append(entry)
+                    continue
+                outcomes = [self.on_venue_event(ev) for ev in events]
+                entry["applied"] = [o.diagnostic_code for o in outcomes]
+                entry["state"] = self.slot(sid).fsm_state
+                report.append(entry)
+        return report
 
     def reconcile(self, slots: Mapping[int, Any] | Iterable[Any]) -> None:
         """Replaces slots with the given ones (``{slot_id: snapshot}``, or slot views /

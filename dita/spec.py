@@ -101,8 +101,11 @@ def parse(text: str, source: str = "<spec>"):
     return doc, root
 
 
+@lru_cache(maxsize=32)
 def compile_text(text: str, source: str = "<spec>") -> "_engine.Machine":
-    """Compiles spec text into an engine :class:`Machine`, or raises :class:`SpecError`."""
+    """Compiles spec text into an engine :class:`Machine`, or raises :class:`SpecError`.
+    Compiled machines are immutable, so the same text is compiled once per process (a
+    kernel, a restore and a recovery share it)."""
     doc, root = parse(text, source)
     doc = {k: v for k, v in doc.items() if k != "templates"}
     try:

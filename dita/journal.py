@@ -1,0 +1,218 @@
+"""The SQLite journal: every input the engine took, and what it decided, in order.
+
+One row per record, numbered by ``seq``. The records that rebuild a kernel are the
+``apply`` records — exactly what the engine received (slot, event, payload) — because the
+engine is deterministic: applying them again, in order, to a fresh engine gives the same
+states, records and account. The other kinds (``intent``, ``transition``, ``effect``,
+``settlement``) say what happened and let a replay check itself against the original run.
+
+Write-ahead: the kernel flushes the journal before every call to the venue and before each
+public call returns. An order is therefore journaled before it can exist at the venue, and a
+fill is journaled before the strategy hears of it; a fill that was applied in memory but
+not yet journaled when the process died is not lost either — the venue still has it, and
+recovery asks for it again (its event id makes it apply once).
+
+Durability modes:
+
+``"full"`` (default)
+    Every flush is a commit with ``synchronous=FULL``: durable on disk before the call
+    returns.
+``"batched"``
+    Records are committed when ``batch_records`` have accumulated or the oldest pending one
+    is ``batch_ms`` old (checked at each flush point), and when the journal closes;
+    ``synchronous=NORMAL``. A crash may lose at most that window — and never an order sent
+    to the venue, whose records are always committed before the venue call.
+
+The journal never stores secrets: venue options are not written at all, and venue events
+are stored without their ``raw`` exchange payload.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterator
+
+from dita.errors import DitaError
+
+SCHEMA_VERSION = 1
+DURABILITY_MODES = ("full", "batched")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    seq  INTEGER PRIMARY KEY,
+    ts   REAL NOT NULL,
+    kind TEXT NOT NULL,
+    slot INTEGER,
+    data TEXT NOT NULL
+);
+"""
+
+
+class JournalError(DitaError):
+    """A journal that cannot be opened, read or replayed."""
+
+
+@dataclass(frozen=True)
+class Record:
+    seq: int
+    ts: float
+    kind: str
+    slot: int | None
+    data: Any
+
+
+def _plain(value: Any) -> Any:
+    """JSON form: decimals as exact strings, tuples as lists."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _encode(value: Any) -> str:
+    return json.dumps(value, default=_plain, separators=(",", ":"), ensure_ascii=False)
+
+
+class Journal:
+    """An append-only SQLite journal. Use :meth:`create` for a new one, :meth:`open` to
+    read or continue an existing one."""
+
+    def __init__(self, path: str | Path, conn: sqlite3.Connection, durability: str, batch_records: int,
+                 batch_ms: float):
+        if durability not in DURABILITY_MODES:
+            raise JournalError(f"durability must be one of {', '.join(DURABILITY_MODES)}, got {durability!r}")
+        if batch_records < 1 or batch_ms <= 0:
+            raise JournalError("batch_records must be >= 1 and batch_ms > 0")
+        self.path = Path(path)
+        self.durability = durability
+        self.batch_records = batch_records
+        self.batch_ms = batch_ms
+        self._conn = conn
+        self._pending: list[tuple] = []
+        self._oldest_pending = 0.0
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
+        row = conn.execute("SELECT MAX(seq) FROM records").fetchone()
+        self.last_seq = row[0] or 0
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def create(cls, path: str | Path, meta: dict[str, Any], durability: str = "full", batch_records: int = 1000,
+               batch_ms: float = 50.0) -> "Journal":
+        """A new journal at ``path``; refuses to overwrite one that already holds records."""
+        p = Path(path)
+        conn = cls._connect(p)
+        try:
+            conn.executescript(_SCHEMA)
+            if conn.execute("SELECT 1 FROM records LIMIT 1").fetchone():
+                raise JournalError(f"journal {p} already holds records; recover from it "
+                                   "(dita.Kernel.recover) or choose a new path")
+            values = {"schema_version": SCHEMA_VERSION, "created_at": time.time(), **meta}
+            with conn:
+                conn.execute("DELETE FROM meta")
+                conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, _encode(v)) for k, v in values.items()])
+        except BaseException:
+            conn.close()
+            raise
+        return cls(p, conn, durability, batch_records, batch_ms)
+
+    @classmethod
+    def open(cls, path: str | Path, durability: str = "full", batch_records: int = 1000,
+             batch_ms: float = 50.0) -> "Journal":
+        """An existing journal, to read or to continue."""
+        p = Path(path)
+        if not p.is_file():
+            raise JournalError(f"journal not found: {p}")
+        conn = cls._connect(p)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not {"meta", "records"} <= tables:
+                raise JournalError(f"{p} is not a DITA journal (no meta/records tables)")
+            journal = cls(p, conn, durability, batch_records, batch_ms)
+            version = journal.meta().get("schema_version")
+            if version != SCHEMA_VERSION:
+                raise JournalError(f"journal {p} has schema version {version!r}; this DITA reads version {SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise JournalError(f"{p} is not a readable DITA journal: {exc}") from None
+        except BaseException:
+            conn.close()
+            raise
+        return journal
+
+    @staticmethod
+    def _connect(p: Path) -> sqlite3.Connection:
+        try:
+            # Autocommit mode: transactions are opened explicitly by flush().
+            return sqlite3.connect(str(p), isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot open journal {p}: {exc}") from None
+
+    # ------------------------------------------------------------------ writing
+
+    def append(self, kind: str, slot: int | None, data: Any) -> int:
+        """Adds a record (held in memory until the next flush); returns its sequence number."""
+        if not self._pending:
+            self._oldest_pending = time.monotonic()
+        self.last_seq += 1
+        self._pending.append((self.last_seq, time.time(), kind, slot, _encode(data)))
+        return self.last_seq
+
+    def flush(self, force: bool = False) -> None:
+        """A flush point. In ``full`` mode (or with ``force``) every pending record is
+        committed now; in ``batched`` mode only once the batch is full or old enough."""
+        if not self._pending:
+            return
+        if not force and self.durability == "batched":
+            age_ms = (time.monotonic() - self._oldest_pending) * 1000
+            if len(self._pending) < self.batch_records and age_ms < self.batch_ms:
+                return
+        rows, self._pending = self._pending, []
+        try:
+            self._conn.execute("BEGIN")
+            self._conn.executemany("INSERT INTO records (seq, ts, kind, slot, data) VALUES (?, ?, ?, ?, ?)", rows)
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            self._pending = rows + self._pending
+            raise JournalError(f"cannot write journal {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            self.flush(force=True)
+        finally:
+            self._conn.close()
+            self._conn = None
+
+    # ------------------------------------------------------------------ reading
+
+    def meta(self) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
+
+    def records(self, after: int = 0) -> Iterator[Record]:
+        """Committed records with ``seq > after``, in order."""
+        cur = self._conn.execute("SELECT seq, ts, kind, slot, data FROM records WHERE seq > ? ORDER BY seq", (after,))
+        for seq, ts, kind, slot, data in cur:
+            yield Record(seq, ts, kind, slot, json.loads(data))
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Journal({str(self.path)!r}, durability={self.durability!r}, last_seq={self.last_seq})"

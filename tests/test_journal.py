@@ -1,0 +1,173 @@
+"""The SQLite journal: what it holds, recovery by replay, fills missed while down, durability."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from decimal import Decimal as D
+
+import pytest
+
+import dita
+from conftest import assert_account_identity, cancel, enter, exit_
+from dita_mock import MockVenue
+
+
+def _venue(**kw):
+    kw.setdefault("prices", {"BTC-USDT": "60000"})
+    return MockVenue(**kw)
+
+
+def _session(k):
+    """Partial LIMIT entry, cancel of the rest, a duplicate fill, a two-leg exit."""
+    assert enter(k, size="0.010", order_type="LIMIT", limit_price="60000", ratios=("0.5", "0.5")).accepted
+    assert cancel(k).state == "POSITION_OPEN"
+    assert exit_(k, intent="x1").accepted
+    fill = k.venue.set_price("BTC-USDT", "60500")
+    for out in k.poll():
+        assert out.accepted
+    if fill:
+        assert k.on_venue_event(fill[0]).diagnostic_code == "DUPLICATE_EVENT"
+    assert exit_(k, intent="x2").accepted
+
+
+def _rows(path):
+    with sqlite3.connect(path) as c:
+        return c.execute("SELECT seq, kind, slot, data FROM records ORDER BY seq").fetchall()
+
+
+def test_every_step_is_journaled_in_order_and_recovery_rebuilds_the_same_kernel(tmp_path):
+    path = tmp_path / "run.sqlite"
+    venue = _venue(entry_fill_ratio="0.6", exit_fill_ratio="0.5", fee_rate="0.0004")
+    k = dita.Kernel(venue=venue, slots=2, capital=D("1000"), journal=path)
+    _session(k)
+    before = k.snapshot()
+    k.close()
+
+    rows = _rows(path)
+    assert [r[0] for r in rows] == list(range(1, len(rows) + 1))
+    kinds = {r[1] for r in rows}
+    assert {"intent", "apply", "transition", "effect", "settlement"} <= kinds
+    first_effect = next(r for r in rows if r[1] == "effect")
+    assert json.loads(first_effect[3])["effect"] == "SUBMIT_ORDER"
+    # The order was journaled before the venue's answer (its ACK) was applied.
+    ack = next(r for r in rows if r[1] == "apply" and json.loads(r[3])["event"] == "ORDER_ACK")
+    assert first_effect[0] < ack[0]
+    settlements = [json.loads(r[3]) for r in rows if r[1] == "settlement"]
+    assert settlements[-1]["capital"] == str(before["account"]["capital"])
+
+    k2 = dita.Kernel.recover(path, venue=venue)
+    assert k2.snapshot() == before
+    # The second exit leg still works: the venue is asked about it, and what it reports was
+    # already applied before the "crash", so nothing applies twice.
+    assert k2.recovery_report == [{"slot": 0, "client_order_id": "x2", "applied": ["DUPLICATE_EVENT"] * 2,
+                                   "state": "EXIT_WORKING"}]
+    assert k2.snapshot() == before
+    assert_account_identity(k2)
+    # The journal continues where it stopped.
+    assert k2.process_intent(dita.KernelIntent("ENTER", 1, "e9", trade_id="t9", asset="BTC-USDT", side="LONG",
+                                               target_size="0.002")).accepted
+    k2.close()
+    seqs = [r[0] for r in _rows(path)]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) > len(rows)
+
+
+def test_fills_that_happen_while_the_kernel_is_down_are_applied_once_on_recovery(tmp_path):
+    path = tmp_path / "run.sqlite"
+    venue = _venue(entry_fill_ratio="0")
+    k = dita.Kernel(venue=venue, slots=1, capital=D("1000"), journal=path)
+    assert enter(k, size="0.010", order_type="LIMIT", limit_price="59000").state == "ENTRY_WORKING"
+    coid = k.slot(0).active_entry_order.client_order_id
+    k.venue.poll()
+    del k  # the process "dies" here: nothing more is journaled
+
+    venue.fill(coid, "0.004", "59000")  # the venue keeps trading meanwhile
+    venue.fill(coid, "0.006", "59000")
+    venue.poll()  # and those reports are gone from the push channel: only a query finds them
+
+    k2 = dita.Kernel.recover(path, venue=venue)
+    s = k2.slot(0)
+    assert s.fsm_state == "POSITION_OPEN" and s.size == D("0.010") and s.entry_price == D("59000")
+    assert k2.recovery_report[0]["client_order_id"] == coid
+    assert k2.recovery_report[0]["state"] == "POSITION_OPEN"
+    # Asking again applies nothing twice.
+    again = k2.sync_with_venue()
+    assert again == []
+    for ev in venue.query(k2.order(coid)):
+        assert k2.on_venue_event(ev).diagnostic_code == "DUPLICATE_EVENT"
+    assert k2.slot(0).size == D("0.010")
+    assert_account_identity(k2)
+    k2.close()
+
+
+def test_a_tampered_journal_is_refused_naming_the_record(tmp_path):
+    path = tmp_path / "run.sqlite"
+    k = dita.Kernel(venue=_venue(), slots=1, capital=D("1000"), journal=path)
+    assert enter(k, size="0.010").state == "POSITION_OPEN"
+    k.close()
+    with sqlite3.connect(path) as c:
+        seq, data = c.execute("SELECT seq, data FROM records WHERE kind='apply' AND data LIKE '%FULL_FILL%'").fetchone()
+        d = json.loads(data)
+        d["payload"]["filled_size"] = "0.02"  # more than the order's quantity
+        c.execute("UPDATE records SET data=? WHERE seq=?", (json.dumps(d), seq))
+    with pytest.raises(dita.JournalError, match=f"record {seq}"):
+        dita.Kernel.recover(path, venue=_venue())
+
+
+def test_journal_errors_are_clear(tmp_path):
+    with pytest.raises(dita.JournalError, match="journal not found"):
+        dita.Kernel.recover(tmp_path / "nope.sqlite", venue=_venue())
+    path = tmp_path / "run.sqlite"
+    dita.Kernel(venue=_venue(), journal=path).close()
+    k = dita.Kernel.recover(path, venue=_venue())
+    assert k.process_intent(dita.KernelIntent("CANCEL", 0, "c0")).diagnostic_code == "NO_WORKING_ORDER"
+    k.close()
+    with pytest.raises(dita.JournalError, match="already holds records"):
+        dita.Kernel(venue=_venue(), journal=path)
+    with pytest.raises(dita.JournalError, match="durability"):
+        dita.Kernel(venue=_venue(), journal=tmp_path / "x.sqlite", durability="sometimes")
+
+
+def test_the_journal_never_holds_venue_options_or_raw_exchange_payloads(tmp_path):
+    secret = "S3CRET-do-not-store-4f1c"
+
+    class KeyedMock(MockVenue):
+        def __init__(self, api_secret, **kw):
+            super().__init__(**kw)
+            self._api_secret = api_secret
+
+        def submit(self, order):
+            events = super().submit(order)
+            for ev in events:
+                ev.raw = {"echo": self._api_secret}  # an exchange payload we must not keep
+            return events
+
+    path = tmp_path / "run.sqlite"
+    k = dita.Kernel(venue=KeyedMock(secret, prices={"BTC-USDT": "60000"}), journal=path)
+    assert enter(k, size="0.010").state == "POSITION_OPEN"
+    k.close()
+    for f in tmp_path.iterdir():
+        assert secret.encode() not in f.read_bytes(), f.name
+
+
+def test_batched_mode_commits_a_window_and_everything_on_close(tmp_path):
+    path = tmp_path / "run.sqlite"
+    venue = _venue(entry_fill_ratio="0")
+    k = dita.Kernel(venue=venue, slots=1, capital=D("1000"), journal=path, durability="batched")
+    k.journal.batch_records, k.journal.batch_ms = 10_000, 60_000.0
+    assert enter(k, size="0.010", order_type="LIMIT", limit_price="59000").accepted
+    committed_after_submit = len(_rows(path))
+    assert committed_after_submit > 0  # the order's records went to disk before the venue saw it
+    coid = k.slot(0).active_entry_order.client_order_id
+    k.venue.poll()
+    for i in range(5):
+        venue.fill(coid, "0.001", "59000")
+    for out in k.poll():
+        assert out.accepted
+    assert len(_rows(path)) == committed_after_submit  # fills wait for the batch
+    assert k.journal.last_seq > committed_after_submit
+    k.close()
+    assert len(_rows(path)) == k.journal.last_seq
+    k2 = dita.Kernel.recover(path, venue=venue)
+    assert k2.slot(0).size == D("0.005")
+    k2.close()

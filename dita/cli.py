@@ -7,6 +7,7 @@ import sys
 from decimal import Decimal
 
 import dita
+from dita import cli_journal
 
 
 def _show(label: str, out: dita.KernelOutcome) -> None:
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="run a scripted session on the mock venue", description=demo.__doc__)
     p.set_defaults(func=demo)
+    cli_journal.add_commands(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -1,0 +1,133 @@
+"""``dita journal show`` and ``dita journal replay``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from typing import Mapping
+
+from rich.console import Console
+from rich.table import Table
+
+from dita.errors import VenueError
+from dita.journal import Journal
+from dita.venue import Venue
+
+
+class OfflineVenue(Venue):
+    """Stands in for the venue when a journal is only read: a replay sends nothing, so any
+    attempt to reach a venue is an error, never a silent no-op."""
+
+    name = "offline"
+
+    def _refuse(self, *args, **kwargs):
+        raise VenueError("offline replay: no venue is connected")
+
+    format_price = format_quantity = submit = cancel = query = _refuse
+
+    def instruments(self) -> Mapping:
+        return {}
+
+    def poll(self) -> list:
+        return []
+
+
+def _console() -> Console:
+    # Piped or captured output gets room for whole state names instead of rich's 80 columns.
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+
+def _summary(kind: str, data) -> str:
+    if kind == "intent":
+        parts = [data.get("action"), data.get("intent_id")]
+        for key in ("asset", "side", "target_size", "order_type", "limit_price"):
+            if data.get(key) not in (None, [], {}):
+                parts.append(f"{key}={data[key]}")
+        return " ".join(str(p) for p in parts)
+    if kind == "apply":
+        p = data.get("payload") or {}
+        verdict = "" if data.get("accepted") else f" REFUSED {data.get('diagnostic')}"
+        if data.get("source") == "venue":
+            fill = f" {p.get('filled_size')} @ {p.get('fill_price')}" if p.get("filled_size") else ""
+            return f"{data['event']} {p.get('event_id')} order {p.get('client_order_id')}{fill}{verdict}"
+        return f"{data['event']} ({data.get('source')}){verdict}"
+    if kind == "transition":
+        return " --{}--> ".join([data[0], data[2]]).format(data[1])
+    if kind == "effect":
+        a = data.get("args") or {}
+        keys = ("client_order_id", "side", "order_type", "quantity", "limit_price", "reduce_only")
+        return data["effect"] + " " + " ".join(f"{k}={a[k]}" for k in keys if a.get(k) is not None)
+    if kind == "settlement":
+        return f"capital {data.get('capital')} realized {data.get('realized_pnl')} fees {data.get('fees_paid')}"
+    return " ".join(f"{k}={v}" for k, v in data.items()) if isinstance(data, dict) else str(data)
+
+
+def show(args: argparse.Namespace) -> int:
+    """Prints a journal's records as a table (optionally one trade's only)."""
+    console = _console()
+    with Journal.open(args.path) as j:
+        meta = j.meta()
+        records = list(j.records())
+    slots_of_trade = None
+    if args.trade:
+        # A trade lives in one slot from its ENTER to its TERMINAL_WRITTEN.
+        slots_of_trade, keep, current = set(), [], {}
+        for r in records:
+            if r.kind == "intent" and r.data.get("action") == "ENTER":
+                current[r.slot] = r.data.get("trade_id")
+            if r.slot is not None and current.get(r.slot) == args.trade:
+                keep.append(r)
+                slots_of_trade.add(r.slot)
+        records = keep
+    table = Table(title=f"journal {args.path}: machine {meta.get('machine')}, {meta.get('slots')} slot(s), "
+                        f"starting capital {meta.get('starting_capital')}, venue {meta.get('venue')}")
+    for col in ("seq", "slot", "kind", "what"):
+        table.add_column(col, justify="right" if col in ("seq", "slot") else "left")
+    for r in records:
+        table.add_row(str(r.seq), "" if r.slot is None else str(r.slot), r.kind, _summary(r.kind, r.data))
+    console.print(table)
+    counts = Counter(r.kind for r in records)
+    console.print(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no records")
+    if args.trade and not records:
+        console.print(f"no records for trade {args.trade!r}")
+        return 1
+    return 0
+
+
+def replay(args: argparse.Namespace) -> int:
+    """Rebuilds the kernel from a journal, checking every recorded verdict and transition,
+    and prints the final slots and account. Nothing is sent anywhere."""
+    from dita.kernel import Kernel
+
+    console = _console()
+    k = Kernel.recover(args.path, venue=OfflineVenue(), sync=False)
+    try:
+        n = k.journal.last_seq
+        console.print(f"replayed {n} records of {args.path}: every verdict and transition matched")
+        table = Table(title="slots")
+        for col in ("slot", "state", "trade", "asset", "side", "size", "entry price", "realized PnL"):
+            table.add_column(col)
+        for sid in range(k.slots):
+            s = k.slot(sid)
+            table.add_row(str(sid), s.fsm_state, str(s.trade_id or ""), str(s.asset or ""), str(s.side or ""),
+                          str(s.size), str(s.entry_price or ""), str(s.realized_pnl))
+        console.print(table)
+        a = k.account
+        console.print(f"account: capital {a.capital} = {a.starting_capital} + realized {a.realized_pnl} "
+                      f"(gross {a.gross_realized_pnl} - fees {a.fees_paid}); {len(k.trades)} trade(s) closed")
+    finally:
+        k.close()
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("journal", help="read a journal", description="Read a DITA journal.")
+    jsub = p.add_subparsers(dest="journal_command", required=True)
+    s = jsub.add_parser("show", help="the records as a table", description=show.__doc__)
+    s.add_argument("path")
+    s.add_argument("--trade", help="only the records of this trade id")
+    s.set_defaults(func=show)
+    r = jsub.add_parser("replay", help="rebuild and verify; print slots and account", description=replay.__doc__)
+    r.add_argument("path")
+    r.set_defaults(func=replay)

@@ -78,8 +78,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _encode(value: Any) -> str:
-    return json.dumps(value, default=_plain, separators=(",", ":"), ensure_ascii=False)
+# One encoder for every record: json.dumps with options builds a new encoder per call.
+_encode = json.JSONEncoder(default=_plain, separators=(",", ":"), ensure_ascii=False).encode
 
 
 class Journal:

@@ -43,6 +43,7 @@ ENTRY_OFFSET = Decimal("0.98")
 EXIT_OFFSET = Decimal("1.02")
 ENTRY_LOTS = 8          # an entry is this many lots; partial fills halve what remains
 MAX_DEPTH = 11
+MIN_DEPTH = 6           # searched in full even if a shallower depth found nothing new
 MAX_TRADES = 2           # a second trade reaches every "order of an earlier trade" case
 MAX_PENDING = 3
 MAX_CONFIGURATIONS = 12000  # the packaged spec needs about 10000
@@ -497,13 +498,13 @@ def _plan_text(text: str, spec_key: str | None) -> Plan:
     rests: dict[str, int] = {}
     # Two breadth-first searches: with venue moves only, then, for what is left, with one
     # synthetic move per path. Each search stops when everything is found, at the budget,
-    # or after a whole depth that found nothing new (what is left then is very likely
-    # unreachable, and is reported so).
+    # or (past MIN_DEPTH) after a whole depth that found nothing new: what is left then is
+    # very likely unreachable, and is reported so.
     for allow_synthetic in (False, True):
         seen = {root.key()}
         level, depth, last_find = [root], 0, 0
         budget = plan.configurations + MAX_CONFIGURATIONS
-        while level and depth < MAX_DEPTH and depth < last_find + 2 and wanted - set(plan.cases):
+        while level and depth < min(MAX_DEPTH, max(MIN_DEPTH, last_find + 2)) and wanted - set(plan.cases):
             found_before, following = len(plan.cases), []
             for node in level:
                 state = node.kernel.slot(0).fsm_state

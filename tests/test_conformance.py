@@ -185,10 +185,15 @@ def test_an_unknown_venue_is_a_usage_error_that_names_the_installed_ones(tmp_pat
 
 def test_the_pytest_plugin_is_inert_for_other_tests(tmp_path):
     (tmp_path / "test_plain.py").write_text("def test_plain():\n    assert 1 + 1 == 2\n")
-    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_plain.py"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    # a project's own `venue` fixture is its own: its tests are not multiplied per venue
+    (tmp_path / "test_own_venue.py").write_text(
+        "import pytest\n\n@pytest.fixture\ndef venue():\n    return 'mine'\n\n"
+        "def test_own(venue):\n    assert venue == 'mine'\n")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "test_plain.py",
+                          "test_own_venue.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout
-    assert "1 passed" in run.stdout and "dita conformance" not in run.stdout
+    assert "2 passed" in run.stdout and "dita conformance" not in run.stdout
+    assert "test_own_venue.py::test_own PASSED" in run.stdout
     listed = subprocess.run([sys.executable, "-m", "pytest", "--help"], cwd=tmp_path, capture_output=True,
                             text=True, timeout=120)
     assert "--dita-venue=NAME" in listed.stdout  # loaded through the pytest11 entry point

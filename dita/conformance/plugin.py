@@ -1,7 +1,7 @@
 """The conformance suite's pytest plugin (entry point ``pytest11``: ``dita``).
 
 Inert unless a test asks for one of its fixtures (``venue``, ``harness``,
-``dita_venue_name``): such a test is parametrised over every installed venue that
+``dita_venue_name``; a project's own fixture of the same name wins and is left alone): such a test is parametrised over every installed venue that
 registered a conformance harness, narrowed with ``--dita-venue NAME`` (repeatable).
 ``--dita-spec PATH`` runs the suite against another spec than the packaged one. Tests
 marked ``@pytest.mark.dita_requires("LIMIT", ...)`` are skipped for a venue that does not
@@ -55,8 +55,22 @@ def _venue_names(config) -> list[str]:
     return list(wanted) if wanted else sorted(harnesses)
 
 
+def _asks_for_ours(metafunc) -> bool:
+    """Whether the test uses this plugin's venue fixtures (a project may define its own
+    ``venue`` fixture; its tests are then left alone)."""
+    if "dita_venue_name" in metafunc.fixturenames:
+        return True
+    # pytest has no public way to see which definition of a fixture a test gets.
+    defs = getattr(metafunc, "_arg2fixturedefs", None)
+    for name in VENUE_FIXTURES & set(metafunc.fixturenames):
+        chosen = defs.get(name) if defs is not None else None
+        if not chosen or getattr(chosen[-1].func, "__module__", __name__) == __name__:
+            return True
+    return False
+
+
 def pytest_generate_tests(metafunc):
-    if not VENUE_FIXTURES & set(metafunc.fixturenames):
+    if not _asks_for_ours(metafunc):
         return
     names = _venue_names(metafunc.config)
     # With no venue at all, one parameter that skips says so, rather than pytest's

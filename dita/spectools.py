@@ -105,7 +105,7 @@ def lint_machine(machine, root=None, doc: dict | None = None) -> list[SpecProble
                     f"states.{s['name']}.on.{event}", "unhandled_event",
                     f"state {s['name']} neither takes nor refuses event {event}",
                     _line(root, f"states.{s['name']}"),
-                    f"take it under `on:` or name the diagnostic it gets under `refuse:`"))
+                    "take it under `on:` or name the diagnostic it gets under `refuse:`"))
     try:
         _engine.Runtime(machine, 1)
     except _engine.EngineError as exc:

@@ -101,11 +101,16 @@ def parse(text: str, source: str = "<spec>"):
     return doc, root
 
 
-@lru_cache(maxsize=32)
 def compile_text(text: str, source: str = "<spec>") -> "_engine.Machine":
-    """Compiles spec text into an engine :class:`Machine`, or raises :class:`SpecError`.
-    Compiled machines are immutable, so the same text is compiled once per process (a
-    kernel, a restore and a recovery share it)."""
+    """Compiles spec text into an engine :class:`Machine`, or raises :class:`SpecError`."""
+    return _compile_cached(text, source)
+
+
+# Parsing and schema-checking the packaged spec takes ~0.1 s (pure-Python YAML); a compiled
+# Machine is immutable, so kernels built from the same text share one (a kernel, a restore,
+# a recovery). Errors are not cached.
+@lru_cache(maxsize=16)
+def _compile_cached(text: str, source: str) -> "_engine.Machine":
     doc, root = parse(text, source)
     doc = {k: v for k, v in doc.items() if k != "templates"}
     try:

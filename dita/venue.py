@@ -8,6 +8,16 @@ from typing import Mapping
 
 from dita.types import Instrument, KernelIntent, Order, VenueEvent
 
+#: Every capability a venue may declare, and what it promises. The conformance suite skips
+#: the checks of a capability a venue does not declare; a name outside this table is refused
+#: at registration (a typo would otherwise silently skip checks).
+KNOWN_CAPABILITIES = {
+    "MARKET": "takes MARKET orders",
+    "LIMIT": "takes LIMIT orders, which rest on the book until they fill or are cancelled",
+    "reduce_only": "honours reduce-only on exit orders",
+    "hedge_mode": "keeps LONG and SHORT positions of one asset apart (the order's position_side)",
+}
+
 
 class Venue(abc.ABC):
     """An exchange as the kernel sees it. The abstract methods are the declaration a venue
@@ -20,6 +30,10 @@ class Venue(abc.ABC):
 
     #: The registered name (set by the plugin manager when the venue is built by name).
     name: str = ""
+
+    #: What the venue supports, from :data:`KNOWN_CAPABILITIES`. The default is what the
+    #: kernel itself sends: MARKET and LIMIT orders, and reduce-only exits.
+    capabilities: frozenset[str] = frozenset({"MARKET", "LIMIT", "reduce_only"})
 
     @abc.abstractmethod
     def format_price(self, asset: str, price: Decimal, side: str) -> str:

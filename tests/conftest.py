@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -41,3 +44,16 @@ def assert_account_identity(k):
 @pytest.fixture
 def kernel():
     return make_kernel()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _conformance_plan_cache(tmp_path_factory):
+    """The conformance suite caches its transition paths on disk; this run plans afresh, in
+    a cache of its own that the subprocesses it starts share."""
+    os.environ["DITA_CACHE_DIR"] = str(tmp_path_factory.mktemp("dita-cache"))
+
+
+def run_dita(*args, cwd, env=None, timeout=300):
+    """``dita ARGS`` in a subprocess (outside the source folder, which has no engine)."""
+    return subprocess.run([sys.executable, "-m", "dita", *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)

@@ -5,7 +5,7 @@ Marketable orders (MARKET, or LIMIT at or through the market) fill at once by
 does a LIMIT order away from the market. ``set_price`` fills, entirely, the resting
 orders the new price crosses; ``fill`` reports one fill of any size, for tests. ``script_reject``,
 ``script_cancel_reject`` and ``script_fill_before_cancel`` make the venue misbehave on
-purpose, for tests.
+purpose, for tests. :class:`MockHarness` lets the conformance suite drive it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import dita
 from dita import Instrument, Order, Venue, VenueEvent
+from dita.conformance import VenueHarness
 
 DEFAULT_INSTRUMENTS = {
     "BTC-USDT": Instrument(Decimal("0.1"), Decimal("0.001"), Decimal("0.001"), Decimal("5")),
@@ -194,6 +195,57 @@ class MockVenue(Venue):
         return list(mo.events) if mo else []
 
 
+class MockHarness(VenueHarness):
+    """How the conformance suite drives the mock: every control maps onto the mock's own."""
+
+    name = "mock"
+    asset = "BTC-USDT"
+
+    def new_venue(self):
+        self.venue = MockVenue(prices={"BTC-USDT": "60000", "ETH-USDT": "3000"}, fee_rate="0.0004")
+        return self.venue
+
+    def price(self, asset):
+        return self.venue.prices[asset]
+
+    def set_price(self, asset, price):
+        self.venue.set_price(asset, price)
+
+    def fill(self, client_order_id, quantity, price=None):
+        self.venue.fill(client_order_id, quantity, price)
+
+    def reject_next_submit(self, reason="rejected by the conformance suite"):
+        self.venue.script_reject(reason)
+
+    def reject_next_cancel(self, reason="cancel rejected by the conformance suite"):
+        self.venue.script_cancel_reject(reason)
+
+    def fill_before_next_cancel(self):
+        self.venue.script_fill_before_cancel()
+
+    def received(self):
+        out = []
+        for wire in self.venue.received:
+            if wire["action"] == "submit":
+                out.append({"action": "submit", "asset": wire["asset"], "side": wire["side"],
+                            "order_type": wire["type"], "quantity": wire["quantity"], "price": wire.get("price"),
+                            "client_order_id": wire["client_order_id"], "reduce_only": wire["reduce_only"]})
+            else:
+                # The mock's cancel request carries ids and asset only; the order says the rest.
+                mo = self.venue.orders.get(wire["client_order_id"])
+                order = mo.order if mo else None
+                out.append({"action": "cancel", "asset": wire["asset"], "side": order.side if order else None,
+                            "order_type": order.order_type if order else None, "quantity": None, "price": None,
+                            "client_order_id": wire["client_order_id"],
+                            "reduce_only": order.reduce_only if order else False})
+        return out
+
+
 @dita.hookimpl
 def dita_register_venues(register):
     register("mock", MockVenue)
+
+
+@dita.hookimpl
+def dita_register_harnesses(register):
+    register("mock", MockHarness)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 import dita
@@ -14,49 +13,14 @@ from dita.plugins import default_registry
 from dita.spec import packaged_spec_path
 
 
-def _show(label: str, out: dita.KernelOutcome) -> None:
-    verdict = "accepted" if out.accepted else f"REFUSED {out.diagnostic_code}"
-    print(f"\n> {label}: {verdict} -> slot state {out.state}")
-    if out.message and not out.accepted:
-        print(f"    {out.message}")
-    for frm, event, to in out.transitions:
-        print(f"    {frm:<22} --{event:<17}--> {to}")
-    for event, code, message in out.refused_events:
-        print(f"    venue event {event.kind} {event.event_id} refused: {code}: {message}")
-
-
 def demo(args: argparse.Namespace) -> int:
-    """A scripted session on the mock venue: partial entry, cancel, two-leg exit."""
-    k = dita.Kernel(venue="mock", slots=2, capital=Decimal("1000"), venue_options={
-        "prices": {"BTC-USDT": "60000"}, "entry_fill_ratio": "0.6", "exit_fill_ratio": "0.5", "fee_rate": "0.0004"})
-    print(f"DITA {dita.__version__} demo on venue 'mock', spec {dita.packaged_spec_path().name}, capital 1000")
-    intent = dita.KernelIntent
-    _show("ENTER LONG 0.0205 BTC-USDT LIMIT 60000.57 (the venue rounds size and price; 60% fills at once)",
-          k.process_intent(intent("ENTER", 0, "i1", trade_id="t1", asset="BTC-USDT", side="LONG",
-                                  target_size="0.0205", order_type="LIMIT", limit_price="60000.57",
-                                  exit_leg_ratios=("0.5", "0.5"))))
-    print(f"    venue received: {k.venue.received[-1]}")
-    _show("CANCEL the rest of the entry", k.process_intent(intent("CANCEL", 0, "i2")))
-    s = k.slot(0)
-    print(f"    position {s.size} @ {s.entry_price}, capital {k.account.capital}")
-    _show("ENTER again on the busy slot", k.process_intent(intent("ENTER", 0, "i3", trade_id="t2", asset="BTC-USDT",
-                                                                   side="LONG", target_size="0.01")))
-    _show("EXIT leg 1 at MARKET (half of it fills at once)", k.process_intent(intent("EXIT", 0, "i4")))
-    fill = k.venue.set_price("BTC-USDT", "60500")[0]
-    for out in k.poll():
-        _show("market moves to 60500: the rest of leg 1 fills", out)
-    _show("the same fill reported again", k.on_venue_event(fill))
-    _show("EXIT leg 2: LIMIT 61000 rests", k.process_intent(intent("EXIT", 0, "i5", order_type="LIMIT", limit_price="61000")))
-    k.venue.set_price("BTC-USDT", "61000")
-    for out in k.poll():
-        _show("market moves to 61000: leg 2 fills", out)
-    a = k.account
-    print(f"\naccount: capital {a.capital} = {a.starting_capital} + realized {a.realized_pnl} "
-          f"(gross {a.gross_realized_pnl} - fees {a.fees_paid})")
-    for t in k.trades:
-        print(f"trade {t['trade_id']}: {t['side']} {t['initial_size']} {t['asset']} @ {t['entry_price']}, "
-              f"realized {t['realized_pnl']}")
-    return 0
+    """A realistic session end to end, journaled and shown as it happens: a LIMIT entry that
+    fills partly, a cancel of the rest, a refused intent, a two-leg exit with a partial fill,
+    a duplicate venue event ignored; then the journal is replayed. Runs on the BingX
+    simulator when dita-bingx is installed, else on the mock."""
+    from dita.demo import run
+
+    return run(venue=args.venue, journal=args.journal)
 
 
 def _instruments(entry) -> tuple[dict | None, str | None]:
@@ -149,7 +113,9 @@ def conformance(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dita", description="DITA execution kernel")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("demo", help="run a scripted session on the mock venue", description=demo.__doc__)
+    p = sub.add_parser("demo", help="run a journaled session on a simulated venue", description=demo.__doc__)
+    p.add_argument("--venue", metavar="NAME", help="a venue with a harness (default: bingx if installed, else mock)")
+    p.add_argument("--journal", metavar="PATH", help="journal file to create (default: a new temporary directory)")
     p.set_defaults(func=demo)
     cli_journal.add_commands(sub)
     p = sub.add_parser("venues", help="list installed venues", description=venues.__doc__)

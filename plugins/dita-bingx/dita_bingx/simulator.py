@@ -210,7 +210,7 @@ class BingXSimulator:
         self.hedge = position_mode == "hedge"
         self._lock = threading.RLock()
         self._contracts_raw = list(contracts if contracts is not None else _load_default_contracts())
-        self._contracts = {c["symbol"]: self._contract(c) for c in self._contracts_raw}
+        self._contracts = self._tradeable(self._contracts_raw)
         self._prices = {s: Decimal(str(p)) for s, p in DEFAULT_PRICES.items() if s in self._contracts}
         for symbol, price in (prices or {}).items():
             self._check_symbol(symbol)
@@ -348,6 +348,11 @@ class BingXSimulator:
         with self._lock:
             return [(f.endpoint, f.kind, f.remaining) for f in self._faults if f.remaining > 0]
 
+    def set_contracts(self, contracts: list[dict]) -> None:
+        """Lists other contracts from now on (as a listing change on the exchange would)."""
+        with self._lock:
+            self._contracts_raw, self._contracts = list(contracts), self._tradeable(contracts)
+
     def orders(self) -> list[dict]:
         """Every order ever accepted, as BingX shows it."""
         with self._lock:
@@ -428,7 +433,8 @@ class BingXSimulator:
         except _Answer as answer:
             self._send(h, answer.http_status, {"code": answer.code, "msg": answer.msg, "data": {}})
             return
-        entry = {"endpoint": endpoint, "method": h.command, "path": path, "params": params, "authenticated": not signed}
+        entry = {"endpoint": endpoint, "method": h.command, "path": path, "query": raw_query, "params": params,
+                 "authenticated": not signed}
         if signed:
             refusal = self._authenticate(h, params, parts)
             if refusal is not None:
@@ -587,6 +593,17 @@ class BingXSimulator:
     @staticmethod
     def _now() -> int:
         return int(time.time() * 1000)
+
+    def _tradeable(self, raw_contracts: list[dict]) -> dict[str, _Contract]:
+        """The contracts the simulator can trade. One it cannot read is still listed exactly
+        as given (clients' parsing is tested that way), but orders for it are refused."""
+        out = {}
+        for raw in raw_contracts:
+            try:
+                out[raw["symbol"]] = self._contract(raw)
+            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                log.warning("simulator: contract %r is listed but not tradeable: %r", raw.get("symbol"), exc)
+        return out
 
     def _contract(self, raw: dict) -> _Contract:
         pp, qp = int(raw["pricePrecision"]), int(raw["quantityPrecision"])

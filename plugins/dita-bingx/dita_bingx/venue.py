@@ -920,7 +920,8 @@ def _parse_contract(raw: Any, index: int) -> Contract:
         except ValueError as exc:
             raise BadResponse(f"BingX contract {symbol}: {exc}") from None
         if number != number.to_integral_value():
-            raise BadResponse(f"BingX contract {symbol}: {name} must be a whole number, got {value!r}")
+            shown = wire.plain(value) if isinstance(value, Decimal) else repr(value)   # as the JSON said it
+            raise BadResponse(f"BingX contract {symbol}: {name} must be a whole number, got {shown}")
         return int(number)
 
     def number(name: str, optional: bool = False) -> Decimal | None:

@@ -165,6 +165,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "BingXSimulator/1"
     timeout = 60
+    # Headers and body go out in two writes; with Nagle on, a keep-alive client waits
+    # for the delayed ACK (~40 ms) on every request.
+    disable_nagle_algorithm = True
 
     def _serve(self) -> None:
         self.server.sim._serve(self)
@@ -244,7 +247,8 @@ class BingXSimulator:
         if self._server is None:
             self._server = _Server((self.host, self._port), _Handler)
             self._server.sim = self
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+            # shutdown() waits for the next poll: keep it short, tests start and stop many.
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
                                             name=f"bingx-sim:{self.port}", daemon=True)
             self._thread.start()
         return self

@@ -588,12 +588,12 @@ class BingXVenue(dita.Venue):
         if now_ms <= deadline:
             return
         tracked.watch_until_ms = None
+        tracked.final = True
         if tracked.unresolved:
             tracked.unresolved = False
-            self._reject(tracked, "lost", f"the order never reached BingX: no order {tracked.order.client_order_id} "
-                                          f"{self.recv_window} ms after it was sent")
-        else:
-            tracked.final = True
+            # Left undelivered: poll() hands it to the kernel with the other new events.
+            self._event(tracked, "REJECT", "lost", reason=f"the order never reached BingX: no order "
+                        f"{tracked.order.client_order_id} {self.recv_window} ms after it was sent")
 
     # ------------------------------------------------------------------ order state -> events
 

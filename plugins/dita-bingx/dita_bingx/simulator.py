@@ -418,43 +418,51 @@ class BingXSimulator:
         endpoint, handler, signed = route
         fault = self._take_fault(endpoint)
         kind = fault.kind if fault else None
+        # Every request that reached an endpoint is logged: "authenticated" says whether the
+        # exchange accepted it as genuine, "fault" what was injected, "answer" the code sent.
+        entry = {"endpoint": endpoint, "method": h.command, "path": path, "query": raw_query, "params": {},
+                 "authenticated": False, "fault": kind, "answer": None}
+        self._record(entry)
+        try:
+            params, parts = self._params(raw_query, body, h.headers.get("Content-Type") or "")
+        except _Answer as answer:
+            entry["answer"] = answer.code
+            self._send(h, answer.http_status, {"code": answer.code, "msg": answer.msg, "data": {}})
+            return
+        entry["params"] = params
         if kind == "drop_before_accept":
             h.close_connection = True
             return
         if kind == "delay" and not fault.params.get("after_accept"):
             time.sleep(float(fault.params.get("seconds", 1.0)))
         if kind in ("5xx", "http_error"):
-            self._send_text(h, int(fault.params.get("status", 503)), "<html><body>503 Service Temporarily Unavailable</body></html>")
+            entry["answer"] = int(fault.params.get("status", 503))
+            self._send_text(h, entry["answer"], "<html><body>503 Service Temporarily Unavailable</body></html>")
             return
         if kind == "429":
+            entry["answer"] = 429
             self._send(h, 429, {"code": 100410, "msg": "rate limit exceeded"})
             return
         if kind == "malformed":
             self._send_text(h, 200, '{"code":0,"msg":"","data":{"order":{"symbol":"BTC-', "application/json")
             return
-        try:
-            params, parts = self._params(raw_query, body, h.headers.get("Content-Type") or "")
-        except _Answer as answer:
-            self._send(h, answer.http_status, {"code": answer.code, "msg": answer.msg, "data": {}})
-            return
-        entry = {"endpoint": endpoint, "method": h.command, "path": path, "query": raw_query, "params": params,
-                 "authenticated": not signed}
         if signed:
             refusal = self._authenticate(h, params, parts)
             if refusal is not None:
-                self._record(entry)
+                entry["answer"] = refusal.code
                 self._send(h, 200, {"code": refusal.code, "msg": refusal.msg, "data": {}})
                 return
-            entry["authenticated"] = True
-        self._record(entry)
+        entry["authenticated"] = True
         if self.rate_limits and self._throttle(endpoint if signed else "public",
                                                 RATE_LIMITS.get(endpoint, (10, 1.0)) if signed else PUBLIC_RATE):
             with self._lock:
                 self.throttled += 1
+            entry["answer"] = 429
             self._send(h, 429, {"code": 100410, "msg": "rate limit exceeded"})
             return
         if kind == "error":
-            self._send(h, 200, {"code": int(fault.params["code"]), "msg": str(fault.params["msg"]), "data": {}})
+            entry["answer"] = int(fault.params["code"])
+            self._send(h, 200, {"code": entry["answer"], "msg": str(fault.params["msg"]), "data": {}})
             return
         try:
             with self._lock:
@@ -466,6 +474,7 @@ class BingXSimulator:
                 answer["timestamp"] = self._now()
         except _Answer as refused:
             answer = {"code": refused.code, "msg": refused.msg, "data": {}}
+        entry["answer"] = answer["code"]
         if kind == "drop_after_accept":
             h.close_connection = True
             return

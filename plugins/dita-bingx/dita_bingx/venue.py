@@ -179,6 +179,7 @@ class _Tracked:
 
 
 FOUND, NOT_FOUND, UNKNOWN = "found", "not found", "unknown"
+_NOT_JSON = object()
 
 
 class BingXVenue(dita.Venue):
@@ -827,14 +828,17 @@ class BingXVenue(dita.Venue):
                 query = wire.encoded(items)
             url = self.base_url + path + ("?" + query if query else "")
             log.debug("BingX %s %s %s", method, path, wire.canonical(items))
+            failure = None
             try:
                 response = self._client.request(method, url, headers=headers)
             except httpx.TimeoutException as exc:
-                raise TransportFailure(f"BingX {method} {path} ({what}): no answer within {self.timeout:g} s "
-                                       f"({type(exc).__name__})") from None
+                failure = f"no answer within {self.timeout:g} s ({type(exc).__name__})"
             except httpx.TransportError as exc:
-                raise TransportFailure(f"BingX {method} {path} ({what}): connection failed: "
-                                       f"{type(exc).__name__}: {exc}") from None
+                failure = f"connection failed: {type(exc).__name__}: {exc}"
+            if failure is not None:
+                # Raised outside the except block: httpx's exception holds the request, with
+                # the API key header, and must not ride along as __context__.
+                raise TransportFailure(f"BingX {method} {path} ({what}): {failure}")
             status = response.status_code
             if status in (429, 418):
                 if attempt <= self.max_retries:
@@ -850,8 +854,13 @@ class BingXVenue(dita.Venue):
             try:
                 body = json.loads(response.text, parse_float=Decimal)
             except ValueError:
+                body = _NOT_JSON
+            if 400 <= status < 500 and (body is _NOT_JSON or not isinstance(body, dict) or "code" not in body):
+                # The gateway refused it (firewall 403, unknown path 404): nothing was carried out.
+                raise ExchangeRefused(status, f"HTTP {status} {response.reason_phrase}: {_snippet(response.text)}", what)
+            if body is _NOT_JSON:
                 raise BadResponse(f"BingX {method} {path} ({what}): HTTP {status} with a body that is not JSON: "
-                                  f"{_snippet(response.text)}") from None
+                                  f"{_snippet(response.text)}")
             if not isinstance(body, dict) or "code" not in body:
                 raise BadResponse(f"BingX {method} {path} ({what}): HTTP {status} without the code/msg/data "
                                   f"envelope: {_snippet(response.text)}")

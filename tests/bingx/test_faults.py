@@ -281,3 +281,45 @@ def test_cancel_when_bingx_cannot_be_reached_keeps_the_order_working(sim, make_k
     assert out.transitions[-1] == ("ENTRY_CANCEL_PENDING", "CANCEL_REJECT", "ENTRY_WORKING")
     assert "HTTP 503" in k.slot(0).record["last_order_end"]
     assert sim.order("dita-e1")["status"] == "PENDING"
+
+
+# ---------------------------------------------------------------- client order ids already taken
+
+
+def test_a_reused_intent_id_never_adopts_an_older_order(sim, make_kernel):
+    old = make_kernel(sim)
+    assert enter(old, size="0.010").state == "POSITION_OPEN"   # "e1" -> dita-e1, filled
+    new = make_kernel(sim)                                      # a new session reusing intent ids
+    out = enter(new, size="0.020")
+    assert out.state == "IDLE"
+    assert new.slot(0).record["last_order_end"] == ("BingX 101481: clientOrderID cannot be repeated: client order id "
+                                                    "dita-e1 belongs to another, earlier order")
+    assert new.slot(0).size == 0 and len(sim.orders()) == 1
+
+
+def test_an_identical_but_older_order_is_not_taken_for_ours(sim, make_kernel):
+    old = make_kernel(sim)
+    enter(old, size="0.010", order_type="LIMIT", limit_price="59000")
+    sim._by_coid["dita-e1"].time -= 60_000   # the earlier session placed it a minute ago
+    new = make_kernel(sim)
+    out = enter(new, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert out.state == "IDLE" and "belongs to another, earlier order" in new.slot(0).record["last_order_end"]
+    assert new.slot(0).active_entry_order is None
+
+
+def test_a_taken_id_that_cannot_be_checked_leaves_the_slot_waiting(sim, make_kernel):
+    k = make_kernel(sim)
+    sim.inject("place_order", "error", code=101481, msg="clientOrderID cannot be repeated")
+    sim.inject("query_order", "5xx", count=3)
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert (out.state, out.emitted_events) == ("ORDER_REQUESTED", ())   # maybe placed, maybe not: poll() settles
+
+
+def test_a_failure_before_the_order_is_sent_leaves_nothing_behind(sim, make_kernel):
+    k = make_kernel(sim)
+    sim.inject("leverage", "5xx")
+    out = enter(k, size="0.010", leverage="3")
+    assert out.state == "IDLE"
+    assert "HTTP 503" in k.slot(0).record["last_order_end"]
+    assert requests_to(sim, "place_order") == [] and "dita-e1" not in k.venue._orders
+    assert enter(k, "e2", trade="t2", size="0.010", leverage="3").state == "POSITION_OPEN"

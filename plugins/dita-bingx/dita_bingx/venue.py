@@ -167,6 +167,7 @@ class _Tracked:
     unresolved: bool = False       # the place answer was lost and queries did not settle it
     watch_until_ms: int | None = None  # reported as not placed; watch for a late arrival until then
     sent_ms: int = 0               # timestamp of the last place attempt (BingX drops it after recvWindow)
+    first_sent_ms: int = 0         # timestamp of the first place attempt (our order cannot be older)
     acked: bool = False
     cum: Decimal = Decimal(0)      # executed quantity reported so far
     value: Decimal = Decimal(0)    # traded value (sum of size x price) reported so far
@@ -178,7 +179,10 @@ class _Tracked:
     delivered: int = 0
 
 
-FOUND, NOT_FOUND, UNKNOWN = "found", "not found", "unknown"
+FOUND, NOT_FOUND, UNKNOWN, FOREIGN = "found", "not found", "unknown", "foreign"
+#: How far before our first attempt BingX may date our order: it refuses timestamps more
+#: than about 1 s ahead of its clock (BINGX.md §1, [guess]); generous on purpose.
+CLOCK_MARGIN_MS = 5000
 _NOT_JSON = object()
 
 
@@ -359,6 +363,9 @@ class BingXVenue(dita.Venue):
             params = self._order_params(order)
         except _Refusal as exc:
             return self._reject(tracked, "refused", str(exc))
+        except BaseException:
+            del self._orders[order.client_order_id]   # nothing was sent: forget it
+            raise
         return self._place(tracked, params)
 
     def _order_params(self, order: Order) -> dict[str, Any]:
@@ -445,8 +452,18 @@ class BingXVenue(dita.Venue):
                 payload = _order_object(data, "place order")
                 venue_order_id = _order_id(payload, "place order")
             except ExchangeRefused as exc:
-                if exc.code in DUPLICATE_ID_CODES and self._resolve(tracked) == FOUND:
-                    return self._deliver(tracked)   # an earlier attempt of ours got through
+                if exc.code in DUPLICATE_ID_CODES:
+                    # The id is taken: by an earlier attempt of ours that got through, or by
+                    # another order (a previous session that reused the intent id).
+                    state = self._resolve(tracked)
+                    if state == FOUND:
+                        return self._deliver(tracked)
+                    if state == UNKNOWN:
+                        tracked.unresolved = True
+                        return self._deliver(tracked)
+                    if state == FOREIGN:
+                        return self._reject(tracked, "rejected", f"BingX {exc.code}: {exc.msg}: client order id "
+                                            f"{coid} belongs to another, earlier order")
                 return self._reject(tracked, "rejected", f"BingX {exc.code}: {exc.msg}")
             except RateLimited as exc:
                 return self._reject(tracked, "rejected", str(exc))
@@ -455,6 +472,9 @@ class BingXVenue(dita.Venue):
                 state = self._resolve(tracked)
                 if state == FOUND:
                     return self._deliver(tracked)
+                if state == FOREIGN:   # ours was not placed; the id belongs to an older order
+                    return self._reject(tracked, "rejected", f"{exc}; client order id {coid} belongs to "
+                                        "another, earlier order at BingX")
                 if state == UNKNOWN:
                     # Neither placed nor refused as far as anyone can tell: the slot keeps
                     # waiting for its answer and poll() settles it.
@@ -580,7 +600,7 @@ class BingXVenue(dita.Venue):
     def _settle(self, tracked: _Tracked, now_ms: int) -> None:
         """A place whose outcome is unknown, or one reported as failed but maybe late."""
         state = self._resolve(tracked, attempts=1)
-        if state != NOT_FOUND:
+        if state not in (NOT_FOUND, FOREIGN):
             if state == FOUND:
                 tracked.unresolved = False
                 tracked.watch_until_ms = None
@@ -599,11 +619,15 @@ class BingXVenue(dita.Venue):
     # ------------------------------------------------------------------ order state -> events
 
     def _resolve(self, tracked: _Tracked, attempts: int = 3) -> str:
-        """Asks BingX for the order by client order id: FOUND (and absorbed), NOT_FOUND, or
-        UNKNOWN when it cannot be asked."""
+        """Asks BingX for the order by client order id: FOUND (and absorbed), NOT_FOUND,
+        FOREIGN (an order with that id that is not the one sent), or UNKNOWN when BingX
+        cannot be asked."""
         for i in range(attempts):
             try:
-                self._refresh(tracked)
+                payload = self._fetch(tracked)
+                if not tracked.placed and not self._is_ours(tracked, payload):
+                    return FOREIGN
+                self._absorb(tracked, payload)
             except ExchangeRefused as exc:
                 if exc.code in NOT_FOUND_CODES:
                     return NOT_FOUND
@@ -616,12 +640,32 @@ class BingXVenue(dita.Venue):
                 time.sleep(self._backoff(i + 1))
         return UNKNOWN
 
-    def _refresh(self, tracked: _Tracked) -> None:
-        """One order query by client order id, absorbed."""
+    def _fetch(self, tracked: _Tracked) -> dict:
+        """One order query by client order id."""
         data = self._request("GET", wire.ORDER, {"symbol": tracked.order.asset,
                                                  "clientOrderId": tracked.order.client_order_id},
                              signed=True, bucket="query", what=f"the query of {tracked.order.client_order_id}")
-        self._absorb(tracked, _order_object(data, "query order"))
+        return _order_object(data, "query order")
+
+    def _refresh(self, tracked: _Tracked) -> None:
+        """One order query by client order id, absorbed."""
+        self._absorb(tracked, self._fetch(tracked))
+
+    @staticmethod
+    def _is_ours(tracked: _Tracked, payload: Mapping) -> bool:
+        """Whether an order found under our client order id is the one this venue sent, not
+        an older one that used the same id (BingX keeps ids unique per account)."""
+        order = tracked.order
+        try:
+            same = (payload.get("symbol") == order.asset and payload.get("side") == order.side
+                    and payload.get("type") == order.order_type
+                    and wire.to_decimal(payload.get("origQty"), "origQty") == order.quantity)
+        except ValueError:
+            return True   # unreadable: _absorb reports it
+        created = payload.get("time")
+        if same and isinstance(created, int) and tracked.first_sent_ms:
+            same = created >= tracked.first_sent_ms - CLOCK_MARGIN_MS
+        return same
 
     def _absorb(self, tracked: _Tracked, payload: Mapping, ack_only: bool = False) -> None:
         """Appends to the order's history the events that ``payload`` (a BingX order object)
@@ -821,6 +865,7 @@ class BingXVenue(dita.Venue):
                 ts = self._now_ms()
                 if tracked is not None:
                     tracked.sent_ms = ts
+                    tracked.first_sent_ms = tracked.first_sent_ms or ts
                 items = sorted(items + [("timestamp", str(ts)), ("recvWindow", str(self.recv_window))])
                 query = wire.encoded(items) + "&signature=" + self._creds.sign(wire.canonical(items))
                 headers = self._creds.headers()

@@ -323,3 +323,17 @@ def test_a_failure_before_the_order_is_sent_leaves_nothing_behind(sim, make_kern
     assert "HTTP 503" in k.slot(0).record["last_order_end"]
     assert requests_to(sim, "place_order") == [] and "dita-e1" not in k.venue._orders
     assert enter(k, "e2", trade="t2", size="0.010", leverage="3").state == "POSITION_OPEN"
+
+
+def test_repeated_cancel_failures_each_reach_the_kernel(sim, make_kernel):
+    # Raising would not do: the kernel gives every failed cancel of one order the same
+    # event id, so a second failure would be refused and the slot would wait forever.
+    k = make_kernel(sim)
+    _resting(k)
+    for n in (1, 2):
+        sim.inject("cancel_order", "5xx")
+        sim.inject("query_order", "5xx")
+        out = cancel(k, f"c{n}")
+        assert out.transitions[-1] == ("ENTRY_CANCEL_PENDING", "CANCEL_REJECT", "ENTRY_WORKING")
+        assert out.refused_events == ()
+    assert cancel(k, "c3").state == "IDLE"

@@ -101,6 +101,11 @@ class BadResponse(UncertainOutcome):
     """The answer arrived but is not what BingX documents (malformed JSON, wrong types)."""
 
 
+class NotFollowed(BingXError):
+    """Fills of an order this venue did not follow from its placement (a kernel restored from
+    a snapshot): what the kernel already applied is unknown, so no delta can be reported."""
+
+
 class _Refusal(Exception):
     """An order this venue will not send; the text says why."""
 
@@ -163,6 +168,7 @@ class _Tracked:
 
     order: Order
     venue_order_id: str | None = None
+    followed: bool = True          # reported since placement, so "what was reported" is known
     placed: bool = False           # BingX confirmed it has the order
     unresolved: bool = False       # the place answer was lost and queries did not settle it
     watch_until_ms: int | None = None  # reported as not placed; watch for a late arrival until then
@@ -513,12 +519,24 @@ class BingXVenue(dita.Venue):
 
     def cancel(self, order: Order) -> list[VenueEvent]:
         tracked = self._orders.get(order.client_order_id)
-        if tracked is None:   # e.g. a kernel restored from a snapshot: follow the order from now on
-            tracked = _Tracked(order, venue_order_id=order.venue_order_id, placed=True, acked=True)
+        if tracked is None:   # e.g. a kernel restored from a snapshot
+            tracked = _Tracked(order, venue_order_id=order.venue_order_id, placed=True, acked=True, followed=False)
             self._orders[order.client_order_id] = tracked
         if tracked.final:
             return self._deliver(tracked)
         tracked.cancel_sent = True
+        try:
+            self._cancel(tracked)
+        except BingXError as exc:
+            # Reported as an event, never raised: the kernel gives every failed call for the
+            # same order the same made-up event id, so a second failure would be refused as
+            # a duplicate and leave the slot waiting for an answer that never comes.
+            if not tracked.final:
+                self._cancel_rejected(tracked, str(exc))
+        return self._deliver(tracked)
+
+    def _cancel(self, tracked: _Tracked) -> None:
+        order = tracked.order
         # Routed by the order's own symbol and client order id, never by a trade id.
         params = {"symbol": order.asset, "clientOrderID": order.client_order_id}
         for attempt in (1, 2):
@@ -526,37 +544,41 @@ class BingXVenue(dita.Venue):
                 data = self._request("DELETE", wire.ORDER, params, signed=True, bucket="cancel",
                                      what=f"the cancel of {order.client_order_id}")
                 payload = _order_object(data, "cancel order")
-                self._absorb(tracked, payload)
-                if not tracked.final:
-                    self._refresh(tracked)
-                return self._deliver(tracked)
             except (ExchangeRefused, RateLimited) as exc:
                 # The order may have filled or ended meanwhile: learn its true state first.
                 try:
                     self._refresh(tracked)
+                except NotFollowed:
+                    raise
                 except BingXError as query_exc:
                     log.warning("BingX cancel %s refused, and the query failed: %s", order.client_order_id, query_exc)
-                if tracked.final:
-                    return self._deliver(tracked)
-                tracked.cancel_rejects += 1
-                reason = f"BingX {exc.code}: {exc.msg}" if isinstance(exc, ExchangeRefused) else str(exc)
-                self._event(tracked, "CANCEL_REJECT", f"cancel-rejected:{tracked.cancel_rejects}", reason=reason)
-                return self._deliver(tracked)
+                if not tracked.final:
+                    reason = f"BingX {exc.code}: {exc.msg}" if isinstance(exc, ExchangeRefused) else str(exc)
+                    self._cancel_rejected(tracked, reason)
+                return
             except UncertainOutcome as exc:
-                self._refresh(tracked)   # raises if BingX cannot be read either: the kernel keeps the order working
-                if tracked.final or attempt == 2:
-                    if tracked.final:
-                        return self._deliver(tracked)
+                self._refresh(tracked)   # if BingX cannot be read either, the order still counts as working
+                if tracked.final:
+                    return
+                if attempt == 2:
                     raise BingXError(f"{exc}; the order {order.client_order_id} is still working at BingX") from None
-        raise AssertionError("unreachable")
+                continue
+            self._absorb(tracked, payload)
+            if not tracked.final:
+                self._refresh(tracked)
+            return
+
+    def _cancel_rejected(self, tracked: _Tracked, reason: str) -> None:
+        tracked.cancel_rejects += 1
+        self._event(tracked, "CANCEL_REJECT", f"cancel-rejected:{tracked.cancel_rejects}", reason=reason)
 
     def query(self, order: Order) -> list[VenueEvent]:
         """Every event of the order so far (its history as this venue reported it, brought
         up to date by an order query by client order id). Ids are stable; ``poll`` may
         report the newest ones again and the kernel applies each once."""
         tracked = self._orders.get(order.client_order_id)
-        if tracked is None:
-            tracked = _Tracked(order, venue_order_id=order.venue_order_id)
+        if tracked is None:   # not sent through this venue (a restored kernel): follow it if possible
+            tracked = _Tracked(order, venue_order_id=order.venue_order_id, followed=False)
             self._orders[order.client_order_id] = tracked
         if not tracked.final:
             try:
@@ -572,7 +594,7 @@ class BingXVenue(dita.Venue):
         for tracked in list(self._orders.values()):
             if tracked.unresolved or (tracked.watch_until_ms is not None and not tracked.placed):
                 self._settle(tracked, now)
-        live = [t for t in self._orders.values() if t.placed and not t.final]
+        live = [t for t in self._orders.values() if t.placed and not t.final and t.followed]
         if live:
             data = self._request("GET", wire.OPEN_ORDERS, {}, signed=True, bucket="open_orders", what="open orders")
             orders = data.get("orders") if isinstance(data, dict) else None
@@ -682,6 +704,15 @@ class BingXVenue(dita.Venue):
                 raise ValueError(f"updateTime must be an integer, got {timestamp!r}")
         except ValueError as exc:
             raise BadResponse(f"BingX {what}: {exc}") from None
+        if not tracked.followed:
+            if cum > 0:
+                avg = payload.get("avgPrice")
+                raise NotFollowed(
+                    f"BingX order {tracked.order.client_order_id} was not placed through this venue (a kernel "
+                    f"restored from a snapshot?) and BingX has filled {wire.plain(cum)} of it at average price "
+                    f"{avg}; which of that the kernel already applied is unknown, so no fill is reported. "
+                    "Hint: reconcile the slot with these figures (Kernel.reconcile)")
+            tracked.followed = True   # nothing filled yet: every fill from now on is new
         if tracked.venue_order_id is None:
             tracked.venue_order_id = venue_order_id
         elif tracked.venue_order_id != venue_order_id:

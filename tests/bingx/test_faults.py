@@ -337,3 +337,16 @@ def test_repeated_cancel_failures_each_reach_the_kernel(sim, make_kernel):
         assert out.transitions[-1] == ("ENTRY_CANCEL_PENDING", "CANCEL_REJECT", "ENTRY_WORKING")
         assert out.refused_events == ()
     assert cancel(k, "c3").state == "IDLE"
+
+
+def test_one_unreadable_order_never_holds_back_the_others(sim, make_kernel, caplog):
+    k = make_kernel(sim, slots=2, capital="2000")
+    enter(k, "a1", slot=0, trade="ta", size="0.010", order_type="LIMIT", limit_price="59000")
+    enter(k, "b1", slot=1, trade="tb", size="0.010", order_type="LIMIT", limit_price="59000")
+    sim.fill("dita-a1", "0.010")   # a1 leaves the open orders: the venue must query it
+    sim.fill("dita-b1", "0.004")   # b1 is still open: its fill is in the open-order list
+    sim.inject("query_order", "5xx")
+    outs = k.poll()
+    assert [(o.slot_id, o.state) for o in outs] == [(1, "ENTRY_WORKING")]   # b1's fill arrives regardless
+    assert "HTTP 503" in caplog.text and "retried on the next poll" in caplog.text
+    assert [(o.slot_id, o.state) for o in k.poll()] == [(0, "POSITION_OPEN")]   # and a1's the next time

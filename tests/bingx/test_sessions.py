@@ -301,3 +301,12 @@ def test_a_restored_kernel_is_never_told_a_guessed_fill(sim, make_kernel):
         assert "reconcile the slot" in k2.slot(0).record["last_order_end"]
     finally:
         k2.venue.close()
+
+
+def test_a_bad_time_in_force_in_the_intent_is_refused_before_sending(sim, make_kernel):
+    k = make_kernel(sim)
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000", metadata={"time_in_force": "GTX"})
+    assert out.state == "IDLE"
+    assert k.slot(0).record["last_order_end"] == ("metadata time_in_force: time in force must be GTC, IOC, FOK or "
+                                                  "PostOnly, got 'GTX'")
+    assert requests_to(sim, "place_order") == []

@@ -367,7 +367,7 @@ class BingXVenue(dita.Venue):
         self._orders[order.client_order_id] = tracked
         try:
             params = self._order_params(order)
-        except _Refusal as exc:
+        except (_Refusal, InvalidInputError) as exc:   # a refusal, not a failure: nothing was sent
             return self._reject(tracked, "refused", str(exc))
         except BaseException:
             del self._orders[order.client_order_id]   # nothing was sent: forget it
@@ -494,10 +494,12 @@ class BingXVenue(dita.Venue):
                 tracked.watch_until_ms = tracked.sent_ms + self.recv_window + 1000
                 raise BingXError(f"{exc}; BingX has no order {coid} (queried by client order id), "
                                  "so nothing was placed") from None
+            # BingX has the order: from here on nothing may raise (the kernel would take a
+            # raised error for a REJECT of a live order).
             tracked.venue_order_id = venue_order_id
             tracked.placed = True
-            self._absorb(tracked, {**payload, "status": payload.get("status") or "PENDING",
-                                   "executedQty": "0"}, ack_only=True)
+            tracked.acked = True
+            self._event(tracked, "ORDER_ACK", "ack")
             if self._may_have_filled(tracked, payload):
                 try:
                     self._refresh(tracked)
@@ -590,34 +592,55 @@ class BingXVenue(dita.Venue):
         return list(tracked.events)
 
     def poll(self) -> list[VenueEvent]:
+        """New events of every order this venue follows: one open-orders request, plus one
+        query per order that is no longer open. A failure never holds back the events
+        already gathered: they are returned (the failure is logged and retried next poll);
+        with nothing to return, the failure is raised."""
         now = self._now_ms()
         for tracked in list(self._orders.values()):
             if tracked.unresolved or (tracked.watch_until_ms is not None and not tracked.placed):
                 self._settle(tracked, now)
+        errors: list[BingXError] = []
         live = [t for t in self._orders.values() if t.placed and not t.final and t.followed]
         if live:
-            data = self._request("GET", wire.OPEN_ORDERS, {}, signed=True, bucket="open_orders", what="open orders")
-            orders = data.get("orders") if isinstance(data, dict) else None
-            if not isinstance(orders, list):
-                raise BadResponse(f"BingX open orders: data.orders must be a list, got {data!r:.200}")
-            by_id, by_coid = {}, {}
-            for i, payload in enumerate(orders):
-                if not isinstance(payload, dict):
-                    raise BadResponse(f"BingX open orders: orders[{i}] must be an object, got {payload!r:.100}")
-                by_id[_order_id(payload, f"open orders[{i}]")] = payload
-                coid = payload.get("clientOrderId") or payload.get("clientOrderID")
-                if isinstance(coid, str) and coid:
-                    by_coid[coid.lower()] = payload
+            try:
+                by_id, by_coid = self._open_orders()
+            except BingXError as exc:
+                errors.append(exc)
+                live = []
             for tracked in live:
                 payload = by_id.get(tracked.venue_order_id) or by_coid.get(tracked.order.client_order_id.lower())
-                if payload is not None:
-                    self._absorb(tracked, payload)
-                else:   # no longer open: one query tells how it ended
-                    self._refresh(tracked)
+                try:
+                    if payload is not None:
+                        self._absorb(tracked, payload)
+                    else:   # no longer open: one query tells how it ended
+                        self._refresh(tracked)
+                except BingXError as exc:
+                    errors.append(exc)
         out = []
         for tracked in self._orders.values():
             out += self._deliver(tracked)
+        if errors and not out:
+            raise errors[0] if len(errors) == 1 else BingXError("; ".join(str(e) for e in errors))
+        for exc in errors:
+            log.warning("BingX poll: %s (retried on the next poll)", exc)
         return out
+
+    def _open_orders(self) -> tuple[dict, dict]:
+        """Open orders by order id and by (lower-case) client order id."""
+        data = self._request("GET", wire.OPEN_ORDERS, {}, signed=True, bucket="open_orders", what="open orders")
+        orders = data.get("orders") if isinstance(data, dict) else None
+        if not isinstance(orders, list):
+            raise BadResponse(f"BingX open orders: data.orders must be a list, got {data!r:.200}")
+        by_id, by_coid = {}, {}
+        for i, payload in enumerate(orders):
+            if not isinstance(payload, dict):
+                raise BadResponse(f"BingX open orders: orders[{i}] must be an object, got {payload!r:.100}")
+            by_id[_order_id(payload, f"open orders[{i}]")] = payload
+            coid = payload.get("clientOrderId") or payload.get("clientOrderID")
+            if isinstance(coid, str) and coid:
+                by_coid[coid.lower()] = payload
+        return by_id, by_coid
 
     def _settle(self, tracked: _Tracked, now_ms: int) -> None:
         """A place whose outcome is unknown, or one reported as failed but maybe late."""
@@ -689,7 +712,7 @@ class BingXVenue(dita.Venue):
             same = created >= tracked.first_sent_ms - CLOCK_MARGIN_MS
         return same
 
-    def _absorb(self, tracked: _Tracked, payload: Mapping, ack_only: bool = False) -> None:
+    def _absorb(self, tracked: _Tracked, payload: Mapping) -> None:
         """Appends to the order's history the events that ``payload`` (a BingX order object)
         adds to what was already reported."""
         what = f"order {tracked.order.client_order_id}"
@@ -723,8 +746,6 @@ class BingXVenue(dita.Venue):
         if not tracked.acked and status != "FAILED":
             tracked.acked = True
             self._event(tracked, "ORDER_ACK", "ack", timestamp=timestamp)
-        if ack_only:
-            return
         if cum < tracked.cum:
             raise BadResponse(f"BingX {what}: executedQty went down from {tracked.cum} to {cum}")
         if cum > tracked.order.quantity:

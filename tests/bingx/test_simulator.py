@@ -224,3 +224,13 @@ def test_the_simulator_needs_credentials_and_known_symbols():
     sim = BingXSimulator()
     with pytest.raises(RuntimeError, match="not started"):
         sim.base_url
+
+
+def test_a_simulator_bug_answers_500_and_is_logged(sim, monkeypatch, caplog):
+    def broken(params):
+        raise KeyError("oops")
+
+    monkeypatch.setattr(sim, "_ep_server_time", broken)
+    response = httpx.get(sim.base_url + "/openApi/swap/v2/server/time", timeout=5)
+    assert (response.status_code, response.json()["code"]) == (500, 100500)
+    assert "simulator: GET /openApi/swap/v2/server/time failed" in caplog.text and "KeyError" in caplog.text

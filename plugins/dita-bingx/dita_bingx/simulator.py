@@ -170,7 +170,11 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def _serve(self) -> None:
-        self.server.sim._serve(self)
+        try:
+            self.server.sim._serve(self)
+        except Exception:   # a simulator bug must show as one, not as a lost answer
+            log.exception("simulator: %s %s failed", self.command, self.path.split("?")[0])
+            self.server.sim._send(self, 500, {"code": 100500, "msg": "simulator internal error"})
 
     do_GET = do_POST = do_DELETE = do_PUT = _serve
 
@@ -233,7 +237,8 @@ class BingXSimulator:
         self._ids = itertools.count(1_900_000_000_000_000_001)   # beyond 2**53, as BingX's are
         self._faults: list[_Fault] = []
         self._hits: dict[str, collections.deque] = collections.defaultdict(collections.deque)
-        self.requests: list[dict] = []   # every request that reached an endpoint, in order
+        # Every request that reached an endpoint, in order (the latest 100000 in a long run).
+        self.requests: collections.deque[dict] = collections.deque(maxlen=100_000)
         self.throttled = 0               # requests refused by the rate limits (not injected ones)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

@@ -1,0 +1,1169 @@
+"""A local BingX USDT-M perpetual exchange, faithful enough for an unmodified CCXT client.
+
+It serves BingX's own paths, parameter names, envelopes, status spellings and error codes
+(``BINGX.md``) over real HTTP on loopback, and checks what the exchange checks: the API key,
+the HMAC signature (in every variant real clients send), the timestamp against
+``recvWindow``, required parameters, minimum quantity and order value, duplicate client
+order ids, margin, reduce-only and position-mode rules.
+
+The market is a mark price per symbol that tests move with :meth:`BingXSimulator.set_price`.
+MARKET orders fill at once at the mark price (taker fee); a LIMIT order at or through the
+market fills at once (taker), otherwise it rests and fills at its own price (maker fee)
+when a price move crosses it. ``liquidity`` caps how much trades per symbol on one move,
+so partial fills happen. Positions and the USDT balance follow the fills.
+
+Faults for tests: :meth:`BingXSimulator.inject` makes the next request(s) to an endpoint
+fail in a chosen way (delay, dropped connection before or after the order is accepted,
+HTTP 5xx, HTTP 429, malformed or mistyped body, an exchange error code, a fill racing a
+cancel).
+
+Use it as ``with BingXSimulator(api_key="k", api_secret="s") as sim: sim.base_url``, or run
+``dita-bingx-sim --port 0 --api-key K --api-secret S`` (or ``dita bingx-sim``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hmac
+import importlib.resources
+import itertools
+import json
+import logging
+import secrets
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Mapping
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
+
+from dita_bingx import wire
+
+log = logging.getLogger("dita_bingx.simulator")
+
+DEFAULT_PRICES = {"BTC-USDT": "60000", "ETH-USDT": "3000", "TRX-USDT": "0.25", "XRP-USDT": "0.5",
+                  "DOGE-USDT": "0.15", "ADA-USDT": "0.4"}
+ORDER_TYPES = {"LIMIT", "MARKET", "STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT", "TRIGGER_LIMIT",
+               "TRIGGER_MARKET", "TRAILING_STOP_MARKET", "TRAILING_TP_SL"}
+TIME_IN_FORCE = {"GTC", "IOC", "FOK", "PostOnly"}
+#: Documented per-UID rates (BINGX.md §4), per endpoint: (requests, window in seconds).
+RATE_LIMITS = {"place_order": (10, 1.0), "test_order": (10, 1.0), "cancel_order": (5, 1.0), "query_order": (5, 1.0),
+               "open_orders": (5, 1.0), "balance": (5, 1.0), "positions": (5, 1.0), "leverage": (5, 1.0),
+               "cancel_all": (5, 1.0), "position_mode": (2, 1.0)}
+PUBLIC_RATE = (500, 10.0)
+FAULTS = {"error", "429", "5xx", "http_error", "http_error_after_accept", "drop_before_accept", "drop_after_accept",
+          "delay", "malformed", "malformed_after_accept", "wrong_types", "fill_before_cancel"}
+
+MSG_REDUCE_ONLY = ("The Reduce Only order can only decrease the position. Please adjust the order quantity "
+                   "or cancel the Reduce Only setting.")
+MSG_POST_ONLY = ("The Maker (Post Only) order ensures that the user is always the maker. If the order would "
+                 "immediately match with available orders in the market, it will be canceled.")
+
+
+class _Answer(Exception):
+    """Ends a request early with an exchange error (HTTP 200, code != 0) or another status."""
+
+    def __init__(self, code: int, msg: str, http_status: int = 200):
+        self.code, self.msg, self.http_status = code, msg, http_status
+
+
+def _invalid(msg: str) -> _Answer:
+    return _Answer(80014, f"Invalid parameters, err: {msg}")
+
+
+@dataclass
+class _Fault:
+    endpoint: str
+    kind: str
+    remaining: int
+    params: dict
+
+
+@dataclass
+class _Contract:
+    raw: dict
+    symbol: str
+    asset: str
+    tick: Decimal
+    step: Decimal
+    price_precision: int
+    quantity_precision: int
+    min_quantity: Decimal
+    min_notional: Decimal
+    maker: Decimal
+    taker: Decimal
+    api_open: bool
+    api_close: bool
+    max_long: int
+    max_short: int
+
+
+@dataclass
+class SimOrder:
+    order_id: int
+    symbol: str
+    side: str
+    position_side: str
+    type: str
+    quantity: Decimal
+    price: Decimal | None
+    time_in_force: str
+    client_order_id: str
+    reduce_only: bool
+    leverage: int
+    time: int
+    status: str = "PENDING"
+    executed: Decimal = Decimal(0)
+    value: Decimal = Decimal(0)          # sum of fill size x fill price
+    commission: Decimal = Decimal(0)     # negative when paid, as BingX reports it
+    profit: Decimal = Decimal(0)
+    update_time: int = 0
+    fills: list = field(default_factory=list)
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.quantity - self.executed
+
+    @property
+    def open(self) -> bool:
+        return self.status in ("PENDING", "NEW", "PARTIALLY_FILLED")
+
+
+@dataclass
+class _Position:
+    amount: Decimal = Decimal(0)   # one-way: signed (short < 0); hedge: size of that side
+    avg: Decimal = Decimal(0)
+    realised: Decimal = Decimal(0)
+    update_time: int = 0
+
+
+def _load_default_contracts() -> list[dict]:
+    text = importlib.resources.files("dita_bingx").joinpath("contracts.json").read_text()
+    return json.loads(text)["data"]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return wire.plain(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def handle_error(self, request, client_address):   # a client that went away mid-answer
+        log.debug("simulator: connection from %s ended with an error", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "BingXSimulator/1"
+    timeout = 60
+    # Headers and body go out in two writes; with Nagle on, a keep-alive client waits
+    # for the delayed ACK (~40 ms) on every request.
+    disable_nagle_algorithm = True
+
+    def _serve(self) -> None:
+        try:
+            self.server.sim._serve(self)
+        except Exception:   # a simulator bug must show as one, not as a lost answer
+            log.exception("simulator: %s %s failed", self.command, self.path.split("?")[0])
+            self.server.sim._send(self, 500, {"code": 100500, "msg": "simulator internal error"})
+
+    do_GET = do_POST = do_DELETE = do_PUT = _serve
+
+    def log_message(self, format, *args):   # noqa: A002 - the stdlib's name
+        log.debug("simulator %s: " + format, self.address_string(), *args)
+
+
+class BingXSimulator:
+    """A BingX perpetual exchange on ``http://127.0.0.1:<port>`` (see the module doc).
+
+    :param api_key: the key clients must send in ``X-BX-APIKEY``.
+    :param api_secret: the secret they sign with.
+    :param port: 0 picks a free port; ``base_url`` says which.
+    :param contracts: the contracts to list (the ``data`` of a contracts answer); default:
+        six real-looking ones (BTC, ETH, TRX, XRP, DOGE, ADA).
+    :param prices: initial mark price per symbol.
+    :param balance: starting USDT wallet balance.
+    :param liquidity: symbol -> the most that trades on one price move (and at once when
+        an order arrives marketable); MARKET orders always fill entirely. Default: unlimited.
+    :param position_mode: ``"one-way"`` (BingX's default) or ``"hedge"``.
+    :param leverage: the leverage of every symbol until it is set.
+    :param strict: refuse over-precise prices and quantities instead of truncating them
+        (BingX truncates them).
+    :param rate_limits: enforce the documented per-UID request rates with HTTP 429.
+    """
+
+    def __init__(self, api_key: str = "sim-api-key", api_secret: str = "sim-api-secret", *, host: str = "127.0.0.1",
+                 port: int = 0, contracts: list[dict] | None = None, prices: Mapping[str, Any] | None = None,
+                 balance: Any = "100000", liquidity: Mapping[str, Any] | None = None, position_mode: str = "one-way",
+                 leverage: int = 5, strict: bool = False, rate_limits: bool = True):
+        if not api_key or not api_secret:
+            raise ValueError("BingXSimulator needs a non-empty api_key and api_secret")
+        if position_mode not in ("one-way", "hedge"):
+            raise ValueError(f"position_mode must be 'one-way' or 'hedge', got {position_mode!r}")
+        self.api_key = api_key
+        self._secret = api_secret.encode()
+        self.host, self._port = host, port
+        self.strict = strict
+        self.rate_limits = rate_limits
+        self.hedge = position_mode == "hedge"
+        self._lock = threading.RLock()
+        self._contracts_raw = list(contracts if contracts is not None else _load_default_contracts())
+        self._contracts = self._tradeable(self._contracts_raw)
+        self._prices = {s: Decimal(str(p)) for s, p in DEFAULT_PRICES.items() if s in self._contracts}
+        for symbol, price in (prices or {}).items():
+            self._check_symbol(symbol)
+            self._prices[symbol] = Decimal(str(price))
+        self._liquidity = {}
+        for symbol, qty in (liquidity or {}).items():
+            self._check_symbol(symbol)
+            self._liquidity[symbol] = Decimal(str(qty))
+        self._default_leverage = int(leverage)
+        self._leverage: dict[tuple[str, str], int] = {}
+        self.wallet = Decimal(str(balance))
+        self.realised = Decimal(0)
+        self.fees_paid = Decimal(0)
+        self._positions: dict[tuple[str, str], _Position] = collections.defaultdict(_Position)
+        self._orders: dict[int, SimOrder] = {}
+        self._by_coid: dict[str, SimOrder] = {}
+        self._ids = itertools.count(1_900_000_000_000_000_001)   # beyond 2**53, as BingX's are
+        self._faults: list[_Fault] = []
+        self._hits: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+        # Every request that reached an endpoint, in order (the latest 100000 in a long run).
+        self.requests: collections.deque[dict] = collections.deque(maxlen=100_000)
+        self.throttled = 0               # requests refused by the rate limits (not injected ones)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"BingXSimulator({self.base_url if self._server else 'not started'})"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> "BingXSimulator":
+        if self._server is None:
+            self._server = _Server((self.host, self._port), _Handler)
+            self._server.sim = self
+            # shutdown() waits for the next poll: keep it short, tests start and stop many.
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
+                                            name=f"bingx-sim:{self.port}", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join()
+            self._server = None
+
+    def __enter__(self) -> "BingXSimulator":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1] if self._server else self._port
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>``: every path starts with ``/openApi``."""
+        if self._server is None:
+            raise RuntimeError("the simulator is not started: use start() or a with-block")
+        return f"http://{self.host}:{self.port}"
+
+    # ------------------------------------------------------------------ test controls
+
+    def set_price(self, symbol: str, price: Any) -> list[dict]:
+        """Moves the mark price; resting LIMIT orders the move crosses fill, each at its own
+        price, up to the symbol's liquidity. Returns the fills."""
+        self._check_symbol(symbol)
+        price = Decimal(str(price))
+        if price <= 0:
+            raise ValueError(f"price must be positive, got {price}")
+        with self._lock:
+            self._prices[symbol] = price
+            return self._match(symbol)
+
+    def price(self, symbol: str) -> Decimal:
+        self._check_symbol(symbol)
+        with self._lock:
+            return self._mark(symbol)
+
+    def set_liquidity(self, symbol: str, quantity: Any | None) -> None:
+        """The most that trades on one price move (None: unlimited)."""
+        self._check_symbol(symbol)
+        with self._lock:
+            if quantity is None:
+                self._liquidity.pop(symbol, None)
+            else:
+                self._liquidity[symbol] = Decimal(str(quantity))
+
+    def fill(self, client_order_id: str, quantity: Any, price: Any | None = None) -> dict:
+        """Fills exactly ``quantity`` of a working order, at ``price`` (default: its limit
+        price, or the market for a MARKET order). Returns the order as BingX shows it."""
+        with self._lock:
+            order = self._by_coid.get(client_order_id.lower())
+            if order is None or not order.open:
+                raise ValueError(f"no working order with client order id {client_order_id!r}")
+            quantity = Decimal(str(quantity))
+            if not Decimal(0) < quantity <= order.remaining:
+                raise ValueError(f"fill of {quantity} for {client_order_id}: {order.remaining} remains")
+            at = Decimal(str(price)) if price is not None else (order.price or self._mark(order.symbol))
+            self._execute(order, quantity, at, maker=order.type == "LIMIT")
+            return self._order_json(order)
+
+    def inject(self, endpoint: str, fault: str, count: int = 1, **params) -> None:
+        """Makes the next ``count`` requests to ``endpoint`` fail as ``fault`` says.
+
+        Endpoints: place_order, cancel_order, query_order, open_orders, leverage, balance,
+        positions, contracts, premium_index, server_time, or ``*`` for any.
+        Faults:
+          ``error`` (``code``, ``msg``): an exchange refusal, nothing done;
+          ``429``: HTTP 429, nothing done; ``5xx`` / ``http_error`` (``status``=503): nothing done;
+          ``http_error_after_accept``: done, then a 5xx answer;
+          ``drop_before_accept`` / ``drop_after_accept``: the connection closes with no answer,
+          before / after the request was carried out;
+          ``delay`` (``seconds``, ``after_accept``=False): wait, then carry out and answer
+          (``after_accept``: carry out, then wait, then answer);
+          ``malformed`` / ``malformed_after_accept``: a truncated JSON body;
+          ``wrong_types``: done, then an answer whose fields have the wrong JSON types;
+          ``fill_before_cancel`` (cancel_order): the order's remainder fills just before
+          the cancel reaches it.
+        """
+        names = {name for name, _, _ in self._routes().values()} | {"*"}
+        if endpoint not in names:
+            raise ValueError(f"unknown endpoint {endpoint!r}; known: {', '.join(sorted(names))}")
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(sorted(FAULTS))}")
+        if fault == "error" and ("code" not in params or "msg" not in params):
+            raise ValueError("fault 'error' needs code= and msg=")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be a positive int, got {count!r}")
+        with self._lock:
+            self._faults.append(_Fault(endpoint, fault, count, dict(params)))
+
+    def pending_faults(self) -> list[tuple[str, str, int]]:
+        with self._lock:
+            return [(f.endpoint, f.kind, f.remaining) for f in self._faults if f.remaining > 0]
+
+    def set_contracts(self, contracts: list[dict]) -> None:
+        """Lists other contracts from now on (as a listing change on the exchange would)."""
+        with self._lock:
+            self._contracts_raw, self._contracts = list(contracts), self._tradeable(contracts)
+
+    def orders(self) -> list[dict]:
+        """Every order ever accepted, as BingX shows it."""
+        with self._lock:
+            return [self._order_json(o) for o in self._orders.values()]
+
+    def order(self, client_order_id: str) -> dict | None:
+        with self._lock:
+            o = self._by_coid.get(client_order_id.lower())
+            return self._order_json(o) if o else None
+
+    def position(self, symbol: str, side: str = "BOTH") -> Decimal:
+        """The position size: signed in one-way mode (``side`` BOTH), else of that side."""
+        with self._lock:
+            return self._positions[(symbol, side)].amount
+
+    def account(self) -> dict[str, Decimal]:
+        """Wallet balance, realised PnL and fees paid so far, as exact decimals."""
+        with self._lock:
+            return {"balance": self.wallet, "realised": self.realised, "fees_paid": self.fees_paid,
+                    "available": self._available()}
+
+    # ------------------------------------------------------------------ HTTP plumbing
+
+    def _routes(self) -> dict[tuple[str, str], tuple[str, Callable, bool]]:
+        """(method, path) -> (endpoint name, handler, signed)."""
+        return {
+            ("GET", wire.SERVER_TIME): ("server_time", self._ep_server_time, False),
+            ("GET", wire.CONTRACTS): ("contracts", self._ep_contracts, False),
+            ("GET", wire.PREMIUM_INDEX): ("premium_index", self._ep_premium_index, False),
+            ("GET", "/openApi/swap/v2/quote/price"): ("price", self._ep_price, False),
+            ("POST", wire.ORDER): ("place_order", self._ep_place, True),
+            ("POST", wire.ORDER + "/test"): ("test_order", self._ep_test_order, True),
+            ("DELETE", wire.ORDER): ("cancel_order", self._ep_cancel, True),
+            ("GET", wire.ORDER): ("query_order", self._ep_query, True),
+            ("GET", wire.OPEN_ORDERS): ("open_orders", self._ep_open_orders, True),
+            ("DELETE", "/openApi/swap/v2/trade/allOpenOrders"): ("cancel_all", self._ep_cancel_all, True),
+            ("GET", wire.LEVERAGE): ("leverage", self._ep_get_leverage, True),
+            ("POST", wire.LEVERAGE): ("leverage", self._ep_set_leverage, True),
+            ("GET", wire.BALANCE): ("balance", self._ep_balance_v3, True),
+            ("GET", "/openApi/swap/v2/user/balance"): ("balance", self._ep_balance_v2, True),
+            ("GET", wire.POSITIONS): ("positions", self._ep_positions, True),
+            ("GET", "/openApi/swap/v1/positionSide/dual"): ("position_mode", self._ep_get_mode, True),
+            ("POST", "/openApi/swap/v1/positionSide/dual"): ("position_mode", self._ep_set_mode, True),
+            # What CCXT's load_markets asks for outside sandbox mode; nothing to list there.
+            ("GET", "/openApi/wallets/v1/capital/config/getall"): ("currencies", lambda p: [], True),
+            ("GET", "/openApi/cswap/v1/market/contracts"): ("coin_contracts", lambda p: [], False),
+            ("GET", "/openApi/spot/v1/common/symbols"): ("spot_symbols", lambda p: {"symbols": []}, False),
+        }
+
+    def _serve(self, h: BaseHTTPRequestHandler) -> None:
+        split = urlsplit(h.path)
+        path, raw_query = split.path, split.query
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length) if length > 0 else b""
+        route = self._routes().get((h.command, path))
+        if route is None:
+            self._send(h, 404, {"code": 100400, "msg": f"this api is not exist: {h.command} {path}"})
+            return
+        endpoint, handler, signed = route
+        fault = self._take_fault(endpoint)
+        kind = fault.kind if fault else None
+        # Every request that reached an endpoint is logged: "authenticated" says whether the
+        # exchange accepted it as genuine, "fault" what was injected, "answer" the code sent.
+        entry = {"endpoint": endpoint, "method": h.command, "path": path, "query": raw_query, "params": {},
+                 "authenticated": False, "fault": kind, "answer": None}
+        self._record(entry)
+        try:
+            params, parts = self._params(raw_query, body, h.headers.get("Content-Type") or "")
+        except _Answer as answer:
+            entry["answer"] = answer.code
+            self._send(h, answer.http_status, {"code": answer.code, "msg": answer.msg, "data": {}})
+            return
+        entry["params"] = params
+        if kind == "drop_before_accept":
+            h.close_connection = True
+            return
+        if kind == "delay" and not fault.params.get("after_accept"):
+            time.sleep(float(fault.params.get("seconds", 1.0)))
+        if kind in ("5xx", "http_error"):
+            entry["answer"] = int(fault.params.get("status", 503))
+            self._send_text(h, entry["answer"], "<html><body>503 Service Temporarily Unavailable</body></html>")
+            return
+        if kind == "429":
+            entry["answer"] = 429
+            self._send(h, 429, {"code": 100410, "msg": "rate limit exceeded"})
+            return
+        if kind == "malformed":
+            self._send_text(h, 200, '{"code":0,"msg":"","data":{"order":{"symbol":"BTC-', "application/json")
+            return
+        if signed:
+            refusal = self._authenticate(h, params, parts)
+            if refusal is not None:
+                entry["answer"] = refusal.code
+                self._send(h, 200, {"code": refusal.code, "msg": refusal.msg, "data": {}})
+                return
+        entry["authenticated"] = True
+        if self.rate_limits and self._throttle(endpoint if signed else "public",
+                                                RATE_LIMITS.get(endpoint, (10, 1.0)) if signed else PUBLIC_RATE):
+            with self._lock:
+                self.throttled += 1
+            entry["answer"] = 429
+            self._send(h, 429, {"code": 100410, "msg": "rate limit exceeded"})
+            return
+        if kind == "error":
+            entry["answer"] = int(fault.params["code"])
+            self._send(h, 200, {"code": entry["answer"], "msg": str(fault.params["msg"]), "data": {}})
+            return
+        try:
+            with self._lock:
+                if kind == "fill_before_cancel":
+                    self._fill_before_cancel(params)
+                data = handler(params)
+            answer = {"code": 0, "msg": "", "data": data}
+            if endpoint in ("place_order", "cancel_order", "query_order", "open_orders"):
+                answer["timestamp"] = self._now()
+        except _Answer as refused:
+            answer = {"code": refused.code, "msg": refused.msg, "data": {}}
+        entry["answer"] = answer["code"]
+        if kind == "drop_after_accept":
+            h.close_connection = True
+            return
+        if kind == "delay" and fault.params.get("after_accept"):
+            time.sleep(float(fault.params.get("seconds", 1.0)))
+        if kind == "http_error_after_accept":
+            self._send_text(h, int(fault.params.get("status", 502)), "<html><body>502 Bad Gateway</body></html>")
+            return
+        if kind == "malformed_after_accept":
+            self._send_text(h, 200, json.dumps(answer, default=_json_default)[:40], "application/json")
+            return
+        if kind == "wrong_types":
+            answer = _scramble(answer)
+        self._send(h, 200, answer)
+
+    def _send(self, h: BaseHTTPRequestHandler, status: int, payload: Any) -> None:
+        self._send_text(h, status, json.dumps(payload, default=_json_default), "application/json")
+
+    @staticmethod
+    def _send_text(h: BaseHTTPRequestHandler, status: int, text: str, content_type: str = "text/html") -> None:
+        data = text.encode()
+        try:
+            h.send_response(status)
+            h.send_header("Content-Type", content_type)
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            h.wfile.write(data)
+        except OSError:   # the client gave up waiting (a delay fault longer than its timeout)
+            h.close_connection = True
+
+    def _record(self, entry: dict) -> None:
+        entry["time"] = self._now()
+        with self._lock:
+            self.requests.append(entry)
+
+    def _take_fault(self, endpoint: str) -> _Fault | None:
+        with self._lock:
+            for f in self._faults:
+                if f.remaining > 0 and f.endpoint in (endpoint, "*"):
+                    f.remaining -= 1
+                    return f
+        return None
+
+    def _throttle(self, bucket: str, limit: tuple[int, float]) -> bool:
+        count, window = limit
+        now = time.monotonic()
+        with self._lock:
+            hits = self._hits[bucket]
+            while hits and now - hits[0] >= window:
+                hits.popleft()
+            if len(hits) >= count:
+                return True
+            hits.append(now)
+            return False
+
+    @staticmethod
+    def _params(raw_query: str, body: bytes, content_type: str) -> tuple[dict[str, str], dict]:
+        """Parameters from the query string and a form or JSON body (the query wins), and
+        the raw parts the signature may have been computed over."""
+        query_pairs = parse_qsl(raw_query, keep_blank_values=True)
+        body_text = body.decode("utf-8", "replace")
+        body_pairs: list[tuple[str, str]] = []
+        body_kind = None
+        if body_text.strip():
+            if "json" in content_type or body_text.lstrip().startswith("{"):
+                try:
+                    obj = json.loads(body_text, parse_float=str, parse_int=str)
+                except ValueError:
+                    raise _invalid("the request body is not valid JSON") from None
+                if not isinstance(obj, dict):
+                    raise _invalid("the JSON body must be an object")
+                body_kind = "json"
+                for k, v in obj.items():
+                    if isinstance(v, bool):
+                        v = "true" if v else "false"
+                    elif isinstance(v, (dict, list)):
+                        v = json.dumps(v, separators=(",", ":"))
+                    elif v is None:
+                        v = ""
+                    body_pairs.append((k, str(v)))
+            else:
+                body_kind = "form"
+                body_pairs = parse_qsl(body_text, keep_blank_values=True)
+        params = dict(body_pairs)
+        params.update(query_pairs)
+        parts = {"query": raw_query, "body": body_text if body_kind == "form" else "",
+                 "pairs": [(k, v) for k, v in query_pairs + body_pairs if k != "signature"],
+                 "signature": params.pop("signature", None)}
+        return params, parts
+
+    def _authenticate(self, h: BaseHTTPRequestHandler, params: dict, parts: dict) -> _Answer | None:
+        key = h.headers.get("X-BX-APIKEY")
+        if not key:
+            return _Answer(100413, "Null apiKey")
+        if not hmac.compare_digest(key.encode(), self.api_key.encode()):
+            return _Answer(100413, "Incorrect apiKey")
+        signature = parts["signature"]
+        if not signature:
+            return _Answer(100412, "Null signature")
+        if not any(hmac.compare_digest(wire.sign(self._secret, text), signature.lower())
+                   for text in self._signed_texts(parts)):
+            return _Answer(100001, "Signature verification failed due to signature mismatch")
+        ts = params.get("timestamp", "")
+        window = params.get("recvWindow") or "5000"
+        if not window.isdigit() or int(window) > 60000:
+            return _invalid(f"recvWindow must be a whole number of ms up to 60000, got {window!r}")
+        now = self._now()
+        if not ts.isdigit() or now - int(ts) > int(window) or int(ts) - now > 1000:
+            return _Answer(100421, "Null timestamp or timestamp mismatch")
+        return None
+
+    @staticmethod
+    def _signed_texts(parts: dict) -> set[str]:
+        """Every string a real client may have signed (BINGX.md §1, "Simulator advice")."""
+        def without_signature(raw: str) -> str:
+            return "&".join(p for p in raw.split("&") if p and not p.startswith("signature="))
+
+        query, body = without_signature(parts["query"]), without_signature(parts["body"])
+        texts = {query, unquote(query), unquote_plus(query)}
+        if body:
+            texts |= {body, unquote(body), query + body, query + "&" + body, unquote(query + "&" + body)}
+        pairs = parts["pairs"]
+        texts.add(wire.canonical(pairs))
+        texts.add(wire.canonical(sorted(pairs)))
+        return texts
+
+    # ------------------------------------------------------------------ state helpers
+
+    @staticmethod
+    def _now() -> int:
+        return int(time.time() * 1000)
+
+    def _tradeable(self, raw_contracts: list[dict]) -> dict[str, _Contract]:
+        """The contracts the simulator can trade. One it cannot read is still listed exactly
+        as given (clients' parsing is tested that way), but orders for it are refused."""
+        out = {}
+        for raw in raw_contracts:
+            try:
+                out[raw["symbol"]] = self._contract(raw)
+            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                log.warning("simulator: contract %r is listed but not tradeable: %r", raw.get("symbol"), exc)
+        return out
+
+    def _contract(self, raw: dict) -> _Contract:
+        pp, qp = int(raw["pricePrecision"]), int(raw["quantityPrecision"])
+        dec = lambda name, default="0": Decimal(str(raw.get(name, default)))  # noqa: E731
+        return _Contract(
+            raw=raw, symbol=raw["symbol"], asset=raw.get("asset") or raw["symbol"].split("-")[0],
+            tick=wire.step_of(pp), step=wire.step_of(qp), price_precision=pp, quantity_precision=qp,
+            min_quantity=dec("tradeMinQuantity"), min_notional=dec("tradeMinUSDT"),
+            maker=dec("makerFeeRate", "0.0002"), taker=dec("takerFeeRate", "0.0005"),
+            api_open=str(raw.get("apiStateOpen", "true")).lower() == "true",
+            api_close=str(raw.get("apiStateClose", "true")).lower() == "true",
+            max_long=int(raw.get("maxLongLeverage", 125)), max_short=int(raw.get("maxShortLeverage", 125)))
+
+    def _check_symbol(self, symbol: str) -> None:
+        if symbol not in self._contracts:
+            raise ValueError(f"the simulator does not list {symbol!r}; it lists {', '.join(self._contracts)}")
+
+    def _mark(self, symbol: str) -> Decimal:
+        if symbol not in self._prices:
+            raise _Answer(109425, f"{symbol} has no market price in the simulator; set one with set_price")
+        return self._prices[symbol]
+
+    def _symbol(self, params: dict) -> _Contract:
+        symbol = params.get("symbol")
+        if not symbol:
+            raise _invalid("parameter symbol is must")
+        contract = self._contracts.get(symbol)
+        if contract is None:
+            raise _Answer(109425, f"{symbol} not exist")
+        return contract
+
+    def _lev(self, symbol: str, side: str) -> int:
+        key = "BOTH" if not self.hedge else side
+        return self._leverage.get((symbol, key), self._default_leverage)
+
+    def _unrealized(self) -> Decimal:
+        total = Decimal(0)
+        for (symbol, side), pos in self._positions.items():
+            if pos.amount:
+                sign = -1 if side == "SHORT" else 1
+                total += (self._prices.get(symbol, pos.avg) - pos.avg) * pos.amount * sign
+        return total
+
+    def _used_margin(self) -> Decimal:
+        return sum((abs(p.amount) * p.avg / self._lev(s, side) for (s, side), p in self._positions.items() if p.amount),
+                   Decimal(0))
+
+    def _frozen_margin(self) -> Decimal:
+        total = Decimal(0)
+        for o in self._orders.values():
+            if o.open and self._opens(o):
+                px = o.price if o.price is not None else self._prices.get(o.symbol, Decimal(0))
+                total += o.remaining * px / o.leverage
+        return total
+
+    def _available(self) -> Decimal:
+        return self.wallet + self._unrealized() - self._used_margin() - self._frozen_margin()
+
+    def _opens(self, o: SimOrder) -> bool:
+        """Whether an order adds to a position (rather than closing one)."""
+        if self.hedge:
+            return (o.side, o.position_side) in (("BUY", "LONG"), ("SELL", "SHORT"))
+        return not o.reduce_only
+
+    def _closable(self, o: SimOrder) -> Decimal:
+        """How much of a closing order the position can still absorb."""
+        if self.hedge:
+            return self._positions[(o.symbol, o.position_side)].amount
+        amount = self._positions[(o.symbol, "BOTH")].amount
+        if (o.side == "SELL" and amount > 0) or (o.side == "BUY" and amount < 0):
+            return abs(amount)
+        return Decimal(0)
+
+    # ------------------------------------------------------------------ trading
+
+    def _place(self, p: dict, dry_run: bool = False) -> dict:
+        for name in ("symbol", "type", "side"):
+            if not p.get(name):
+                raise _invalid(f"parameter {name} is must")
+        c = self._symbol(p)
+        order_type = p["type"]
+        if order_type not in ORDER_TYPES:
+            raise _invalid(f"type {order_type!r} is not one of {', '.join(sorted(ORDER_TYPES))}")
+        if order_type not in ("LIMIT", "MARKET"):
+            raise _Answer(109400, f"order type {order_type} is not supported by this simulator (LIMIT, MARKET)")
+        side = p["side"]
+        if side not in ("BUY", "SELL"):
+            raise _invalid(f"side must be BUY or SELL, got {side!r}")
+        position_side = p.get("positionSide", "")
+        if self.hedge:
+            position_side = position_side or "LONG"
+            if position_side not in ("LONG", "SHORT"):
+                raise _Answer(109400, "In the Hedge mode, the 'PositionSide' field can only be set to LONG or SHORT.")
+            if "reduceOnly" in p:
+                raise _Answer(109400, "In the Hedge mode, the 'ReduceOnly' field can not be filled.")
+        elif position_side != "BOTH":
+            raise _Answer(109400, "In the One-way mode, the 'PositionSide' field can only be set to BOTH.")
+        reduce_only = p.get("reduceOnly", "false")
+        if reduce_only not in ("true", "false"):
+            raise _invalid(f"reduceOnly must be true or false, got {reduce_only!r}")
+        if "quantity" not in p or p["quantity"] == "":
+            raise _invalid("parameter quantity is must")
+        quantity = self._number(p["quantity"], "quantity", c.step, c.quantity_precision, c)
+        price = None
+        if order_type == "LIMIT":
+            if "price" not in p or p["price"] == "":
+                raise _invalid("parameter price is must")
+            price = self._number(p["price"], "price", c.tick, c.price_precision, c)
+        tif = p.get("timeInForce") or "GTC"
+        if tif not in TIME_IN_FORCE:
+            raise _invalid(f"timeInForce must be one of {', '.join(sorted(TIME_IN_FORCE))}, got {tif!r}")
+        coid = p.get("clientOrderID") or p.get("clientOrderId") or ""
+        if coid:
+            if len(coid) > 40:
+                raise _invalid(f"clientOrderId must be 1-40 characters, got {len(coid)}")
+            coid = coid.lower()   # BingX lowercases client order ids
+            if coid in self._by_coid:
+                raise _Answer(101481, "clientOrderID cannot be repeated")
+        order = SimOrder(order_id=0, symbol=c.symbol, side=side, position_side=position_side, type=order_type,
+                         quantity=quantity, price=price, time_in_force=tif, client_order_id=coid,
+                         reduce_only=reduce_only == "true", leverage=self._lev(c.symbol, position_side),
+                         time=self._now())
+        opens = self._opens(order)
+        if quantity < c.min_quantity or quantity <= 0:
+            raise _Answer(101400, f"The minimum order amount is {wire.normal(c.min_quantity)} {c.asset}.")
+        mark = self._mark(c.symbol)
+        reference = price if price is not None else mark
+        if opens and quantity * reference < c.min_notional:
+            raise _Answer(101400, "Please ensure that the minimum nominal value of the order placed must be greater "
+                                  f"than {wire.normal(c.min_notional)}u")
+        if (opens and not c.api_open) or (not opens and not c.api_close):
+            raise _Answer(101415, f"{c.symbol} is currently restricted from API {'opening' if opens else 'closing'}")
+        if not opens:
+            pending = sum((o.remaining for o in self._orders.values()
+                           if o.open and o.symbol == c.symbol and not self._opens(o) and o.side == side
+                           and o.position_side == position_side), Decimal(0))
+            closable = self._closable(order)
+            if self.hedge and closable == 0:
+                raise _Answer(101205, "No position to close")
+            if quantity + pending > closable:
+                if self.hedge:
+                    raise _Answer(101205, f"No position to close: {closable - pending} can be closed")
+                raise _Answer(101290, MSG_REDUCE_ONLY)
+        crosses = self._crosses(order, mark)
+        if order_type == "LIMIT" and tif == "PostOnly" and crosses:
+            raise _Answer(101215, MSG_POST_ONLY)
+        if opens and quantity * reference / order.leverage > self._available():
+            raise _Answer(101204, "Insufficient margin")
+        order.order_id = next(self._ids)
+        order.update_time = order.time
+        if dry_run:
+            return self._place_answer(order)
+        self._orders[order.order_id] = order
+        if coid:
+            self._by_coid[coid] = order
+        if order_type == "MARKET":
+            self._execute(order, quantity, mark, maker=False)
+        elif crosses:
+            budget = self._liquidity.get(c.symbol)
+            fill = quantity if budget is None else min(quantity, budget)
+            if tif == "FOK" and fill < quantity:
+                fill = Decimal(0)
+            if fill > 0:
+                self._execute(order, fill, mark, maker=False)
+        if order.open and tif in ("IOC", "FOK"):
+            order.status = "CANCELLED"
+        return self._place_answer(order)
+
+    def _place_answer(self, o: SimOrder) -> dict:
+        c = self._contracts[o.symbol]
+        return {"order": {
+            "symbol": o.symbol, "orderId": o.order_id, "side": o.side, "positionSide": o.position_side,
+            "type": o.type, "clientOrderID": o.client_order_id, "workingType": "MARK_PRICE",
+            "price": float(o.price) if o.price is not None else 0, "quantity": float(o.quantity), "stopPrice": 0,
+            "timeInForce": o.time_in_force if o.type == "LIMIT" else "", "priceRate": 0, "stopLoss": "",
+            "takeProfit": "", "reduceOnly": o.reduce_only,
+            # The fields newer answers add (BINGX.md §2.2).
+            "status": o.status, "avgPrice": self._avg_text(o, c), "executedQty": self._qty_text(o.executed, c),
+        }}
+
+    def _number(self, raw: str, name: str, step: Decimal, places: int, c: _Contract) -> Decimal:
+        try:
+            value = wire.to_decimal(raw, name)   # CCXT may send 5e-05
+        except ValueError:
+            raise _invalid(f"{name} must be a number, got {raw!r}") from None
+        if value <= 0:
+            raise _invalid(f"{name} must be positive, got {raw!r}")
+        truncated = (value / step).to_integral_value(rounding=ROUND_FLOOR) * step
+        if truncated != value and self.strict:
+            raise _Answer(109400, f"{name} {raw} has more decimals than the {name} precision {places} of {c.symbol}")
+        return truncated.quantize(step)   # BingX truncates over-precise values (documented)
+
+    @staticmethod
+    def _crosses(o: SimOrder, mark: Decimal) -> bool:
+        if o.type == "MARKET":
+            return True
+        return mark <= o.price if o.side == "BUY" else mark >= o.price
+
+    def _match(self, symbol: str) -> list[dict]:
+        mark = self._prices[symbol]
+        crossed = [o for o in self._orders.values()
+                   if o.open and o.symbol == symbol and o.type == "LIMIT" and self._crosses(o, mark)]
+        crossed.sort(key=lambda o: (-o.price if o.side == "BUY" else o.price, o.time, o.order_id))
+        budget = self._liquidity.get(symbol)
+        fills = []
+        for o in crossed:
+            qty = o.remaining if budget is None else min(o.remaining, budget)
+            if qty <= 0:
+                break
+            done = self._execute(o, qty, o.price, maker=True)
+            if done is not None:
+                fills.append(done)
+                if budget is not None:
+                    budget -= done["quantity"]
+        return fills
+
+    def _execute(self, o: SimOrder, qty: Decimal, price: Decimal, maker: bool) -> dict | None:
+        """One fill: the order, the position, the wallet."""
+        c = self._contracts[o.symbol]
+        if not self._opens(o):
+            qty = min(qty, self._closable(o))
+            if qty <= 0:   # the position it was to reduce is gone
+                o.status = "CANCELLED"
+                o.update_time = self._now()
+                return None
+        fee = qty * price * (c.maker if maker else c.taker)
+        pnl = self._move_position(o, qty, price)
+        o.executed += qty
+        o.value += qty * price
+        o.commission -= fee
+        o.profit += pnl
+        o.update_time = self._now()
+        o.status = "FILLED" if o.executed == o.quantity else "PARTIALLY_FILLED"
+        self.wallet += pnl - fee
+        self.realised += pnl
+        self.fees_paid += fee
+        fill = {"order_id": o.order_id, "client_order_id": o.client_order_id, "quantity": qty, "price": price,
+                "fee": fee, "maker": maker, "pnl": pnl}
+        o.fills.append(fill)
+        if o.open and not self._opens(o) and self._closable(o) == 0:
+            o.status = "CANCELLED"   # a reduce-only remainder with nothing left to reduce
+        return fill
+
+    def _move_position(self, o: SimOrder, qty: Decimal, price: Decimal) -> Decimal:
+        if self.hedge:
+            pos = self._positions[(o.symbol, o.position_side)]
+            pos.update_time = self._now()
+            if self._opens(o):
+                pos.avg = (pos.amount * pos.avg + qty * price) / (pos.amount + qty)
+                pos.amount += qty
+                return Decimal(0)
+            sign = 1 if o.position_side == "LONG" else -1
+            pnl = (price - pos.avg) * qty * sign
+            pos.amount -= qty
+            pos.realised += pnl
+            if pos.amount == 0:
+                pos.avg = Decimal(0)
+            return pnl
+        pos = self._positions[(o.symbol, "BOTH")]
+        pos.update_time = self._now()
+        delta = qty if o.side == "BUY" else -qty
+        before = pos.amount
+        if before == 0 or (before > 0) == (delta > 0):
+            pos.avg = (abs(before) * pos.avg + qty * price) / (abs(before) + qty)
+            pos.amount = before + delta
+            return Decimal(0)
+        closed = min(qty, abs(before))
+        pnl = (price - pos.avg) * closed * (1 if before > 0 else -1)
+        pos.amount = before + delta
+        pos.realised += pnl
+        if pos.amount == 0:
+            pos.avg = Decimal(0)
+        elif (pos.amount > 0) != (before > 0):
+            pos.avg = price   # flipped: the rest opened at this fill's price
+        return pnl
+
+    def _find(self, p: dict, not_found: _Answer) -> SimOrder:
+        c = self._symbol(p)
+        order_id = p.get("orderId")
+        coid = p.get("clientOrderID") or p.get("clientOrderId")
+        if order_id:
+            order = self._orders.get(int(order_id)) if order_id.isdigit() else None
+        elif coid:
+            order = self._by_coid.get(coid.lower())
+        else:
+            raise _invalid("orderId or clientOrderId is must")
+        if order is None or order.symbol != c.symbol:
+            raise not_found
+        return order
+
+    def _fill_before_cancel(self, p: dict) -> None:
+        try:
+            order = self._find(p, _Answer(109414, "order not exist"))
+        except _Answer:
+            return
+        if order.open:
+            self._execute(order, order.remaining, order.price or self._mark(order.symbol), maker=order.type == "LIMIT")
+
+    # ------------------------------------------------------------------ JSON shapes
+
+    @staticmethod
+    def _qty_text(value: Decimal, c: _Contract) -> str:
+        return wire.plain(value.quantize(c.step))
+
+    @staticmethod
+    def _avg_text(o: SimOrder, c: _Contract) -> str:
+        avg = o.value / o.executed if o.executed else Decimal(0)
+        return wire.plain(avg.quantize(c.tick, rounding=ROUND_HALF_UP))
+
+    def _order_json(self, o: SimOrder) -> dict:
+        c = self._contracts[o.symbol]
+        empty_leg = {"type": "", "quantity": 0, "stopPrice": 0, "price": 0, "workingType": "", "stopGuaranteed": ""}
+        return {
+            "symbol": o.symbol, "orderId": o.order_id, "side": o.side, "positionSide": o.position_side,
+            "type": o.type, "origQty": self._qty_text(o.quantity, c),
+            "price": wire.plain(o.price.quantize(c.tick)) if o.price is not None else wire.plain(Decimal(0).quantize(c.tick)),
+            "executedQty": self._qty_text(o.executed, c), "avgPrice": self._avg_text(o, c),
+            "cumQuote": wire.plain(o.value), "stopPrice": "", "profit": wire.plain(o.profit),
+            "commission": wire.plain(o.commission), "status": o.status, "time": o.time, "updateTime": o.update_time,
+            "clientOrderId": o.client_order_id, "leverage": f"{o.leverage}X", "takeProfit": dict(empty_leg),
+            "stopLoss": dict(empty_leg), "advanceAttr": 0, "positionID": 0, "takeProfitEntrustPrice": 0,
+            "stopLossEntrustPrice": 0, "orderType": "", "workingType": "MARK_PRICE", "stopGuaranteed": False,
+            "triggerOrderId": 0, "reduceOnly": o.reduce_only, "postOnly": o.time_in_force == "PostOnly",
+            "closePosition": False, "timeInForce": o.time_in_force if o.type == "LIMIT" else "",
+        }
+
+    # ------------------------------------------------------------------ endpoints
+
+    def _ep_server_time(self, p: dict) -> dict:
+        return {"serverTime": self._now()}
+
+    def _ep_contracts(self, p: dict) -> list:
+        symbol = p.get("symbol")
+        return [c for c in self._contracts_raw if not symbol or c["symbol"] == symbol]
+
+    def _premium(self, symbol: str) -> dict:
+        mark = wire.plain(self._mark(symbol))
+        return {"symbol": symbol, "markPrice": mark, "indexPrice": mark, "lastFundingRate": "0.00010000",
+                "nextFundingTime": (self._now() // 28_800_000 + 1) * 28_800_000}
+
+    def _ep_premium_index(self, p: dict) -> Any:
+        if p.get("symbol"):
+            return self._premium(self._symbol(p).symbol)
+        return [self._premium(s) for s in self._contracts if s in self._prices]
+
+    def _ep_price(self, p: dict) -> dict:
+        c = self._symbol(p)
+        return {"symbol": c.symbol, "price": wire.plain(self._mark(c.symbol)), "time": self._now()}
+
+    def _ep_place(self, p: dict) -> dict:
+        return self._place(p)
+
+    def _ep_test_order(self, p: dict) -> dict:
+        return self._place(p, dry_run=True)
+
+    def _ep_cancel(self, p: dict) -> dict:
+        order = self._find(p, _Answer(109414, "order not exist"))
+        if order.status == "FILLED":
+            raise _Answer(80018, "order is already filled")
+        if not order.open:
+            raise _Answer(80018, "order is already cancelled")
+        order.status = "CANCELLED"
+        order.update_time = self._now()
+        return {"order": self._order_json(order)}
+
+    def _ep_query(self, p: dict) -> dict:
+        return {"order": self._order_json(self._find(p, _Answer(80016, "order not exist")))}
+
+    def _ep_open_orders(self, p: dict) -> dict:
+        symbol = p.get("symbol")
+        if symbol:
+            self._symbol(p)
+        orders = []
+        for o in self._orders.values():
+            if o.open and (not symbol or o.symbol == symbol):
+                orders.append({**self._order_json(o), "trailingStopRate": 0, "trailingStopDistance": 0,
+                               "priceRate": 0, "actPrice": 0, "positionId": 0})
+        return {"orders": orders}
+
+    def _ep_cancel_all(self, p: dict) -> dict:
+        c = self._symbol(p)
+        done = []
+        for o in self._orders.values():
+            if o.open and o.symbol == c.symbol:
+                o.status = "CANCELLED"
+                o.update_time = self._now()
+                done.append(self._order_json(o))
+        return {"success": done, "failed": None}
+
+    def _ep_get_leverage(self, p: dict) -> dict:
+        c = self._symbol(p)
+        return {"longLeverage": self._lev(c.symbol, "LONG"), "shortLeverage": self._lev(c.symbol, "SHORT"),
+                "maxLongLeverage": c.max_long, "maxShortLeverage": c.max_short}
+
+    def _ep_set_leverage(self, p: dict) -> dict:
+        c = self._symbol(p)
+        side = p.get("side", "")
+        allowed = ("LONG", "SHORT") if self.hedge else ("BOTH",)
+        if side not in allowed:
+            mode = "Hedge" if self.hedge else "One-way"
+            raise _Answer(109400, f"In the {mode} mode, the 'side' field can only be set to {' or '.join(allowed)}.")
+        raw = p.get("leverage", "")
+        if not raw.isdigit():
+            raise _invalid(f"leverage must be a whole number, got {raw!r}")
+        leverage = int(raw)
+        limit = c.max_long if side != "SHORT" else c.max_short
+        if not 1 <= leverage <= limit:
+            raise _Answer(109400, f"leverage must be between 1 and {limit} for {c.symbol}")
+        self._leverage[(c.symbol, side)] = leverage
+        return {"leverage": leverage, "symbol": c.symbol}
+
+    def _balance_entry(self) -> dict:
+        unrealized = self._unrealized()
+        return {"userId": "1000001", "asset": "USDT", "balance": wire.plain(self.wallet),
+                "equity": wire.plain(self.wallet + unrealized), "unrealizedProfit": wire.plain(unrealized),
+                "realisedProfit": wire.plain(self.realised), "availableMargin": wire.plain(self._available()),
+                "usedMargin": wire.plain(self._used_margin()), "freezedMargin": wire.plain(self._frozen_margin()),
+                "shortUid": "1000001"}
+
+    def _ep_balance_v3(self, p: dict) -> list:
+        return [self._balance_entry()]
+
+    def _ep_balance_v2(self, p: dict) -> dict:
+        return {"balance": self._balance_entry()}
+
+    def _ep_positions(self, p: dict) -> list:
+        symbol = p.get("symbol")
+        if symbol:
+            self._symbol(p)
+        out = []
+        for (s, side), pos in self._positions.items():
+            if not pos.amount or (symbol and s != symbol):
+                continue
+            c = self._contracts[s]
+            mark = self._prices.get(s, pos.avg)
+            direction = side if self.hedge else ("LONG" if pos.amount > 0 else "SHORT")
+            size = abs(pos.amount)
+            sign = 1 if direction == "LONG" else -1
+            unrealized = (mark - pos.avg) * size * sign
+            lev = self._lev(s, side)
+            margin = size * pos.avg / lev
+            out.append({
+                "positionId": str(10_000 + len(out)), "symbol": s, "currency": "USDT",
+                "positionAmt": self._qty_text(size, c), "availableAmt": self._qty_text(size, c),
+                "positionSide": direction, "isolated": False, "avgPrice": wire.plain(pos.avg),
+                "initialMargin": wire.plain(margin), "margin": wire.plain(margin), "leverage": lev,
+                "unrealizedProfit": wire.plain(unrealized), "realisedProfit": wire.plain(pos.realised),
+                "liquidationPrice": 0, "pnlRatio": wire.plain((unrealized / margin).quantize(Decimal("0.0001"))),
+                "maxMarginReduction": "0", "riskRate": "0", "markPrice": wire.plain(mark),
+                "positionValue": wire.plain(size * mark), "onlyOnePosition": not self.hedge,
+                "updateTime": pos.update_time,
+            })
+        return out
+
+    def _ep_get_mode(self, p: dict) -> dict:
+        return {"dualSidePosition": "true" if self.hedge else "false"}
+
+    def _ep_set_mode(self, p: dict) -> dict:
+        value = p.get("dualSidePosition")
+        if value not in ("true", "false"):
+            raise _invalid(f"dualSidePosition must be true or false, got {value!r}")
+        if any(pos.amount for pos in self._positions.values()) or any(o.open for o in self._orders.values()):
+            raise _Answer(109400, "The position mode cannot be changed while there are positions or open orders")
+        self.hedge = value == "true"
+        return {"dualSidePosition": value}
+
+
+def _scramble(answer: dict) -> dict:
+    """The same answer with the wrong JSON types where a client expects strings/integers."""
+    def walk(value):
+        if isinstance(value, dict):
+            return {k: ([v] if k in ("orderId", "executedQty", "status", "orders", "serverTime") else walk(v))
+                    for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return walk(answer)
+
+
+# ------------------------------------------------------------------ command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default)")
+    parser.add_argument("--api-key", help="the API key clients must send (default: a random one, printed)")
+    parser.add_argument("--api-secret", help="the secret they sign with (default: a random one, printed)")
+    parser.add_argument("--balance", default="100000", help="starting USDT balance (default 100000)")
+    parser.add_argument("--price", action="append", default=[], metavar="SYMBOL=PRICE",
+                        help="initial mark price, e.g. BTC-USDT=60000 (repeatable)")
+    parser.add_argument("--liquidity", action="append", default=[], metavar="SYMBOL=QTY",
+                        help="most that trades per price move, e.g. BTC-USDT=0.005 (repeatable)")
+    parser.add_argument("--hedge", action="store_true", help="hedge position mode (default one-way)")
+    parser.add_argument("--strict", action="store_true", help="refuse over-precise prices/quantities instead of truncating")
+    parser.add_argument("--no-rate-limits", action="store_true", help="do not enforce BingX's request rates")
+    return parser
+
+
+def _pairs(items: list[str], option: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        symbol, sep, value = item.partition("=")
+        if not sep or not symbol or not value:
+            raise SystemExit(f"dita-bingx-sim: {option} takes SYMBOL=VALUE, got {item!r}")
+        out[symbol] = value
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs a simulator until interrupted (Ctrl-C or SIGTERM)."""
+    key = args.api_key or "sim-" + secrets.token_hex(8)
+    secret = args.api_secret or secrets.token_hex(16)
+    try:
+        sim = BingXSimulator(api_key=key, api_secret=secret, host=args.host, port=args.port, balance=args.balance,
+                             prices=_pairs(args.price, "--price"), liquidity=_pairs(args.liquidity, "--liquidity"),
+                             position_mode="hedge" if args.hedge else "one-way", strict=args.strict,
+                             rate_limits=not args.no_rate_limits)
+        sim.start()
+    except (ValueError, OSError) as exc:
+        print(f"dita-bingx-sim: {exc}", file=sys.stderr)
+        return 2
+    print(f"BingX simulator listening on {sim.base_url}", flush=True)
+    if not args.api_key or not args.api_secret:   # generated here, so the user needs to see them
+        print(f"api key: {key}\napi secret: {secret}", flush=True)
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``dita-bingx-sim``: run a BingX simulator on loopback and print its URL."""
+    parser = add_arguments(argparse.ArgumentParser(prog="dita-bingx-sim", description=main.__doc__))
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1063 @@
+"""The BingX USDT-M perpetual venue: a REST client that turns the kernel's orders into
+signed BingX requests and BingX's order states into DITA venue events.
+
+How answers become events
+-------------------------
+Every order this venue sends is tracked by its client order id. Whatever BingX says about
+the order (the place answer, a cancel answer, an order query, the open-order list) goes
+through one function, :meth:`BingXVenue._absorb`, which compares the order's cumulative
+figures (``executedQty``, ``cumQuote``, ``commission``) with what was already reported and
+appends the difference as events: one ``ORDER_ACK``, one fill per increase of the executed
+quantity (``filled_size`` is that increase alone, ``fill_price`` is the increase of the
+traded value divided by it, ``fee`` the increase of the commission), and one ending event.
+Event ids are made of the BingX order id and the cumulative executed quantity, so the same
+state seen twice yields the same ids and the kernel applies each once.
+
+Failures
+--------
+A refusal by the exchange (HTTP 200 with ``code != 0``) becomes a REJECT / CANCEL_REJECT
+event carrying the code and message. Throttling (HTTP 429, codes 100410/109429) and
+"system busy" codes are retried with backoff; requests are also paced below the documented
+per-UID rates. A place request whose answer is lost (timeout, dropped connection, 5xx,
+unreadable body) is resolved by querying its client order id before anything is retried;
+BingX refuses a client order id it has seen, which makes a retry safe as well.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from typing import Any, Mapping
+
+import httpx
+
+import dita
+from dita import Instrument, InvalidInputError, Order, VenueError, VenueEvent
+
+from dita_bingx import wire
+from dita_bingx.wire import (
+    BUSY_CODES, DUPLICATE_ID_CODES, FINAL_STATUSES, NOT_FOUND_CODES, RATE_LIMIT_CODES, TIMESTAMP_CODE,
+)
+
+log = logging.getLogger("dita_bingx")
+
+TIME_IN_FORCE = {"GTC": "GTC", "IOC": "IOC", "FOK": "FOK", "POSTONLY": "PostOnly", "POST_ONLY": "PostOnly"}
+POSITION_MODES = ("one-way", "hedge")
+
+#: Documented per-UID request rates (BINGX.md §4): (requests, window in seconds).
+RATE_BUCKETS = {
+    "place": (10, 1.0), "cancel": (5, 1.0), "query": (5, 1.0), "open_orders": (5, 1.0),
+    "balance": (5, 1.0), "positions": (5, 1.0), "leverage": (5, 1.0),
+    "market": (500, 10.0),   # all public market-data endpoints together, per IP
+}
+#: Headroom on each window: a request sent just inside it can arrive just outside.
+PACE_SLACK = 0.05
+#: Fill prices derived from a change of traded value are exact when the exchange's figures
+#: allow; otherwise rounded to this many places (as the kernel rounds each fill's PnL).
+PRICE_PLACES = Decimal("1e-12")
+
+
+# ------------------------------------------------------------------ errors
+
+
+class BingXError(VenueError):
+    """A BingX request failed. Subclasses say how."""
+
+
+class ExchangeRefused(BingXError):
+    """BingX answered and refused: ``code`` and ``msg`` are its own."""
+
+    def __init__(self, code: int, msg: str, what: str):
+        self.code, self.msg = code, msg
+        super().__init__(f"BingX refused {what}: code {code}: {msg}")
+
+
+class RateLimited(BingXError):
+    """Still throttled after every retry the venue allows itself."""
+
+
+class UncertainOutcome(BingXError):
+    """No usable answer: a timeout, a lost connection, a 5xx or an unreadable body. The
+    request may or may not have been carried out."""
+
+    #: True when the request may simply not have arrived (a retry after checking is sound).
+    transport = False
+
+
+class TransportFailure(UncertainOutcome):
+    transport = True
+
+
+class BadResponse(UncertainOutcome):
+    """The answer arrived but is not what BingX documents (malformed JSON, wrong types)."""
+
+
+class NotFollowed(BingXError):
+    """Fills of an order this venue did not follow from its placement (a kernel restored from
+    a snapshot): what the kernel already applied is unknown, so no delta can be reported."""
+
+
+class _Refusal(Exception):
+    """An order this venue will not send; the text says why."""
+
+
+# ------------------------------------------------------------------ credentials
+
+
+class _Credentials:
+    """The API key and secret, kept out of ``repr``, ``vars`` and pickles. The secret is
+    held only as a keyed HMAC state, never as text."""
+
+    __slots__ = ("_key", "_mac")
+
+    def __init__(self, api_key: str, api_secret: str):
+        self._key = api_key
+        self._mac = hmac.new(api_secret.encode(), digestmod=hashlib.sha256)
+
+    def headers(self) -> dict[str, str]:
+        return {"X-BX-APIKEY": self._key}
+
+    def sign(self, payload: str) -> str:
+        mac = self._mac.copy()
+        mac.update(payload.encode())
+        return mac.hexdigest()
+
+    def __repr__(self) -> str:
+        return "<BingX credentials: hidden>"
+
+    __str__ = __repr__
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError("BingX credentials cannot be pickled or copied")
+
+
+# ------------------------------------------------------------------ bookkeeping
+
+
+@dataclass(frozen=True)
+class Contract:
+    """One perpetual contract as the contracts endpoint describes it."""
+
+    symbol: str
+    price_increment: Decimal
+    size_increment: Decimal
+    min_quantity: Decimal
+    min_notional: Decimal | None
+    api_open: bool
+    api_close: bool
+    status: int | None
+    max_long_leverage: int | None
+    max_short_leverage: int | None
+
+    def instrument(self) -> Instrument:
+        return Instrument(self.price_increment, self.size_increment, self.min_quantity, self.min_notional)
+
+
+@dataclass
+class _Tracked:
+    """What this venue knows of one order it sent, and what it has reported of it."""
+
+    order: Order
+    venue_order_id: str | None = None
+    followed: bool = True          # reported since placement, so "what was reported" is known
+    placed: bool = False           # BingX confirmed it has the order
+    unresolved: bool = False       # the place answer was lost and queries did not settle it
+    watch_until_ms: int | None = None  # reported as not placed; watch for a late arrival until then
+    sent_ms: int = 0               # timestamp of the last place attempt (BingX drops it after recvWindow)
+    first_sent_ms: int = 0         # timestamp of the first place attempt (our order cannot be older)
+    acked: bool = False
+    cum: Decimal = Decimal(0)      # executed quantity reported so far
+    value: Decimal = Decimal(0)    # traded value (sum of size x price) reported so far
+    fees: Decimal = Decimal(0)     # fees reported so far (positive = paid)
+    final: bool = False
+    cancel_sent: bool = False
+    cancel_rejects: int = 0
+    events: list = field(default_factory=list)
+    delivered: int = 0
+
+
+FOUND, NOT_FOUND, UNKNOWN, FOREIGN = "found", "not found", "unknown", "foreign"
+#: How far before our first attempt BingX may date our order: it refuses timestamps more
+#: than about 1 s ahead of its clock (BINGX.md §1, [guess]); generous on purpose.
+CLOCK_MARGIN_MS = 5000
+_NOT_JSON = object()
+
+
+class BingXVenue(dita.Venue):
+    """BingX USDT-M perpetual futures through the REST API.
+
+    :param api_key: API key; defaults to the ``BINGX_API_KEY`` environment variable.
+    :param api_secret: API secret; defaults to ``BINGX_API_SECRET``.
+    :param demo: trade on the VST demo host instead of the live one.
+    :param base_url: another host (a simulator), overriding ``demo``.
+    :param position_mode: ``"one-way"`` (BingX's default; exits are ``reduceOnly``) or
+        ``"hedge"`` (``positionSide`` LONG/SHORT; BingX refuses ``reduceOnly`` there). It must
+        match the account's setting.
+    :param time_in_force: for LIMIT orders: GTC, IOC, FOK or PostOnly; an intent's
+        ``metadata["time_in_force"]`` overrides it for its order.
+    :param recv_window: ms a signed request stays valid (BingX's default is 5000).
+    :param timeout: seconds to wait for an answer.
+    :param max_retries: retries of a throttled or busy request.
+    :param retry_backoff: first backoff in seconds; it doubles per retry, up to 2 s.
+    :param submit_attempts: place attempts when answers are lost (each after a query).
+    :param pace: keep below the documented per-UID request rates.
+    :param sync_time: align timestamps with BingX's server time before the first signed call.
+    :param client_order_id_prefix: prefix of every client order id (``[a-z0-9_-]``, at most
+        12 characters), to tell this kernel's orders from others on the same account.
+    """
+
+    def __init__(self, api_key: str | None = None, api_secret: str | None = None, *, demo: bool = False,
+                 base_url: str | None = None, position_mode: str = "one-way", time_in_force: str = "GTC",
+                 recv_window: int = 5000, timeout: float = 10.0, max_retries: int = 5, retry_backoff: float = 0.2,
+                 submit_attempts: int = 3, pace: bool = True, sync_time: bool = True,
+                 client_order_id_prefix: str = "dita-"):
+        api_key = api_key if api_key is not None else os.environ.get("BINGX_API_KEY")
+        api_secret = api_secret if api_secret is not None else os.environ.get("BINGX_API_SECRET")
+        missing = [name for name, v in (("api_key", api_key), ("api_secret", api_secret)) if not v]
+        if missing:
+            raise VenueError(f"BingX venue: {' and '.join(missing)} missing. Hint: pass them in venue_options "
+                             "or set BINGX_API_KEY / BINGX_API_SECRET")
+        for name, v in (("api_key", api_key), ("api_secret", api_secret)):
+            if not isinstance(v, str):
+                raise InvalidInputError(f"BingX venue: {name} must be a string, got {type(v).__name__}")
+        self._creds = _Credentials(api_key, api_secret)
+        if base_url is None:
+            base_url = wire.VST_URL if demo else wire.LIVE_URL
+        if not isinstance(base_url, str) or not re.match(r"^https?://[^/?#]+(/[^?#]*)?$", base_url):
+            raise InvalidInputError(f"BingX venue: base_url must be an http(s) URL, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        if position_mode not in POSITION_MODES:
+            raise InvalidInputError(f"BingX venue: position_mode must be one of {', '.join(POSITION_MODES)}, got {position_mode!r}")
+        self.position_mode = position_mode
+        self.time_in_force = self._tif(time_in_force, "time_in_force option")
+        for name, value, low in (("recv_window", recv_window, 1), ("max_retries", max_retries, 0),
+                                 ("submit_attempts", submit_attempts, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InvalidInputError(f"BingX venue: {name} must be an int >= {low}, got {value!r}")
+        if recv_window > 60000:
+            raise InvalidInputError(f"BingX venue: recv_window is at most 60000 ms on BingX, got {recv_window}")
+        for name, value in (("timeout", timeout), ("retry_backoff", retry_backoff)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise InvalidInputError(f"BingX venue: {name} must be a non-negative number of seconds, got {value!r}")
+        if not isinstance(client_order_id_prefix, str) or not re.fullmatch(r"[a-z0-9_-]{1,12}", client_order_id_prefix):
+            raise InvalidInputError("BingX venue: client_order_id_prefix must be 1-12 characters of a-z, 0-9, '_' "
+                                    f"or '-', got {client_order_id_prefix!r}")
+        self.recv_window = recv_window
+        self.timeout = float(timeout)
+        self.max_retries = max_retries
+        self.retry_backoff = float(retry_backoff)
+        self.submit_attempts = submit_attempts
+        self.pace = bool(pace)
+        self.sync_time = bool(sync_time)
+        self.client_order_id_prefix = client_order_id_prefix
+        self._client = httpx.Client(timeout=self.timeout)
+        self._lock = threading.RLock()
+        self._sent: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+        self._offset_ms: int | None = None
+        self._contracts: dict[str, Contract] | None = None
+        self._leverage: dict[tuple[str, str], int] = {}
+        self._orders: dict[str, _Tracked] = {}
+        self.retries = 0  # throttled/busy requests retried so far (tests and operators watch it)
+
+    def __repr__(self) -> str:
+        return (f"BingXVenue(base_url={self.base_url!r}, position_mode={self.position_mode!r}, "
+                f"credentials=hidden, orders={len(self._orders)})")
+
+    @staticmethod
+    def _tif(value: Any, where: str) -> str:
+        """BingX's spelling of a time in force (GTC, IOC, FOK, PostOnly), any case."""
+        canonical = TIME_IN_FORCE.get(value.upper()) if isinstance(value, str) else None
+        if canonical is None:
+            raise InvalidInputError(f"{where}: time in force must be GTC, IOC, FOK or PostOnly, got {value!r}")
+        return canonical
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Closes the HTTP connections."""
+        self._client.close()
+
+    def __enter__(self) -> "BingXVenue":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ instruments and formatters
+
+    def instruments(self) -> Mapping[str, Instrument]:
+        return {symbol: c.instrument() for symbol, c in self._load_contracts().items()}
+
+    def refresh_instruments(self) -> Mapping[str, Instrument]:
+        """Fetches the contracts again (listings and precisions change) and returns them."""
+        self._contracts = None
+        return self.instruments()
+
+    def contract(self, symbol: str) -> Contract:
+        """The contract of ``symbol``, with the API open/close flags; unknown symbols raise."""
+        contracts = self._load_contracts()
+        if symbol not in contracts:
+            raise InvalidInputError(f"BingX does not list {symbol!r}. Hint: symbols look like 'BTC-USDT'; "
+                                    "refresh_instruments() reloads the list")
+        return contracts[symbol]
+
+    def _load_contracts(self) -> dict[str, Contract]:
+        if self._contracts is None:
+            data = self._request("GET", wire.CONTRACTS, {}, signed=False, bucket="market", what="the contracts request")
+            if not isinstance(data, list):
+                raise BadResponse(f"BingX contracts: data must be a list, got {type(data).__name__}")
+            contracts = {}
+            for i, raw in enumerate(data):
+                c = _parse_contract(raw, i)
+                contracts[c.symbol] = c
+            self._contracts = contracts
+        return self._contracts
+
+    def format_price(self, asset: str, price: Decimal, side: str) -> str:
+        tick = self.contract(asset).price_increment
+        price = dita.types.to_decimal(price, "price")
+        if price <= 0:
+            raise InvalidInputError(f"price for {asset} must be positive, got {price}")
+        if side not in ("BUY", "SELL"):
+            raise InvalidInputError(f"side must be BUY or SELL, got {side!r}")
+        # Never against the trader: a buy limit rounds down, a sell limit up.
+        steps = (price / tick).to_integral_value(rounding=ROUND_FLOOR if side == "BUY" else ROUND_CEILING)
+        result = (steps * tick).quantize(tick)
+        if result <= 0:
+            raise InvalidInputError(f"price {price} for {asset} rounds to {result} on BingX's tick {tick}")
+        return wire.plain(result)
+
+    def format_quantity(self, asset: str, quantity: Decimal) -> str:
+        step = self.contract(asset).size_increment
+        quantity = dita.types.to_decimal(quantity, "quantity")
+        if quantity < 0:
+            raise InvalidInputError(f"quantity for {asset} must not be negative, got {quantity}")
+        steps = (quantity / step).to_integral_value(rounding=ROUND_FLOOR)
+        return wire.plain((steps * step).quantize(step))
+
+    def client_order_id(self, intent: dita.KernelIntent) -> str:
+        """``<prefix><intent id>`` when the intent id already obeys BingX's rules (1-40
+        characters; BingX lowercases ids, so only lower-case letters, digits, ``_``, ``-``);
+        otherwise ``<prefix>h_<hash of the intent id>``. Either way the same intent always
+        gives the same id, and two intents never share one."""
+        room = 40 - len(self.client_order_id_prefix)
+        raw = intent.intent_id
+        if re.fullmatch(r"[a-z0-9][a-z0-9_-]*", raw) and len(raw) <= room and not raw.startswith("h_"):
+            return self.client_order_id_prefix + raw
+        digest = hashlib.sha256(raw.encode()).hexdigest()
+        return self.client_order_id_prefix + "h_" + digest[: room - 2]
+
+    # ------------------------------------------------------------------ orders
+
+    def submit(self, order: Order) -> list[VenueEvent]:
+        known = self._orders.get(order.client_order_id)
+        if known is not None:
+            # The same client order id again: never a second order, only what is known.
+            return list(known.events)
+        tracked = _Tracked(order)
+        self._orders[order.client_order_id] = tracked
+        try:
+            params = self._order_params(order)
+        except (_Refusal, InvalidInputError) as exc:   # a refusal, not a failure: nothing was sent
+            return self._reject(tracked, "refused", str(exc))
+        except BaseException:
+            del self._orders[order.client_order_id]   # nothing was sent: forget it
+            raise
+        return self._place(tracked, params)
+
+    def _order_params(self, order: Order) -> dict[str, Any]:
+        """The place-order parameters, or :class:`_Refusal` when the order must not be sent."""
+        contracts = self._load_contracts()
+        contract = contracts.get(order.asset)
+        if contract is None:
+            raise _Refusal(f"BingX does not list {order.asset!r}")
+        if order.order_type not in ("MARKET", "LIMIT"):
+            raise _Refusal(f"order type {order.order_type!r} is not supported (MARKET or LIMIT)")
+        if order.side not in ("BUY", "SELL") or order.position_side not in ("LONG", "SHORT"):
+            raise _Refusal(f"side {order.side!r} / position side {order.position_side!r} must be BUY/SELL and LONG/SHORT")
+        opening = not order.reduce_only
+        if opening and not contract.api_open:
+            raise _Refusal(f"BingX does not allow opening positions in {order.asset} through the API (apiStateOpen=false)")
+        if not opening and not contract.api_close:
+            raise _Refusal(f"BingX does not allow closing positions in {order.asset} through the API (apiStateClose=false)")
+        quantity = dita.types.to_decimal(order.quantity, "quantity")
+        qty_text = self.format_quantity(order.asset, quantity)
+        if Decimal(qty_text) != quantity:
+            raise _Refusal(f"quantity {quantity} is not a multiple of BingX's size step {contract.size_increment} "
+                           f"for {order.asset}")
+        if quantity < contract.min_quantity or quantity <= 0:
+            raise _Refusal(f"quantity {quantity} is below BingX's minimum order quantity {contract.min_quantity} "
+                           f"for {order.asset} (tradeMinQuantity)")
+        params: dict[str, Any] = {"symbol": order.asset, "side": order.side, "type": order.order_type,
+                                  "quantity": qty_text, "clientOrderID": order.client_order_id}
+        price = None
+        if order.order_type == "LIMIT":
+            if order.limit_price is None:
+                raise _Refusal("a LIMIT order needs a limit price")
+            price = dita.types.to_decimal(order.limit_price, "limit_price")
+            price_text = self.format_price(order.asset, price, order.side)
+            if Decimal(price_text) != price:
+                raise _Refusal(f"limit price {price} is not on BingX's tick {contract.price_increment} for {order.asset}")
+            params["price"] = price_text
+            params["timeInForce"] = self._tif((order.metadata or {}).get("time_in_force", self.time_in_force),
+                                              "metadata time_in_force")
+        if opening and contract.min_notional:
+            # A closing order is not held to the minimum value: what is left of a position
+            # must stay closable, and that is the exchange's call.
+            reference = price or (order.intent.reference_price if order.intent is not None else None)
+            if reference is None:
+                reference = self._mark_price_or_none(order.asset)
+            if reference is not None and quantity * reference < contract.min_notional:
+                raise _Refusal(f"order value {wire.plain(quantity * reference)} USDT ({quantity} x {reference}) is below "
+                               f"BingX's minimum order value {contract.min_notional} USDT for {order.asset} (tradeMinUSDT)")
+        if self.position_mode == "hedge":
+            params["positionSide"] = order.position_side
+        else:
+            params["positionSide"] = "BOTH"
+            if order.reduce_only:
+                params["reduceOnly"] = True
+        if opening and order.leverage is not None:
+            self._ensure_leverage(order, contract)
+        return params
+
+    def _ensure_leverage(self, order: Order, contract: Contract) -> None:
+        leverage = dita.types.to_decimal(order.leverage, "leverage")
+        if leverage < 1 or leverage != leverage.to_integral_value():
+            raise _Refusal(f"BingX takes whole-number leverage of at least 1, got {leverage}")
+        limit = contract.max_long_leverage if order.position_side == "LONG" else contract.max_short_leverage
+        if limit and leverage > limit:
+            raise _Refusal(f"leverage {leverage} exceeds BingX's maximum {limit} for {order.position_side} {order.asset}")
+        side = order.position_side if self.position_mode == "hedge" else "BOTH"
+        key = (order.asset, side)
+        if self._leverage.get(key) == int(leverage):
+            return
+        try:
+            self._request("POST", wire.LEVERAGE, {"symbol": order.asset, "side": side, "leverage": int(leverage)},
+                          signed=True, bucket="leverage", what=f"leverage {int(leverage)}x for {order.asset}")
+        except (ExchangeRefused, RateLimited) as exc:
+            raise _Refusal(str(exc)) from None
+        self._leverage[key] = int(leverage)
+
+    def _place(self, tracked: _Tracked, params: dict) -> list[VenueEvent]:
+        coid = tracked.order.client_order_id
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                data = self._request("POST", wire.ORDER, params, signed=True, bucket="place", what=f"order {coid}",
+                                     tracked=tracked)
+                payload = _order_object(data, "place order")
+                venue_order_id = _order_id(payload, "place order")
+            except ExchangeRefused as exc:
+                if exc.code in DUPLICATE_ID_CODES:
+                    # The id is taken: by an earlier attempt of ours that got through, or by
+                    # another order (a previous session that reused the intent id).
+                    state = self._resolve(tracked)
+                    if state == FOUND:
+                        return self._deliver(tracked)
+                    if state == UNKNOWN:
+                        tracked.unresolved = True
+                        return self._deliver(tracked)
+                    if state == FOREIGN:
+                        return self._reject(tracked, "rejected", f"BingX {exc.code}: {exc.msg}: client order id "
+                                            f"{coid} belongs to another, earlier order")
+                return self._reject(tracked, "rejected", f"BingX {exc.code}: {exc.msg}")
+            except RateLimited as exc:
+                return self._reject(tracked, "rejected", str(exc))
+            except UncertainOutcome as exc:
+                log.warning("BingX place %s: %s; querying the client order id before anything else", coid, exc)
+                state = self._resolve(tracked)
+                if state == FOUND:
+                    return self._deliver(tracked)
+                if state == FOREIGN:   # ours was not placed; the id belongs to an older order
+                    return self._reject(tracked, "rejected", f"{exc}; client order id {coid} belongs to "
+                                        "another, earlier order at BingX")
+                if state == UNKNOWN:
+                    # Neither placed nor refused as far as anyone can tell: the slot keeps
+                    # waiting for its answer and poll() settles it.
+                    tracked.unresolved = True
+                    log.warning("BingX place %s: outcome unknown; poll() will settle it", coid)
+                    return self._deliver(tracked)
+                if exc.transport and attempt < self.submit_attempts:
+                    continue   # BingX has no such order: the request was lost on the way
+                # BingX drops a request older than recvWindow, so after that the order can no
+                # longer appear; until then poll() keeps looking, in case it was only late.
+                tracked.watch_until_ms = tracked.sent_ms + self.recv_window + 1000
+                raise BingXError(f"{exc}; BingX has no order {coid} (queried by client order id), "
+                                 "so nothing was placed") from None
+            # BingX has the order: from here on nothing may raise (the kernel would take a
+            # raised error for a REJECT of a live order).
+            tracked.venue_order_id = venue_order_id
+            tracked.placed = True
+            tracked.acked = True
+            self._event(tracked, "ORDER_ACK", "ack")
+            if self._may_have_filled(tracked, payload):
+                try:
+                    self._refresh(tracked)
+                except BingXError as exc:  # the order stands; poll() reports its fills
+                    log.warning("BingX order %s placed, details not read yet: %s", coid, exc)
+            return self._deliver(tracked)
+
+    @staticmethod
+    def _may_have_filled(tracked: _Tracked, payload: Mapping) -> bool:
+        if tracked.order.order_type == "MARKET":
+            return True
+        status = payload.get("status")
+        if status not in (None, "", "NEW", "PENDING"):
+            return True
+        try:
+            return wire.to_decimal(payload.get("executedQty") or 0, "executedQty") > 0
+        except ValueError:
+            return True
+
+    def cancel(self, order: Order) -> list[VenueEvent]:
+        tracked = self._orders.get(order.client_order_id)
+        if tracked is None:   # e.g. a kernel restored from a snapshot
+            tracked = _Tracked(order, venue_order_id=order.venue_order_id, placed=True, acked=True, followed=False)
+            self._orders[order.client_order_id] = tracked
+        if tracked.final:
+            return self._deliver(tracked)
+        tracked.cancel_sent = True
+        try:
+            self._cancel(tracked)
+        except BingXError as exc:
+            # Reported as an event, never raised: the kernel gives every failed call for the
+            # same order the same made-up event id, so a second failure would be refused as
+            # a duplicate and leave the slot waiting for an answer that never comes.
+            if not tracked.final:
+                self._cancel_rejected(tracked, str(exc))
+        return self._deliver(tracked)
+
+    def _cancel(self, tracked: _Tracked) -> None:
+        order = tracked.order
+        # Routed by the order's own symbol and client order id, never by a trade id.
+        params = {"symbol": order.asset, "clientOrderID": order.client_order_id}
+        for attempt in (1, 2):
+            try:
+                data = self._request("DELETE", wire.ORDER, params, signed=True, bucket="cancel",
+                                     what=f"the cancel of {order.client_order_id}")
+                payload = _order_object(data, "cancel order")
+            except (ExchangeRefused, RateLimited) as exc:
+                # The order may have filled or ended meanwhile: learn its true state first.
+                try:
+                    self._refresh(tracked)
+                except NotFollowed:
+                    raise
+                except BingXError as query_exc:
+                    log.warning("BingX cancel %s refused, and the query failed: %s", order.client_order_id, query_exc)
+                if not tracked.final:
+                    reason = f"BingX {exc.code}: {exc.msg}" if isinstance(exc, ExchangeRefused) else str(exc)
+                    self._cancel_rejected(tracked, reason)
+                return
+            except UncertainOutcome as exc:
+                self._refresh(tracked)   # if BingX cannot be read either, the order still counts as working
+                if tracked.final:
+                    return
+                if attempt == 2:
+                    raise BingXError(f"{exc}; the order {order.client_order_id} is still working at BingX") from None
+                continue
+            self._absorb(tracked, payload)
+            if not tracked.final:
+                self._refresh(tracked)
+            return
+
+    def _cancel_rejected(self, tracked: _Tracked, reason: str) -> None:
+        tracked.cancel_rejects += 1
+        self._event(tracked, "CANCEL_REJECT", f"cancel-rejected:{tracked.cancel_rejects}", reason=reason)
+
+    def query(self, order: Order) -> list[VenueEvent]:
+        """Every event of the order so far (its history as this venue reported it, brought
+        up to date by an order query by client order id). Ids are stable; ``poll`` may
+        report the newest ones again and the kernel applies each once."""
+        tracked = self._orders.get(order.client_order_id)
+        if tracked is None:   # not sent through this venue (a restored kernel): follow it if possible
+            tracked = _Tracked(order, venue_order_id=order.venue_order_id, followed=False)
+            self._orders[order.client_order_id] = tracked
+        if not tracked.final:
+            try:
+                self._refresh(tracked)
+            except ExchangeRefused as exc:
+                if exc.code not in NOT_FOUND_CODES:
+                    raise
+                return list(tracked.events)   # BingX has no such order
+        return list(tracked.events)
+
+    def poll(self) -> list[VenueEvent]:
+        """New events of every order this venue follows: one open-orders request, plus one
+        query per order that is no longer open. A failure never holds back the events
+        already gathered: they are returned (the failure is logged and retried next poll);
+        with nothing to return, the failure is raised."""
+        now = self._now_ms()
+        for tracked in list(self._orders.values()):
+            if tracked.unresolved or (tracked.watch_until_ms is not None and not tracked.placed):
+                self._settle(tracked, now)
+        errors: list[BingXError] = []
+        live = [t for t in self._orders.values() if t.placed and not t.final and t.followed]
+        if live:
+            try:
+                by_id, by_coid = self._open_orders()
+            except BingXError as exc:
+                errors.append(exc)
+                live = []
+            for tracked in live:
+                payload = by_id.get(tracked.venue_order_id) or by_coid.get(tracked.order.client_order_id.lower())
+                try:
+                    if payload is not None:
+                        self._absorb(tracked, payload)
+                    else:   # no longer open: one query tells how it ended
+                        self._refresh(tracked)
+                except BingXError as exc:
+                    errors.append(exc)
+        out = []
+        for tracked in self._orders.values():
+            out += self._deliver(tracked)
+        if errors and not out:
+            raise errors[0] if len(errors) == 1 else BingXError("; ".join(str(e) for e in errors))
+        for exc in errors:
+            log.warning("BingX poll: %s (retried on the next poll)", exc)
+        return out
+
+    def _open_orders(self) -> tuple[dict, dict]:
+        """Open orders by order id and by (lower-case) client order id."""
+        data = self._request("GET", wire.OPEN_ORDERS, {}, signed=True, bucket="open_orders", what="open orders")
+        orders = data.get("orders") if isinstance(data, dict) else None
+        if not isinstance(orders, list):
+            raise BadResponse(f"BingX open orders: data.orders must be a list, got {data!r:.200}")
+        by_id, by_coid = {}, {}
+        for i, payload in enumerate(orders):
+            if not isinstance(payload, dict):
+                raise BadResponse(f"BingX open orders: orders[{i}] must be an object, got {payload!r:.100}")
+            by_id[_order_id(payload, f"open orders[{i}]")] = payload
+            coid = payload.get("clientOrderId") or payload.get("clientOrderID")
+            if isinstance(coid, str) and coid:
+                by_coid[coid.lower()] = payload
+        return by_id, by_coid
+
+    def _settle(self, tracked: _Tracked, now_ms: int) -> None:
+        """A place whose outcome is unknown, or one reported as failed but maybe late."""
+        state = self._resolve(tracked, attempts=1)
+        if state not in (NOT_FOUND, FOREIGN):
+            if state == FOUND:
+                tracked.unresolved = False
+                tracked.watch_until_ms = None
+            return
+        deadline = tracked.watch_until_ms or (tracked.sent_ms + self.recv_window + 1000)
+        if now_ms <= deadline:
+            return
+        tracked.watch_until_ms = None
+        tracked.final = True
+        if tracked.unresolved:
+            tracked.unresolved = False
+            # Left undelivered: poll() hands it to the kernel with the other new events.
+            self._event(tracked, "REJECT", "lost", reason=f"the order never reached BingX: no order "
+                        f"{tracked.order.client_order_id} {self.recv_window} ms after it was sent")
+
+    # ------------------------------------------------------------------ order state -> events
+
+    def _resolve(self, tracked: _Tracked, attempts: int = 3) -> str:
+        """Asks BingX for the order by client order id: FOUND (and absorbed), NOT_FOUND,
+        FOREIGN (an order with that id that is not the one sent), or UNKNOWN when BingX
+        cannot be asked."""
+        for i in range(attempts):
+            try:
+                payload = self._fetch(tracked)
+                if not tracked.placed and not self._is_ours(tracked, payload):
+                    return FOREIGN
+                self._absorb(tracked, payload)
+            except ExchangeRefused as exc:
+                if exc.code in NOT_FOUND_CODES:
+                    return NOT_FOUND
+                log.warning("BingX query of %s: %s", tracked.order.client_order_id, exc)
+            except (UncertainOutcome, RateLimited) as exc:
+                log.warning("BingX query of %s: %s", tracked.order.client_order_id, exc)
+            else:
+                return FOUND
+            if i + 1 < attempts:
+                time.sleep(self._backoff(i + 1))
+        return UNKNOWN
+
+    def _fetch(self, tracked: _Tracked) -> dict:
+        """One order query by client order id."""
+        data = self._request("GET", wire.ORDER, {"symbol": tracked.order.asset,
+                                                 "clientOrderId": tracked.order.client_order_id},
+                             signed=True, bucket="query", what=f"the query of {tracked.order.client_order_id}")
+        return _order_object(data, "query order")
+
+    def _refresh(self, tracked: _Tracked) -> None:
+        """One order query by client order id, absorbed."""
+        self._absorb(tracked, self._fetch(tracked))
+
+    @staticmethod
+    def _is_ours(tracked: _Tracked, payload: Mapping) -> bool:
+        """Whether an order found under our client order id is the one this venue sent, not
+        an older one that used the same id (BingX keeps ids unique per account)."""
+        order = tracked.order
+        try:
+            same = (payload.get("symbol") == order.asset and payload.get("side") == order.side
+                    and payload.get("type") == order.order_type
+                    and wire.to_decimal(payload.get("origQty"), "origQty") == order.quantity)
+        except ValueError:
+            return True   # unreadable: _absorb reports it
+        created = payload.get("time")
+        if same and isinstance(created, int) and tracked.first_sent_ms:
+            same = created >= tracked.first_sent_ms - CLOCK_MARGIN_MS
+        return same
+
+    def _absorb(self, tracked: _Tracked, payload: Mapping) -> None:
+        """Appends to the order's history the events that ``payload`` (a BingX order object)
+        adds to what was already reported."""
+        what = f"order {tracked.order.client_order_id}"
+        try:
+            venue_order_id = _order_id(payload, what)
+            status = payload.get("status")
+            if not isinstance(status, str):
+                raise ValueError(f"status must be a string, got {status!r}")
+            cum = wire.to_decimal(payload.get("executedQty", "0"), "executedQty")
+            timestamp = payload.get("updateTime")
+            if timestamp is not None and (isinstance(timestamp, bool) or not isinstance(timestamp, (int, str))):
+                raise ValueError(f"updateTime must be an integer, got {timestamp!r}")
+        except ValueError as exc:
+            raise BadResponse(f"BingX {what}: {exc}") from None
+        if not tracked.followed:
+            if cum > 0:
+                avg = payload.get("avgPrice")
+                raise NotFollowed(
+                    f"BingX order {tracked.order.client_order_id} was not placed through this venue (a kernel "
+                    f"restored from a snapshot?) and BingX has filled {wire.plain(cum)} of it at average price "
+                    f"{avg}; which of that the kernel already applied is unknown, so no fill is reported. "
+                    "Hint: reconcile the slot with these figures (Kernel.reconcile)")
+            tracked.followed = True   # nothing filled yet: every fill from now on is new
+        if tracked.venue_order_id is None:
+            tracked.venue_order_id = venue_order_id
+        elif tracked.venue_order_id != venue_order_id:
+            raise BadResponse(f"BingX {what}: order id {venue_order_id} where {tracked.venue_order_id} was reported")
+        tracked.placed = True
+        tracked.unresolved = False
+        tracked.watch_until_ms = None
+        if not tracked.acked and status != "FAILED":
+            tracked.acked = True
+            self._event(tracked, "ORDER_ACK", "ack", timestamp=timestamp)
+        if cum < tracked.cum:
+            raise BadResponse(f"BingX {what}: executedQty went down from {tracked.cum} to {cum}")
+        if cum > tracked.order.quantity:
+            raise BadResponse(f"BingX {what}: executedQty {cum} exceeds the order quantity {tracked.order.quantity}")
+        if cum > tracked.cum:
+            self._fill(tracked, payload, cum, timestamp)
+        if status in FINAL_STATUSES:
+            tracked.final = True
+            if status in ("CANCELLED", "CANCELED"):
+                # Ended by our cancel, or by BingX (an IOC/FOK remainder, a reduce-only trim).
+                if tracked.cancel_sent:
+                    self._event(tracked, "CANCEL_ACK", "cancelled", reason="cancelled", timestamp=timestamp)
+                else:
+                    self._event(tracked, "EXPIRED", "expired", reason="cancelled by BingX", timestamp=timestamp)
+            elif status == "EXPIRED":
+                self._event(tracked, "EXPIRED", "expired", reason="expired", timestamp=timestamp)
+            elif status == "FAILED":
+                self._event(tracked, "REJECT", "failed", reason="BingX reports the order FAILED", timestamp=timestamp)
+
+    def _fill(self, tracked: _Tracked, payload: Mapping, cum: Decimal, timestamp) -> None:
+        what = f"order {tracked.order.client_order_id}"
+        try:
+            avg = wire.to_decimal(payload.get("avgPrice") or "0", "avgPrice")
+            cum_quote = payload.get("cumQuote")
+            value = wire.to_decimal(cum_quote, "cumQuote") if cum_quote not in (None, "") else Decimal(0)
+            commission = payload.get("commission")
+            fees = -wire.to_decimal(commission, "commission") if commission not in (None, "") else tracked.fees
+        except ValueError as exc:
+            raise BadResponse(f"BingX {what}: {exc}") from None
+        if value <= 0:
+            # cumQuote (the exact traded value) is not always filled in; the average price is.
+            value = avg * cum
+        delta = cum - tracked.cum
+        price = (value - tracked.value) / delta
+        if price * delta != value - tracked.value:
+            price = price.quantize(PRICE_PLACES, rounding=ROUND_HALF_EVEN)
+        if price <= 0:
+            raise BadResponse(f"BingX {what}: executedQty rose to {cum} but the traded value did not "
+                              f"(avgPrice {avg}, cumQuote {cum_quote!r})")
+        kind = "FULL_FILL" if cum == tracked.order.quantity else "PARTIALLY_FILLED"
+        fee = fees - tracked.fees
+        tracked.cum, tracked.value, tracked.fees = cum, value, fees
+        self._event(tracked, kind, f"fill:{wire.normal(cum)}", filled_size=delta, fill_price=price, fee=fee,
+                    timestamp=timestamp)
+
+    def _event(self, tracked: _Tracked, kind: str, suffix: str, **fields) -> VenueEvent:
+        ref = tracked.venue_order_id or tracked.order.client_order_id
+        event = VenueEvent(kind, f"bingx:{ref}:{suffix}", tracked.order.client_order_id,
+                           venue_order_id=tracked.venue_order_id, **fields)
+        tracked.events.append(event)
+        return event
+
+    def _reject(self, tracked: _Tracked, suffix: str, reason: str) -> list[VenueEvent]:
+        tracked.final = True
+        self._event(tracked, "REJECT", suffix, reason=reason)
+        return self._deliver(tracked)
+
+    @staticmethod
+    def _deliver(tracked: _Tracked) -> list[VenueEvent]:
+        out = tracked.events[tracked.delivered:]
+        tracked.delivered = len(tracked.events)
+        return out
+
+    # ------------------------------------------------------------------ account and market reads
+
+    def mark_price(self, symbol: str) -> Decimal:
+        """The mark price of ``symbol`` (``quote/premiumIndex``)."""
+        data = self._request("GET", wire.PREMIUM_INDEX, {"symbol": symbol}, signed=False, bucket="market",
+                             what=f"the mark price of {symbol}")
+        if isinstance(data, list):
+            data = next((d for d in data if isinstance(d, dict) and d.get("symbol") == symbol), None)
+        if not isinstance(data, dict):
+            raise BadResponse(f"BingX premiumIndex for {symbol}: expected an object, got {data!r:.200}")
+        try:
+            return wire.to_decimal(data.get("markPrice"), "markPrice")
+        except ValueError as exc:
+            raise BadResponse(f"BingX premiumIndex for {symbol}: {exc}") from None
+
+    def _mark_price_or_none(self, symbol: str) -> Decimal | None:
+        try:
+            return self.mark_price(symbol)
+        except BingXError as exc:   # the exchange still checks the minimum value itself
+            log.warning("BingX mark price of %s unavailable, minimum order value not checked here: %s", symbol, exc)
+            return None
+
+    def balance(self) -> dict[str, dict[str, Decimal]]:
+        """Asset -> balance fields (``balance``, ``equity``, ``availableMargin``, ...) as decimals."""
+        data = self._request("GET", wire.BALANCE, {}, signed=True, bucket="balance", what="the balance")
+        if not isinstance(data, list):
+            raise BadResponse(f"BingX balance: data must be a list, got {data!r:.200}")
+        out = {}
+        for i, entry in enumerate(data):
+            if not isinstance(entry, dict) or not isinstance(entry.get("asset"), str):
+                raise BadResponse(f"BingX balance: data[{i}] must be an object with an asset, got {entry!r:.200}")
+            try:
+                out[entry["asset"]] = {k: wire.to_decimal(v, k) for k, v in entry.items()
+                                       if k not in ("asset", "userId", "shortUid") and v not in (None, "")}
+            except ValueError as exc:
+                raise BadResponse(f"BingX balance {entry['asset']}: {exc}") from None
+        return out
+
+    def positions(self, symbol: str | None = None) -> list[dict]:
+        """Open positions as BingX reports them (decimal strings left as sent)."""
+        params = {"symbol": symbol} if symbol else {}
+        data = self._request("GET", wire.POSITIONS, params, signed=True, bucket="positions", what="the positions")
+        if not isinstance(data, list) or not all(isinstance(p, dict) for p in data):
+            raise BadResponse(f"BingX positions: data must be a list of objects, got {data!r:.200}")
+        return data
+
+    def server_time(self) -> int:
+        data = self._request("GET", wire.SERVER_TIME, {}, signed=False, bucket="market", what="the server time")
+        t = data.get("serverTime") if isinstance(data, dict) else None
+        if isinstance(t, bool) or not isinstance(t, int):
+            raise BadResponse(f"BingX server time: data.serverTime must be an integer, got {data!r:.200}")
+        return t
+
+    # ------------------------------------------------------------------ transport
+
+    def _now_ms(self) -> int:
+        return int(time.time() * 1000) + (self._offset_ms or 0)
+
+    def _sync(self) -> None:
+        before = time.time() * 1000
+        try:
+            server = self.server_time()
+        except BingXError as exc:
+            log.warning("BingX server time unavailable, using the local clock: %s", exc)
+            self._offset_ms = 0
+            return
+        self._offset_ms = int(server - (before + time.time() * 1000) / 2)
+
+    def _backoff(self, attempt: int, response: httpx.Response | None = None) -> float:
+        delay = min(self.retry_backoff * 2 ** (attempt - 1), 2.0)
+        if response is not None:
+            hinted = response.headers.get("Retry-After")
+            if hinted and hinted.replace(".", "", 1).isdigit():
+                delay = max(delay, min(float(hinted), 5.0))
+        return delay
+
+    def _pace(self, bucket: str) -> None:
+        if not self.pace:
+            return
+        limit, window = RATE_BUCKETS[bucket]
+        with self._lock:
+            sent = self._sent[bucket]
+            now = time.monotonic()
+            while sent and now - sent[0] >= window + PACE_SLACK:
+                sent.popleft()
+            if len(sent) >= limit:
+                time.sleep(sent[0] + window + PACE_SLACK - now)
+                sent.popleft()
+            sent.append(time.monotonic())
+
+    def _request(self, method: str, path: str, params: Mapping[str, Any], *, signed: bool, bucket: str,
+                 what: str, tracked: _Tracked | None = None) -> Any:
+        """One BingX call: returns the envelope's ``data`` or raises a :class:`BingXError`.
+        Throttled and busy answers are retried here (they were not carried out); anything
+        that may have been carried out is raised for the caller to resolve."""
+        if signed and self.sync_time and self._offset_ms is None:
+            self._sync()
+        resynced = False
+        attempt = 0
+        while True:
+            attempt += 1
+            self._pace(bucket)
+            items = wire.sorted_items(params)
+            headers = {}
+            if signed:
+                ts = self._now_ms()
+                if tracked is not None:
+                    tracked.sent_ms = ts
+                    tracked.first_sent_ms = tracked.first_sent_ms or ts
+                items = sorted(items + [("timestamp", str(ts)), ("recvWindow", str(self.recv_window))])
+                query = wire.encoded(items) + "&signature=" + self._creds.sign(wire.canonical(items))
+                headers = self._creds.headers()
+            else:
+                query = wire.encoded(items)
+            url = self.base_url + path + ("?" + query if query else "")
+            log.debug("BingX %s %s %s", method, path, wire.canonical(items))
+            failure = None
+            try:
+                response = self._client.request(method, url, headers=headers)
+            except httpx.TimeoutException as exc:
+                failure = f"no answer within {self.timeout:g} s ({type(exc).__name__})"
+            except httpx.TransportError as exc:
+                failure = f"connection failed: {type(exc).__name__}: {exc}"
+            if failure is not None:
+                # Raised outside the except block: httpx's exception holds the request, with
+                # the API key header, and must not ride along as __context__.
+                raise TransportFailure(f"BingX {method} {path} ({what}): {failure}")
+            status = response.status_code
+            if status in (429, 418):
+                if attempt <= self.max_retries:
+                    self.retries += 1
+                    log.info("BingX %s %s throttled (HTTP %d); retry %d after backoff", method, path, status, attempt)
+                    time.sleep(self._backoff(attempt, response))
+                    continue
+                raise RateLimited(f"BingX {method} {path} ({what}): still throttled (HTTP {status}) "
+                                  f"after {self.max_retries} retries")
+            if status >= 500:
+                raise UncertainOutcome(f"BingX {method} {path} ({what}): HTTP {status} {response.reason_phrase}: "
+                                       f"{_snippet(response.text)}")
+            try:
+                body = json.loads(response.text, parse_float=Decimal)
+            except ValueError:
+                body = _NOT_JSON
+            if 400 <= status < 500 and (body is _NOT_JSON or not isinstance(body, dict) or "code" not in body):
+                # The gateway refused it (firewall 403, unknown path 404): nothing was carried out.
+                raise ExchangeRefused(status, f"HTTP {status} {response.reason_phrase}: {_snippet(response.text)}", what)
+            if body is _NOT_JSON:
+                raise BadResponse(f"BingX {method} {path} ({what}): HTTP {status} with a body that is not JSON: "
+                                  f"{_snippet(response.text)}")
+            if not isinstance(body, dict) or "code" not in body:
+                raise BadResponse(f"BingX {method} {path} ({what}): HTTP {status} without the code/msg/data "
+                                  f"envelope: {_snippet(response.text)}")
+            code = body["code"]
+            if isinstance(code, str) and code.lstrip("-").isdigit():
+                code = int(code)
+            if isinstance(code, bool) or not isinstance(code, int):
+                raise BadResponse(f"BingX {method} {path} ({what}): code must be an integer, got {code!r}")
+            msg = body.get("msg")
+            msg = msg if isinstance(msg, str) else json.dumps(msg, default=str)
+            if code == 0 and status == 200:
+                return body.get("data")
+            if code in RATE_LIMIT_CODES or code in BUSY_CODES:
+                if attempt <= self.max_retries:
+                    self.retries += 1
+                    log.info("BingX %s %s: code %d %s; retry %d after backoff", method, path, code, msg, attempt)
+                    time.sleep(self._backoff(attempt, response))
+                    continue
+                raise RateLimited(f"BingX {method} {path} ({what}): code {code} {msg} after {self.max_retries} retries")
+            if code == TIMESTAMP_CODE and signed and not resynced:
+                resynced = True   # refused for its timestamp, so not carried out: align the clock, once
+                self._sync()
+                continue
+            if code == 0:
+                raise ExchangeRefused(status, f"HTTP {status} {response.reason_phrase}", what)
+            raise ExchangeRefused(code, msg, what)
+
+
+# ------------------------------------------------------------------ parsing helpers
+
+
+def _snippet(text: str, limit: int = 200) -> str:
+    text = text.strip().replace("\n", " ")
+    return repr(text[:limit] + ("..." if len(text) > limit else ""))
+
+
+def _order_object(data: Any, what: str) -> dict:
+    """``data.order`` of a place/cancel/query answer."""
+    order = data.get("order") if isinstance(data, dict) else None
+    if not isinstance(order, dict):
+        raise BadResponse(f"BingX {what}: data.order must be an object, got {data!r:.200}")
+    return order
+
+
+def _order_id(payload: Mapping, what: str) -> str:
+    """BingX order ids are integers beyond 2**53; JSON numbers or digit strings."""
+    value = payload.get("orderId")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return str(value)
+    if isinstance(value, str) and value.isdigit() and int(value) > 0:
+        return str(int(value))
+    raise BadResponse(f"BingX {what}: orderId must be a positive integer, got {value!r}")
+
+
+def _parse_contract(raw: Any, index: int) -> Contract:
+    if not isinstance(raw, dict) or not isinstance(raw.get("symbol"), str) or not raw["symbol"]:
+        raise BadResponse(f"BingX contracts: data[{index}] must be an object with a symbol, got {raw!r:.200}")
+    symbol = raw["symbol"]
+
+    def integer(name: str, optional: bool = False) -> int | None:
+        value = raw.get(name)
+        if value in (None, "") and optional:
+            return None
+        try:
+            number = wire.to_decimal(value, name)
+        except ValueError as exc:
+            raise BadResponse(f"BingX contract {symbol}: {exc}") from None
+        if number != number.to_integral_value():
+            shown = wire.plain(value) if isinstance(value, Decimal) else repr(value)   # as the JSON said it
+            raise BadResponse(f"BingX contract {symbol}: {name} must be a whole number, got {shown}")
+        return int(number)
+
+    def number(name: str, optional: bool = False) -> Decimal | None:
+        value = raw.get(name)
+        if value in (None, "") and optional:
+            return None
+        try:
+            result = wire.to_decimal(value, name)
+        except ValueError as exc:
+            raise BadResponse(f"BingX contract {symbol}: {exc}") from None
+        if result < 0:
+            raise BadResponse(f"BingX contract {symbol}: {name} must not be negative, got {value!r}")
+        return result
+
+    def boolean(name: str) -> bool:
+        try:
+            return wire.flag(raw.get(name, "true"), name)
+        except ValueError as exc:
+            raise BadResponse(f"BingX contract {symbol}: {exc}") from None
+
+    pp, qp = integer("pricePrecision"), integer("quantityPrecision")
+    for name, p in (("pricePrecision", pp), ("quantityPrecision", qp)):
+        if not 0 <= p <= 18:
+            raise BadResponse(f"BingX contract {symbol}: {name} must be between 0 and 18, got {p}")
+    size_increment = wire.step_of(qp)
+    min_quantity = number("tradeMinQuantity", optional=True) or size_increment
+    min_notional = number("tradeMinUSDT", optional=True) or None
+    return Contract(symbol=symbol, price_increment=wire.step_of(pp), size_increment=size_increment,
+                    min_quantity=min_quantity, min_notional=min_notional,
+                    api_open=boolean("apiStateOpen"), api_close=boolean("apiStateClose"),
+                    status=integer("status", optional=True),
+                    max_long_leverage=integer("maxLongLeverage", optional=True),
+                    max_short_leverage=integer("maxShortLeverage", optional=True))

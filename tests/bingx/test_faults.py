@@ -1,0 +1,352 @@
+"""Failures: lost answers never make a second order, throttling is absorbed within the
+documented limits, 5xx and unreadable answers are clear errors, and the slot always ends
+in the state the exchange confirms."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal as D
+
+import pytest
+
+import dita
+
+from .conftest import cancel, enter, requests_to, slot_snapshot, wait_for
+
+
+def _places(sim):
+    return [r for r in sim.requests if r["endpoint"] == "place_order"]
+
+
+# ---------------------------------------------------------------- lost answers on submit
+
+
+def test_answer_dropped_after_the_order_was_accepted_gives_exactly_one_order(sim, make_kernel):
+    k = make_kernel(sim)
+    sim.inject("place_order", "drop_after_accept")
+    out = enter(k, size="0.010")   # MARKET: it filled at once, the answer was lost
+    assert out.state == "POSITION_OPEN"
+    assert [e.kind for e in out.emitted_events] == ["ORDER_ACK", "FULL_FILL"]
+    assert len(sim.orders()) == 1 and len(_places(sim)) == 1
+    assert k.slot(0).size == D("0.010") and sim.position("BTC-USDT") == D("0.010")
+    # It was settled by asking for the client order id.
+    assert requests_to(sim, "query_order")[0]["params"]["clientOrderId"] == "dita-e1"
+
+
+def test_request_dropped_before_it_was_accepted_is_sent_again_after_checking(sim, make_kernel):
+    k = make_kernel(sim)
+    sim.inject("place_order", "drop_before_accept")
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert out.state == "ENTRY_WORKING"
+    places = _places(sim)
+    assert [(p["fault"], p["answer"]) for p in places] == [("drop_before_accept", None), (None, 0)]
+    # The query came between the two attempts.
+    order = [r["endpoint"] for r in sim.requests if r["endpoint"] in ("place_order", "query_order")]
+    assert order == ["place_order", "query_order", "place_order"]
+    assert len(sim.orders()) == 1
+
+
+def test_a_request_delayed_past_the_timeout_still_gives_one_order(sim, make_kernel):
+    k = make_kernel(sim, timeout=0.3)
+    sim.inject("place_order", "delay", seconds=0.8)   # held before the exchange looks at it
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert out.state == "ENTRY_WORKING"
+    # The late first attempt reaches the exchange after the retry: its client order id is taken.
+    wait_for(lambda: any(p["fault"] == "delay" and p["answer"] is not None for p in _places(sim)),
+             "the delayed request was processed")
+    assert [p["answer"] for p in _places(sim) if p["fault"] == "delay"] == [101481]
+    assert len(sim.orders()) == 1
+
+
+def test_an_answer_delayed_past_the_timeout_is_resolved_by_query(sim, make_kernel):
+    k = make_kernel(sim, timeout=0.3)
+    sim.inject("place_order", "delay", seconds=0.8, after_accept=True)
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert out.state == "ENTRY_WORKING"
+    assert len(_places(sim)) == 1 and len(sim.orders()) == 1
+
+
+@pytest.mark.parametrize("fault", ["http_error_after_accept", "malformed_after_accept", "wrong_types"])
+def test_an_unreadable_answer_to_an_accepted_order_is_resolved_by_query(sim, make_kernel, fault):
+    k = make_kernel(sim)
+    sim.inject("place_order", fault)
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert out.state == "ENTRY_WORKING"
+    assert k.slot(0).entry_venue_order_id == str(sim.order("dita-e1")["orderId"])
+    assert len(_places(sim)) == 1 and len(sim.orders()) == 1
+
+
+@pytest.mark.parametrize("fault, text", [("5xx", "HTTP 503 Service Unavailable"),
+                                         ("malformed", "with a body that is not JSON")])
+def test_a_5xx_or_malformed_answer_to_an_order_never_placed_is_a_clear_error(sim, make_kernel, fault, text):
+    k = make_kernel(sim)
+    sim.inject("place_order", fault)
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert out.state == "IDLE"
+    assert out.transitions[-1] == ("ORDER_REQUESTED", "REJECT", "IDLE")
+    reason = k.slot(0).record["last_order_end"]
+    assert reason.startswith("submit failed: BingXError: BingX POST /openApi/swap/v2/trade/order (order dita-e1): ")
+    assert text in reason
+    assert reason.endswith("BingX has no order dita-e1 (queried by client order id), so nothing was placed")
+    assert sim.orders() == [] and len(_places(sim)) == 1
+    s = k.slot(0)
+    assert (s.size, s.active_entry_order, k.account.capital) == (0, None, D("1000"))
+
+
+def test_an_order_that_arrives_after_it_was_reported_failed_is_not_lost(sim, make_kernel):
+    k = make_kernel(sim, timeout=0.3, submit_attempts=1)
+    sim.inject("place_order", "delay", seconds=0.8)
+    out = enter(k, size="0.010")   # MARKET
+    assert out.state == "IDLE"      # no answer, and BingX had no such order when asked
+    wait_for(lambda: sim.order("dita-e1") is not None, "the late request was carried out")
+    outs = k.poll()                 # the venue keeps watching until recvWindow has passed
+    assert [(o.accepted, o.diagnostic_code) for o in outs] == [(False, "STALE_EVENT"), (True, "OK")]
+    assert k.slot(0).fsm_state == "POSITION_OPEN" and k.slot(0).size == D("0.010")
+    assert len(sim.orders()) == 1
+
+
+def test_when_nobody_can_tell_the_slot_waits_and_poll_settles_it(sim, make_kernel):
+    k = make_kernel(sim)
+    sim.inject("place_order", "drop_after_accept")
+    sim.inject("query_order", "5xx", count=3)
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert out.state == "ORDER_REQUESTED" and out.emitted_events == ()
+    outs = k.poll()
+    assert [o.transitions for o in outs] == [(("ORDER_REQUESTED", "ORDER_ACK", "ENTRY_WORKING"),)]
+    assert len(sim.orders()) == 1
+
+
+def test_an_order_that_never_arrived_is_rejected_once_recv_window_has_passed(sim, make_kernel):
+    k = make_kernel(sim, recv_window=100)
+    sim.inject("place_order", "drop_before_accept")
+    sim.inject("query_order", "5xx", count=3)
+    assert enter(k, size="0.010", order_type="LIMIT", limit_price="59000").state == "ORDER_REQUESTED"
+    outcomes = []
+
+    def settled():
+        outcomes.extend(k.poll())
+        return outcomes
+
+    wait_for(settled, "poll settles the lost order", limit=10)
+    assert [o.transitions for o in outcomes] == [(("ORDER_REQUESTED", "REJECT", "IDLE"),)]
+    assert k.slot(0).record["last_order_end"] == "the order never reached BingX: no order dita-e1 100 ms after it was sent"
+    assert sim.orders() == []
+
+
+# ---------------------------------------------------------------- throttling
+
+
+def test_a_burst_of_429_is_retried_and_gives_one_order(sim, make_kernel):
+    k = make_kernel(sim)
+    sim.inject("place_order", "429", count=3)
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert out.state == "ENTRY_WORKING"
+    assert [p["answer"] for p in _places(sim)] == [429, 429, 429, 0]
+    assert k.venue.retries == 3 and len(sim.orders()) == 1
+
+
+def test_throttling_that_outlasts_the_retries_is_a_reject_and_nothing_is_placed(sim, make_kernel):
+    k = make_kernel(sim, max_retries=2)
+    sim.inject("place_order", "429", count=3)
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert out.state == "IDLE"
+    assert k.slot(0).record["last_order_end"] == ("BingX POST /openApi/swap/v2/trade/order (order dita-e1): "
+                                                  "still throttled (HTTP 429) after 2 retries")
+    assert sim.orders() == [] and len(_places(sim)) == 3
+
+
+def test_busy_codes_are_retried_like_throttling(sim, make_kernel):
+    k = make_kernel(sim)
+    sim.inject("place_order", "error", code=109500, msg="The current system is busy, please try again later")
+    assert enter(k, size="0.010", order_type="LIMIT", limit_price="59000").state == "ENTRY_WORKING"
+    assert [p["answer"] for p in _places(sim)] == [109500, 0]
+
+
+def test_the_venue_paces_itself_below_the_documented_rates(sim, make_kernel):
+    k = make_kernel(sim, slots=12, capital="100000")
+    for i in range(12):   # more than the 10 orders a second BingX allows
+        enter(k, f"e{i}", slot=i, trade=f"t{i}", size="0.001", order_type="LIMIT", limit_price="59000")
+    assert sim.throttled == 0 and k.venue.retries == 0
+    assert len(sim.orders()) == 12
+    assert {k.slot(i).fsm_state for i in range(12)} == {"ENTRY_WORKING"}
+
+
+def test_real_throttling_is_absorbed_by_backing_off(sim, make_kernel):
+    k = make_kernel(sim, slots=12, capital="100000", pace=False, retry_backoff=0.25)
+    for i in range(12):
+        enter(k, f"e{i}", slot=i, trade=f"t{i}", size="0.001", order_type="LIMIT", limit_price="59000")
+    assert sim.throttled >= 2 and k.venue.retries == sim.throttled   # the exchange's own limit answered 429
+    assert len(sim.orders()) == 12
+    assert {k.slot(i).fsm_state for i in range(12)} == {"ENTRY_WORKING"}
+
+
+# ---------------------------------------------------------------- poll failures
+
+
+@pytest.mark.parametrize("fault, text", [
+    ("5xx", "BingX GET /openApi/swap/v2/trade/openOrders (open orders): HTTP 503 Service Unavailable"),
+    ("malformed", "BingX GET /openApi/swap/v2/trade/openOrders (open orders): HTTP 200 with a body that is not JSON"),
+    ("wrong_types", "BingX open orders: orders[0] must be an object, got ["),
+])
+def test_poll_with_an_unusable_answer_raises_a_clear_error_and_changes_nothing(sim, make_kernel, fault, text):
+    k = make_kernel(sim)
+    enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    sim.fill("dita-e1", "0.004")
+    before = k.snapshot()
+    sim.inject("open_orders", fault)
+    with pytest.raises(dita.VenueError) as info:
+        k.poll()
+    assert str(info.value).startswith(text)
+    assert k.snapshot() == before
+    # Once BingX answers properly, the fill is reported, once.
+    assert [o.transitions for o in k.poll()] == [(("ENTRY_WORKING", "PARTIALLY_FILLED", "ENTRY_WORKING"),)]
+    assert k.poll() == [] and k.slot(0).size == D("0.004")
+
+
+def test_a_query_answer_with_wrong_types_is_a_clear_error(sim, venue):
+    venue.instruments()
+    order = dita.Order(client_order_id="dita-q", asset="BTC-USDT", side="BUY", position_side="LONG", order_type="LIMIT",
+                       quantity=D("0.0100"), limit_price=D("59000.0"), reduce_only=False, leverage=None, role="ENTRY",
+                       slot_id=0, trade_id="t")
+    venue.submit(order)
+    sim.inject("query_order", "wrong_types")
+    with pytest.raises(dita.VenueError, match=r"BingX order dita-q: orderId must be a positive integer, got \["):
+        venue.query(order)
+
+
+def test_a_stale_clock_is_realigned_with_server_time(sim, make_venue):
+    venue = make_venue(sim, sync_time=False)
+    venue._offset_ms = -20_000   # as if the local clock ran 20 s behind
+    assert venue.balance()["USDT"]["balance"] == D("100000")
+    balance = requests_to(sim, "balance", authenticated=False)
+    assert [r["answer"] for r in balance] == [100421]   # refused once, then signed with server time
+
+
+# ---------------------------------------------------------------- cancel
+
+
+def _resting(k):
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert out.state == "ENTRY_WORKING"
+
+
+def test_cancel_refused_by_the_exchange_leaves_the_order_working(sim, make_kernel):
+    k = make_kernel(sim)
+    _resting(k)
+    sim.inject("cancel_order", "error", code=109400, msg="cannot cancel now")
+    out = cancel(k)
+    assert out.transitions[-1] == ("ENTRY_CANCEL_PENDING", "CANCEL_REJECT", "ENTRY_WORKING")
+    assert k.slot(0).record["last_order_end"] == "BingX 109400: cannot cancel now"
+    assert sim.order("dita-e1")["status"] == "PENDING"
+    assert cancel(k, "c2").state == "IDLE"
+
+
+def test_a_fill_racing_the_cancel_wins(sim, make_kernel):
+    k = make_kernel(sim)
+    _resting(k)
+    sim.fill("dita-e1", "0.003")
+    sim.inject("cancel_order", "fill_before_cancel")
+    out = cancel(k)
+    # The venue saw 0.010 executed where it had reported nothing: one fill of 0.010, no
+    # CANCEL_REJECT (the order ended filled, so there is nothing left to refuse).
+    assert [(e.kind, e.filled_size) for e in out.emitted_events] == [("FULL_FILL", D("0.0100"))]
+    assert out.refused_events == ()
+    assert out.state == "POSITION_OPEN" and k.slot(0).size == D("0.010")
+    assert requests_to(sim, "cancel_order")[0]["answer"] == 80018   # "order is already filled"
+
+
+def test_cancel_whose_answer_is_lost_is_settled_by_query(sim, make_kernel):
+    k = make_kernel(sim)
+    _resting(k)
+    sim.inject("cancel_order", "drop_after_accept")
+    out = cancel(k)
+    assert out.state == "IDLE" and out.emitted_events[-1].kind == "CANCEL_ACK"
+    assert len(requests_to(sim, "cancel_order")) == 1
+
+
+def test_cancel_that_never_arrived_is_sent_again(sim, make_kernel):
+    k = make_kernel(sim)
+    _resting(k)
+    sim.inject("cancel_order", "5xx")
+    assert cancel(k).state == "IDLE"
+    assert [r["answer"] for r in sim.requests if r["endpoint"] == "cancel_order"] == [503, 0]
+
+
+def test_cancel_when_bingx_cannot_be_reached_keeps_the_order_working(sim, make_kernel):
+    k = make_kernel(sim)
+    _resting(k)
+    sim.inject("cancel_order", "5xx")
+    sim.inject("query_order", "5xx")
+    out = cancel(k)
+    assert out.transitions[-1] == ("ENTRY_CANCEL_PENDING", "CANCEL_REJECT", "ENTRY_WORKING")
+    assert "HTTP 503" in k.slot(0).record["last_order_end"]
+    assert sim.order("dita-e1")["status"] == "PENDING"
+
+
+# ---------------------------------------------------------------- client order ids already taken
+
+
+def test_a_reused_intent_id_never_adopts_an_older_order(sim, make_kernel):
+    old = make_kernel(sim)
+    assert enter(old, size="0.010").state == "POSITION_OPEN"   # "e1" -> dita-e1, filled
+    new = make_kernel(sim)                                      # a new session reusing intent ids
+    out = enter(new, size="0.020")
+    assert out.state == "IDLE"
+    assert new.slot(0).record["last_order_end"] == ("BingX 101481: clientOrderID cannot be repeated: client order id "
+                                                    "dita-e1 belongs to another, earlier order")
+    assert new.slot(0).size == 0 and len(sim.orders()) == 1
+
+
+def test_an_identical_but_older_order_is_not_taken_for_ours(sim, make_kernel):
+    old = make_kernel(sim)
+    enter(old, size="0.010", order_type="LIMIT", limit_price="59000")
+    sim._by_coid["dita-e1"].time -= 60_000   # the earlier session placed it a minute ago
+    new = make_kernel(sim)
+    out = enter(new, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert out.state == "IDLE" and "belongs to another, earlier order" in new.slot(0).record["last_order_end"]
+    assert new.slot(0).active_entry_order is None
+
+
+def test_a_taken_id_that_cannot_be_checked_leaves_the_slot_waiting(sim, make_kernel):
+    k = make_kernel(sim)
+    sim.inject("place_order", "error", code=101481, msg="clientOrderID cannot be repeated")
+    sim.inject("query_order", "5xx", count=3)
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert (out.state, out.emitted_events) == ("ORDER_REQUESTED", ())   # maybe placed, maybe not: poll() settles
+
+
+def test_a_failure_before_the_order_is_sent_leaves_nothing_behind(sim, make_kernel):
+    k = make_kernel(sim)
+    sim.inject("leverage", "5xx")
+    out = enter(k, size="0.010", leverage="3")
+    assert out.state == "IDLE"
+    assert "HTTP 503" in k.slot(0).record["last_order_end"]
+    assert requests_to(sim, "place_order") == [] and "dita-e1" not in k.venue._orders
+    assert enter(k, "e2", trade="t2", size="0.010", leverage="3").state == "POSITION_OPEN"
+
+
+def test_repeated_cancel_failures_each_reach_the_kernel(sim, make_kernel):
+    # Raising would not do: the kernel gives every failed cancel of one order the same
+    # event id, so a second failure would be refused and the slot would wait forever.
+    k = make_kernel(sim)
+    _resting(k)
+    for n in (1, 2):
+        sim.inject("cancel_order", "5xx")
+        sim.inject("query_order", "5xx")
+        out = cancel(k, f"c{n}")
+        assert out.transitions[-1] == ("ENTRY_CANCEL_PENDING", "CANCEL_REJECT", "ENTRY_WORKING")
+        assert out.refused_events == ()
+    assert cancel(k, "c3").state == "IDLE"
+
+
+def test_one_unreadable_order_never_holds_back_the_others(sim, make_kernel, caplog):
+    k = make_kernel(sim, slots=2, capital="2000")
+    enter(k, "a1", slot=0, trade="ta", size="0.010", order_type="LIMIT", limit_price="59000")
+    enter(k, "b1", slot=1, trade="tb", size="0.010", order_type="LIMIT", limit_price="59000")
+    sim.fill("dita-a1", "0.010")   # a1 leaves the open orders: the venue must query it
+    sim.fill("dita-b1", "0.004")   # b1 is still open: its fill is in the open-order list
+    sim.inject("query_order", "5xx")
+    outs = k.poll()
+    assert [(o.slot_id, o.state) for o in outs] == [(1, "ENTRY_WORKING")]   # b1's fill arrives regardless
+    assert "HTTP 503" in caplog.text and "retried on the next poll" in caplog.text
+    assert [(o.slot_id, o.state) for o in k.poll()] == [(0, "POSITION_OPEN")]   # and a1's the next time

@@ -1,0 +1,312 @@
+"""Full kernel sessions through ``dita.Kernel(venue="bingx", ...)`` against the simulator:
+slot states, exact sizes and figures, the account identity, and what the exchange received."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+
+import dita
+
+from .conftest import (
+    KEY, SECRET, assert_account_identity, cancel, contracts, enter, exit_, requests_to,
+)
+
+
+def _orders_sent(sim):
+    keep = ("symbol", "side", "type", "quantity", "price", "timeInForce", "positionSide", "reduceOnly", "clientOrderID")
+    return [{k: r["params"][k] for k in keep if k in r["params"]} for r in requests_to(sim, "place_order")]
+
+
+def test_partial_entry_then_cancel_then_two_leg_exit(make_sim, make_kernel):
+    sim = make_sim(liquidity={"BTC-USDT": "0.004"})
+    k = make_kernel(sim, capital="1000")
+    start = sim.account()["balance"]
+
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59990.07", ratios=("0.5", "0.5"))
+    assert (out.accepted, out.state) == (True, "ENTRY_WORKING")
+    assert out.transitions == (("IDLE", "ENTER", "ORDER_REQUESTED"), ("ORDER_REQUESTED", "ORDER_ACK", "ENTRY_WORKING"))
+    entry = k.slot(0).active_entry_order
+    assert (entry.client_order_id, entry.quantity, entry.limit_price) == ("dita-e1", D("0.0100"), D("59990.0"))
+    assert entry.venue_order_id == str(sim.order("dita-e1")["orderId"])
+
+    # The market trades through the limit, but only 0.004 is there to buy.
+    assert [f["quantity"] for f in sim.set_price("BTC-USDT", "59980")] == [D("0.004")]
+    outs = k.poll()
+    assert [(o.state, o.transitions) for o in outs] == [
+        ("ENTRY_WORKING", (("ENTRY_WORKING", "PARTIALLY_FILLED", "ENTRY_WORKING"),))]
+    assert k.poll() == []   # nothing new: nothing applied twice
+    s = k.slot(0)
+    assert (s.size, s.entry_price, s.active_entry_order.filled_size) == (D("0.004"), D("59990.0"), D("0.004"))
+    assert k.account.fees_paid == D("0.047992")   # maker 0.02% of 0.004 x 59990
+
+    out = cancel(k)
+    assert out.state == "POSITION_OPEN"
+    assert out.transitions == (("ENTRY_WORKING", "CANCEL", "ENTRY_CANCEL_PENDING"),
+                               ("ENTRY_CANCEL_PENDING", "CANCEL_ACK", "POSITION_OPEN"))
+    assert sim.order("dita-e1")["status"] == "CANCELLED"
+    s = k.slot(0)
+    assert (s.size, s.initial_size, s.active_entry_order) == (D("0.004"), D("0.004"), None)
+
+    # Leg 1 of 2: half of what the entry filled, at MARKET; it fills in the same call.
+    out = exit_(k, "x1")
+    assert out.state == "POSITION_OPEN"
+    assert out.transitions[-2:] == (("EXIT_WORKING", "ORDER_ACK", "EXIT_WORKING"),
+                                    ("EXIT_WORKING", "FULL_FILL", "POSITION_OPEN"))
+    assert k.slot(0).size == D("0.002")
+    assert k.account.realized_pnl == D("-0.02") - D("0.047992") - D("0.05998")   # taker 0.05% of 0.002 x 59980
+    assert_account_identity(k)
+
+    # Leg 2: the rest, LIMIT 60100.04 -> a sell rounds up to 60100.1; it rests, then fills in two moves.
+    sim.set_liquidity("BTC-USDT", "0.001")
+    out = exit_(k, "x2", order_type="LIMIT", limit_price="60100.04")
+    assert out.state == "EXIT_WORKING"
+    assert k.slot(0).active_exit_order.limit_price == D("60100.1")
+    sim.set_price("BTC-USDT", "60200")
+    assert [o.state for o in k.poll()] == ["EXIT_WORKING"]
+    s = k.slot(0)
+    assert (s.size, s.active_exit_order.filled_size) == (D("0.001"), D("0.001"))
+    capital_after_part = k.account.capital
+    assert capital_after_part == D("1000") + D("-0.02") + D("0.1101") - D("0.047992") - D("0.05998") - D("0.01202002")
+    sim.set_price("BTC-USDT", "60150")
+    outs = k.poll()
+    assert outs[-1].state == "TRADE_TERMINAL_WRITTEN"
+    assert outs[-1].transitions == (("EXIT_WORKING", "FULL_FILL", "CLOSED"), ("CLOSED", "TERMINAL_WRITTEN", "TRADE_TERMINAL_WRITTEN"))
+
+    a = k.account
+    fees = D("0.047992") + D("0.05998") + 2 * D("0.01202002")
+    gross = D("-0.02") + 2 * D("0.1101")
+    assert (a.gross_realized_pnl, a.fees_paid, a.realized_pnl) == (gross, fees, gross - fees)
+    assert a.capital == D("1000") + gross - fees == D("1000.06818796")
+    assert_account_identity(k)
+    # The exchange's own books agree to the last digit.
+    assert sim.account()["balance"] - start == a.realized_pnl
+    assert sim.position("BTC-USDT") == 0
+    assert k.trades[-1]["realized_pnl"] == gross - fees and k.slot(0).closed
+
+    assert _orders_sent(sim) == [
+        {"symbol": "BTC-USDT", "side": "BUY", "type": "LIMIT", "quantity": "0.0100", "price": "59990.0",
+         "timeInForce": "GTC", "positionSide": "BOTH", "clientOrderID": "dita-e1"},
+        {"symbol": "BTC-USDT", "side": "SELL", "type": "MARKET", "quantity": "0.0020", "positionSide": "BOTH",
+         "reduceOnly": "true", "clientOrderID": "dita-x1"},
+        {"symbol": "BTC-USDT", "side": "SELL", "type": "LIMIT", "quantity": "0.0020", "price": "60100.1",
+         "timeInForce": "GTC", "positionSide": "BOTH", "reduceOnly": "true", "clientOrderID": "dita-x2"},
+    ]
+    cancels = requests_to(sim, "cancel_order")
+    assert [{k: r["params"][k] for k in ("symbol", "clientOrderID")} for r in cancels] == [
+        {"symbol": "BTC-USDT", "clientOrderID": "dita-e1"}]
+
+
+def test_short_market_round_trip_with_leverage(sim, make_kernel):
+    k = make_kernel(sim, capital="500")
+    out = enter(k, side="SHORT", size="0.05", asset="ETH-USDT", leverage="3")
+    assert out.state == "POSITION_OPEN"
+    assert sim.position("ETH-USDT") == D("-0.05")
+    leverage = requests_to(sim, "leverage")
+    assert [r["params"]["leverage"] for r in leverage] == ["3"] and leverage[0]["params"]["side"] == "BOTH"
+    assert [r["method"] for r in sim.requests if r["endpoint"] in ("leverage", "place_order")] == ["POST", "POST"]
+    sim.set_price("ETH-USDT", "2900")
+    out = exit_(k)
+    assert out.state == "TRADE_TERMINAL_WRITTEN"
+    # entry 0.05 @ 3000, exit 0.05 @ 2900, taker 0.05% each way
+    fees = D("0.05") * D("3000") * D("0.0005") + D("0.05") * D("2900") * D("0.0005")
+    assert k.account.gross_realized_pnl == D("5")
+    assert k.account.capital == D("500") + D("5") - fees
+    assert sim.position("ETH-USDT") == 0
+    # Same leverage on the next trade: not set again.
+    enter(k, "e2", trade="t2", side="SHORT", size="0.05", asset="ETH-USDT", leverage="3")
+    assert len(requests_to(sim, "leverage")) == 1
+
+
+def test_hedge_mode_sends_position_sides_and_no_reduce_only(make_sim, make_kernel):
+    sim = make_sim(position_mode="hedge")
+    k = make_kernel(sim, position_mode="hedge")
+    assert enter(k, side="LONG", size="0.010").state == "POSITION_OPEN"
+    assert exit_(k).state == "TRADE_TERMINAL_WRITTEN"
+    sent = _orders_sent(sim)
+    assert [(o["side"], o["positionSide"], "reduceOnly" in o) for o in sent] == [("BUY", "LONG", False),
+                                                                                  ("SELL", "LONG", False)]
+    assert sim.position("BTC-USDT", "LONG") == 0
+
+
+def test_two_slots_on_two_assets_get_their_own_fills(sim, make_kernel):
+    k = make_kernel(sim, slots=2, capital="2000")
+    enter(k, "a1", slot=0, trade="ta", asset="BTC-USDT", size="0.010", order_type="LIMIT", limit_price="59000")
+    enter(k, "b1", slot=1, trade="tb", asset="ETH-USDT", side="SHORT", size="0.10", order_type="LIMIT", limit_price="3100")
+    sim.set_price("ETH-USDT", "3150")
+    outs = k.poll()
+    assert [(o.slot_id, o.state) for o in outs] == [(1, "POSITION_OPEN")]
+    assert (k.slot(0).fsm_state, k.slot(1).size) == ("ENTRY_WORKING", D("0.10"))
+    sim.set_price("BTC-USDT", "58900")
+    assert [(o.slot_id, o.state) for o in k.poll()] == [(0, "POSITION_OPEN")]
+    assert (k.slot(0).entry_price, k.slot(1).entry_price) == (D("59000.0"), D("3100.00"))
+
+
+def test_market_order_below_minimum_value_is_refused_before_anything_is_sent(sim, make_kernel):
+    k = make_kernel(sim)
+    # 5 TRX at 0.25 is 1.25 USDT; BingX's minimum is 2. The kernel has no price to check
+    # a MARKET order against, so the venue checks it with the mark price.
+    out = enter(k, asset="TRX-USDT", size="5")
+    assert out.state == "IDLE"
+    assert out.transitions[-1] == ("ORDER_REQUESTED", "REJECT", "IDLE")
+    reason = k.slot(0).record["last_order_end"]
+    assert reason == ("order value 1.25 USDT (5 x 0.25) is below BingX's minimum order value 2 USDT for TRX-USDT "
+                      "(tradeMinUSDT)")
+    assert requests_to(sim, "place_order") == [] and sim.orders() == []
+    assert k.account.capital == D("1000")
+    # With a reference price the kernel refuses it itself, naming the minimum too.
+    out = enter(k, "e2", asset="TRX-USDT", size="5", reference_price="0.25")
+    assert (out.accepted, out.diagnostic_code) == (False, "BELOW_MIN_NOTIONAL")
+
+
+def test_order_below_minimum_quantity_is_refused_before_anything_is_sent(make_sim, make_venue):
+    sim = make_sim(contracts=contracts(BTC_USDT={"tradeMinQuantity": 0.001}))
+    venue = make_venue(sim)
+    order = dita.Order(client_order_id="dita-small", asset="BTC-USDT", side="BUY", position_side="LONG",
+                       order_type="LIMIT", quantity=D("0.0005"), limit_price=D("59000.0"), reduce_only=False,
+                       leverage=None, role="ENTRY", slot_id=0, trade_id="t1")
+    events = venue.submit(order)
+    assert [(e.kind, e.reason) for e in events] == [
+        ("REJECT", "quantity 0.0005 is below BingX's minimum order quantity 0.001 for BTC-USDT (tradeMinQuantity)")]
+    assert requests_to(sim, "place_order") == []
+    assert venue.query(order) == events   # the refusal is the order's whole history
+
+
+def test_an_order_off_the_grid_is_refused_not_silently_changed(sim, venue):
+    order = dita.Order(client_order_id="dita-grid", asset="BTC-USDT", side="BUY", position_side="LONG",
+                       order_type="LIMIT", quantity=D("0.01234"), limit_price=D("59000.0"), reduce_only=False,
+                       leverage=None, role="ENTRY", slot_id=0, trade_id="t1")
+    assert venue.submit(order)[0].reason == "quantity 0.01234 is not a multiple of BingX's size step 0.0001 for BTC-USDT"
+    assert requests_to(sim, "place_order") == []
+
+
+def test_whole_number_leverage_only(sim, make_kernel):
+    k = make_kernel(sim)
+    out = enter(k, leverage="2.5")
+    assert out.state == "IDLE"
+    assert k.slot(0).record["last_order_end"] == "BingX takes whole-number leverage of at least 1, got 2.5"
+    assert requests_to(sim, "leverage") == [] and requests_to(sim, "place_order") == []
+
+
+def test_exchange_refusal_becomes_a_reject_with_code_and_message(make_sim, make_kernel):
+    sim = make_sim(balance="50")
+    k = make_kernel(sim)
+    out = enter(k, size="0.010")   # 600 USDT at leverage 5 needs 120 of margin
+    assert out.state == "IDLE"
+    assert out.emitted_events[-1].kind == "REJECT"
+    assert k.slot(0).record["last_order_end"] == "BingX 101204: Insufficient margin"
+    assert len(requests_to(sim, "place_order")) == 1 and sim.orders() == []
+
+
+def test_time_in_force_from_the_intent_ioc_leaves_the_filled_part(make_sim, make_kernel):
+    sim = make_sim(liquidity={"BTC-USDT": "0.003"})
+    k = make_kernel(sim)
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="60100", metadata={"time_in_force": "ioc"})
+    # Marketable: 0.003 fills at once, BingX cancels the rest (IOC).
+    assert out.state == "POSITION_OPEN"
+    assert [e.kind for e in out.emitted_events] == ["ORDER_ACK", "PARTIALLY_FILLED", "EXPIRED"]
+    assert k.slot(0).size == D("0.003")
+    assert requests_to(sim, "place_order")[0]["params"]["timeInForce"] == "IOC"
+
+
+def test_post_only_that_would_take_is_rejected_by_the_exchange(sim, make_kernel):
+    k = make_kernel(sim, time_in_force="PostOnly")
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="60100")
+    assert out.state == "IDLE"
+    assert k.slot(0).record["last_order_end"].startswith("BingX 101215: The Maker (Post Only) order")
+    assert enter(k, "e2", trade="t2", size="0.010", order_type="LIMIT", limit_price="59000").state == "ENTRY_WORKING"
+
+
+def test_fills_are_deltas_whose_value_matches_the_exchange(sim, make_kernel):
+    k = make_kernel(sim)
+    enter(k, size="0.0100", order_type="LIMIT", limit_price="59000")
+    for qty, price in (("0.0030", "58990.3"), ("0.0030", "58995.7"), ("0.0040", "58999.9")):
+        sim.fill("dita-e1", qty, price)
+        k.poll()
+    events = k.venue.query(k.order("dita-e1"))
+    fills = [e for e in events if e.kind in ("PARTIALLY_FILLED", "FULL_FILL")]
+    assert [(e.kind, e.filled_size, e.fill_price) for e in fills] == [
+        ("PARTIALLY_FILLED", D("0.0030"), D("58990.3")), ("PARTIALLY_FILLED", D("0.0030"), D("58995.7")),
+        ("FULL_FILL", D("0.0040"), D("58999.9"))]
+    exchange = sim.order("dita-e1")
+    assert sum(e.filled_size * e.fill_price for e in fills) == D(exchange["cumQuote"])
+    assert sum(e.fee for e in fills) == -D(exchange["commission"])
+    s = k.slot(0)
+    assert (s.fsm_state, s.size) == ("POSITION_OPEN", D("0.0100"))
+    assert s.entry_price == D(exchange["cumQuote"]) / D("0.0100")
+
+
+def test_poll_and_query_are_idempotent(sim, make_kernel):
+    k = make_kernel(sim)
+    enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    sim.fill("dita-e1", "0.004")
+    first = k.poll()
+    assert [o.transitions for o in first] == [(("ENTRY_WORKING", "PARTIALLY_FILLED", "ENTRY_WORKING"),)]
+    before = k.snapshot()
+    assert k.poll() == [] and k.poll() == []
+    history = k.venue.query(k.order("dita-e1"))
+    assert [e.event_id for e in history] == [f"bingx:{k.slot(0).entry_venue_order_id}:ack",
+                                             f"bingx:{k.slot(0).entry_venue_order_id}:fill:0.004"]
+    # Every event of the order, applied again: each is recognised and changes nothing.
+    assert [k.on_venue_event(e).diagnostic_code for e in history] == ["DUPLICATE_EVENT", "DUPLICATE_EVENT"]
+    assert k.snapshot() == before
+    assert k.venue.query(k.order("dita-e1")) == history   # stable ids, same events
+
+
+# ---------------------------------------------------------------- a kernel restored from a snapshot
+
+
+def _restored(sim, k):
+    snapshot = k.snapshot()
+    k.venue.close()
+    return dita.Kernel.restore(snapshot, venue="bingx", venue_options={
+        "base_url": sim.base_url, "api_key": KEY, "api_secret": SECRET})
+
+
+def test_a_restored_kernel_follows_an_order_with_nothing_filled(sim, make_kernel):
+    k = make_kernel(sim)
+    enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    k2 = _restored(sim, k)
+    try:
+        assert k2.poll() == []   # the new venue instance knows of no order yet
+        events = k2.venue.query(k2.order("dita-e1"))
+        assert [k2.on_venue_event(e).diagnostic_code for e in events] == ["DUPLICATE_EVENT"]   # the ACK it had
+        sim.fill("dita-e1", "0.004")
+        outs = k2.poll()   # query() does not count as delivery: poll hands the ACK over again
+        assert [(o.diagnostic_code, o.transitions) for o in outs] == [
+            ("DUPLICATE_EVENT", ()), ("OK", (("ENTRY_WORKING", "PARTIALLY_FILLED", "ENTRY_WORKING"),))]
+        assert cancel(k2).state == "POSITION_OPEN" and k2.slot(0).size == D("0.004")
+    finally:
+        k2.venue.close()
+
+
+def test_a_restored_kernel_is_never_told_a_guessed_fill(sim, make_kernel):
+    k = make_kernel(sim)
+    enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    sim.fill("dita-e1", "0.004")
+    k.poll()
+    k2 = _restored(sim, k)
+    try:
+        sim.fill("dita-e1", "0.002")   # 0.006 in all; the kernel applied 0.004 of it
+        with pytest.raises(dita.VenueError) as info:
+            k2.venue.query(k2.order("dita-e1"))
+        assert str(info.value) == (
+            "BingX order dita-e1 was not placed through this venue (a kernel restored from a snapshot?) and BingX "
+            "has filled 0.0060 of it at average price 59000.0; which of that the kernel already applied is unknown, "
+            "so no fill is reported. Hint: reconcile the slot with these figures (Kernel.reconcile)")
+        out = cancel(k2)
+        assert out.transitions[-1] == ("ENTRY_CANCEL_PENDING", "CANCEL_REJECT", "ENTRY_WORKING")
+        assert k2.slot(0).size == D("0.004")   # not 0.010: nothing double counted
+        assert "reconcile the slot" in k2.slot(0).record["last_order_end"]
+    finally:
+        k2.venue.close()
+
+
+def test_a_bad_time_in_force_in_the_intent_is_refused_before_sending(sim, make_kernel):
+    k = make_kernel(sim)
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000", metadata={"time_in_force": "GTX"})
+    assert out.state == "IDLE"
+    assert k.slot(0).record["last_order_end"] == ("metadata time_in_force: time in force must be GTC, IOC, FOK or "
+                                                  "PostOnly, got 'GTX'")
+    assert requests_to(sim, "place_order") == []

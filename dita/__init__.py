@@ -31,6 +31,7 @@ from dita.types import (
     KernelIntent,
     KernelOutcome,
     Order,
+    OrderProgress,
     OrderView,
     SlotView,
     VenueEvent,
@@ -45,7 +46,7 @@ __version__ = _engine.__version__
 __all__ = [
     "AccountView", "DitaError", "EngineError", "Instrument", "InvalidInputError", "Journal", "JournalError", "Kernel",
     "KernelIntent",
-    "KernelOutcome", "Machine", "Order", "OrderView", "PluginError", "ReconcileError", "Runtime", "SlotView",
+    "KernelOutcome", "Machine", "Order", "OrderProgress", "OrderView", "PluginError", "ReconcileError", "Runtime", "SlotView",
     "SpecError", "SpecProblem", "Venue", "VenueError", "VenueEvent", "hookimpl", "load_machine",
     "packaged_spec_path",
 ]

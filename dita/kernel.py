@@ -9,6 +9,7 @@ the engine emits and feeds the venue's answers back.
 
 from __future__ import annotations
 
+import uuid
 from collections import deque
 from decimal import Decimal
 from pathlib import Path
@@ -19,12 +20,17 @@ from dita.errors import DitaError, InvalidInputError, ReconcileError
 from dita.journal import Journal, JournalError
 from dita.plugins import default_registry
 from dita.spec import compile_text, load_machine, packaged_spec_path
-from dita.types import AccountView, Instrument, KernelIntent, KernelOutcome, Order, SlotView, VenueEvent, to_decimal
+from dita.types import (AccountView, Instrument, KernelIntent, KernelOutcome, Order, OrderProgress, SlotView, VenueEvent,
+                        to_decimal)
 from dita.venue import Venue
 
 SNAPSHOT_FORMAT = 1
 _EMPTY = ()
 _FILL_EVENTS = frozenset({"PARTIALLY_FILLED", "FULL_FILL"})
+
+
+def _dec(x: Any) -> Decimal:
+    return x if type(x) is Decimal else Decimal(str(x))
 
 
 def _version() -> str:
@@ -83,6 +89,8 @@ class Kernel:
         self._order_slot: dict[str, int] = {}   # every client order id ever issued -> its slot
         self._orders: dict[str, Order] = {}     # client order id -> the order as submitted
         self.trades: list[dict] = []            # terminal records of closed trades
+        # client order id -> [size, value, fees] of the fills applied, for Venue.resume
+        self._progress: dict[str, list[Decimal]] = {}
         self._journal: Journal | None = None
         self._replaying = False
 
@@ -226,6 +234,8 @@ class Kernel:
             result = self._rt.apply(slot, event.kind, event)
         except _engine.EngineError as exc:
             raise InvalidInputError(f"venue event {event.event_id!r} for slot {slot}: {exc}") from None
+        if result[0] and event.kind in _FILL_EVENTS:
+            self._note_fill(event.client_order_id, event.filled_size, event.fill_price, event.fee)
         if result[4] is _EMPTY or not result[4]:  # no effects: the common, fast case
             tr = result[3]
             return KernelOutcome(result[0], result[1], result[2], slot, (tr,) if tr else _EMPTY, _EMPTY, _EMPTY, result[5])
@@ -247,9 +257,35 @@ class Kernel:
                 result = self._apply(slot, event.kind, event, "venue")
             except _engine.EngineError as exc:
                 raise InvalidInputError(f"venue event {event.event_id!r} for slot {slot}: {exc}") from None
+            if result[0] and event.kind in _FILL_EVENTS:
+                self._note_fill(event.client_order_id, event.filled_size, event.fill_price, event.fee)
             return self._finish(slot, result, None)
         finally:
             journal.flush()
+
+    def _note_fill(self, coid: str, size: Any, price: Any, fee: Any) -> None:
+        size, price = _dec(size), _dec(price)
+        p = self._progress.get(coid)
+        if p is None:
+            p = self._progress[coid] = [Decimal(0), Decimal(0), Decimal(0)]
+        p[0] += size
+        p[1] += size * price
+        if fee is not None:
+            p[2] += _dec(fee)
+
+    def order_progress(self, client_order_id: str) -> OrderProgress:
+        """What this kernel has applied of an order's fills (size, value, fees)."""
+        return OrderProgress(*self._progress.get(client_order_id, ()))
+
+    def _resume_venue(self) -> None:
+        """Tells the venue, for every order a slot still considers working, how much of it
+        this kernel has already applied (see :meth:`Venue.resume`)."""
+        for sid in range(self.slots):
+            view = self.slot(sid)
+            for ov in (view.active_entry_order, view.active_exit_order):
+                order = self._orders.get(ov.client_order_id) if ov is not None else None
+                if order is not None:
+                    self.venue.resume(order, self.order_progress(order.client_order_id))
 
     def poll(self) -> list[KernelOutcome]:
         """Pulls the venue's pending events (fills of resting orders, ...) and applies them."""
@@ -282,6 +318,8 @@ class Kernel:
                 transitions.append(r[3])
             if not r[0]:
                 refused.append((event, r[1], r[5]))
+            elif event.kind in _FILL_EVENTS:
+                self._note_fill(event.client_order_id, event.filled_size, event.fill_price, event.fee)
             self._perform(target, r[4], None, transitions, pending)
         return KernelOutcome(accepted, code, self._rt.state(slot), slot, tuple(transitions), tuple(emitted),
                              tuple(refused), message)
@@ -332,7 +370,8 @@ class Kernel:
             events = getattr(self.venue, method)(order)
         except Exception as exc:  # any venue failure must end in a state the slot can leave
             kind = "REJECT" if method == "submit" else "CANCEL_REJECT"
-            return [VenueEvent(kind, f"kernel:{method}-failed:{order.client_order_id}:{len(self._orders)}",
+            # A fresh id per failure: a second failed cancel of the same order must apply too.
+            return [VenueEvent(kind, f"kernel:{method}-failed:{order.client_order_id}:{uuid.uuid4().hex[:16]}",
                                order.client_order_id, reason=f"{method} failed: {type(exc).__name__}: {exc}")]
         return list(events or ())
 
@@ -346,6 +385,7 @@ class Kernel:
             "slots": [self._rt.snapshot(i) for i in range(self.slots)],
             "account": self._rt.shared_snapshot(),
             "orders": {coid: _order_to_json(o) for coid, o in self._orders.items()},
+            "order_progress": {coid: [str(x) for x in p] for coid, p in self._progress.items()},
             "trades": [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in t.items()} for t in self.trades],
         }
 
@@ -368,6 +408,8 @@ class Kernel:
             k._orders[coid] = order
             k._order_slot[coid] = order.slot_id
         k.trades = [dict(t) for t in snapshot.get("trades") or ()]
+        k._progress = {coid: [Decimal(x) for x in p] for coid, p in (snapshot.get("order_progress") or {}).items()}
+        k._resume_venue()
         return k
 
     # ------------------------------------------------------------------ journal recovery
@@ -396,6 +438,7 @@ class Kernel:
             j.close()
             raise
         k._journal = j
+        k._resume_venue()
         k.recovery_report = k.sync_with_venue() if sync else []
         return k
 
@@ -418,6 +461,9 @@ class Kernel:
                             f"replay diverged at journal record {rec.seq} (slot {rec.slot}, {d['event']}): the journal "
                             f"says {d['diagnostic']}, the engine now says {last[1]}: {last[5]}")
                     self._perform(rec.slot, last[4], intent if d["source"] == "intent" else None, [], deque())
+                    if last[0] and d["event"] in _FILL_EVENTS:
+                        p = d["payload"]
+                        self._note_fill(p["client_order_id"], p["filled_size"], p["fill_price"], p.get("fee"))
                 elif rec.kind == "transition":
                     if last is None or list(last[3] or ()) != rec.data:
                         raise JournalError(f"replay diverged at journal record {rec.seq}: the journal has transition "

@@ -192,6 +192,16 @@ class Order:
 
 
 @dataclass(frozen=True)
+class OrderProgress:
+    """What the kernel has applied of one order's fills: their total size, their total value
+    (Σ size × price) and their total fee. Handed to :meth:`Venue.resume`."""
+
+    filled_size: Decimal = Decimal(0)
+    filled_value: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
 class OrderView:
     """A slot's working order, read-only."""
 

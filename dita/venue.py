@@ -6,7 +6,7 @@ import abc
 from decimal import Decimal
 from typing import Mapping
 
-from dita.types import Instrument, KernelIntent, Order, VenueEvent
+from dita.types import Instrument, KernelIntent, Order, OrderProgress, VenueEvent
 
 #: Every capability a venue may declare, and what it promises. The conformance suite skips
 #: the checks of a capability a venue does not declare; a name outside this table is refused
@@ -69,3 +69,10 @@ class Venue(abc.ABC):
         """The client order id for an intent: derived from the intent id alone, so the same
         intent can never become two orders. Venues with id rules override this."""
         return intent.intent_id
+
+    def resume(self, order: Order, applied: OrderProgress) -> None:
+        """Called when a kernel is rebuilt (``Kernel.recover``, ``Kernel.restore``) for each
+        order its slots still consider working, before the venue is asked about it: the
+        venue should report, from then on, only what goes beyond ``applied``. A venue whose
+        state survives in the same object (an in-process one) has nothing to do; a venue
+        that reports fills as differences of cumulative figures must start from these."""

@@ -171,3 +171,51 @@ def test_batched_mode_commits_a_window_and_everything_on_close(tmp_path):
     k2 = dita.Kernel.recover(path, venue=venue)
     assert k2.slot(0).size == D("0.005")
     k2.close()
+
+
+def test_a_rebuilt_kernel_tells_the_venue_what_it_already_applied_of_each_working_order(tmp_path):
+    resumed = []
+
+    class Resuming(MockVenue):
+        def resume(self, order, applied):
+            resumed.append((order.client_order_id, applied))
+
+    path = tmp_path / "run.sqlite"
+    venue = Resuming(prices={"BTC-USDT": "60000"}, entry_fill_ratio="0")
+    k = dita.Kernel(venue=venue, slots=2, capital=D("1000"), journal=path)
+    assert enter(k, size="0.010", order_type="LIMIT", limit_price="59000").accepted
+    coid = k.slot(0).active_entry_order.client_order_id
+    venue.fill(coid, "0.004", "59000")
+    venue.fill(coid, "0.002", "58999.5")
+    for out in k.poll():
+        assert out.accepted
+    want = dita.OrderProgress(D("0.006"), D("0.004") * 59000 + D("0.002") * D("58999.5"), D(0))
+    assert k.order_progress(coid) == want
+    snap = k.snapshot()
+    k.close()
+
+    k2 = dita.Kernel.recover(path, venue=venue)
+    assert resumed == [(coid, want)]
+    resumed.clear()
+    k3 = dita.Kernel.restore(json.loads(json.dumps(snap)), venue=venue)
+    assert resumed == [(coid, want)] and k3.order_progress(coid) == want
+    k2.close()
+
+
+def test_every_failed_cancel_is_applied_so_the_slot_can_always_cancel_again():
+    class FlakyCancel(MockVenue):
+        failures = 2
+
+        def cancel(self, order):
+            if self.failures:
+                self.failures -= 1
+                raise ConnectionError("venue unreachable")
+            return super().cancel(order)
+
+    k = dita.Kernel(venue=FlakyCancel(prices={"BTC-USDT": "60000"}, entry_fill_ratio="0"), capital=D("1000"))
+    assert enter(k, size="0.010", order_type="LIMIT", limit_price="59000").state == "ENTRY_WORKING"
+    for n in (1, 2):
+        out = cancel(k, intent=f"c{n}")
+        assert out.accepted and out.state == "ENTRY_WORKING", out
+        assert out.transitions[-1] == ("ENTRY_CANCEL_PENDING", "CANCEL_REJECT", "ENTRY_WORKING")
+    assert cancel(k, intent="c3").state == "IDLE"

@@ -247,12 +247,39 @@ def test_a_fill_racing_the_cancel_wins(sim, make_kernel):
     sim.fill("dita-e1", "0.003")
     sim.inject("cancel_order", "fill_before_cancel")
     out = cancel(k)
-    # The venue saw 0.010 executed where it had reported nothing: one fill of 0.010, no
-    # CANCEL_REJECT (the order ended filled, so there is nothing left to refuse).
-    assert [(e.kind, e.filled_size) for e in out.emitted_events] == [("FULL_FILL", D("0.0100"))]
-    assert out.refused_events == ()
+    # The venue saw 0.010 executed where it had reported nothing: one fill of 0.010, then
+    # BingX's refusal of the cancel (the contract of dita.conformance.model: the racing fill
+    # first, then CANCEL_REJECT). The kernel applied the fill first, so the refusal comes
+    # too late to change anything and is refused as stale.
+    assert [(e.kind, e.filled_size, e.reason) for e in out.emitted_events] == [
+        ("FULL_FILL", D("0.0100"), None), ("CANCEL_REJECT", None, "BingX 80018: order is already filled")]
+    assert [(e.kind, code) for e, code, _ in out.refused_events] == [("CANCEL_REJECT", "STALE_EVENT")]
     assert out.state == "POSITION_OPEN" and k.slot(0).size == D("0.010")
     assert requests_to(sim, "cancel_order")[0]["answer"] == 80018   # "order is already filled"
+
+
+def test_a_cancel_whose_answer_is_lost_on_an_order_that_filled_is_refused_after_the_fill(sim, make_kernel):
+    k = make_kernel(sim)
+    _resting(k)
+    sim.fill("dita-e1", "0.010")                  # the kernel has not heard of it yet
+    sim.inject("cancel_order", "5xx")
+    out = cancel(k)
+    assert [e.kind for e in out.emitted_events] == ["FULL_FILL", "CANCEL_REJECT"]
+    assert out.emitted_events[1].reason.endswith("the order dita-e1 is no longer working at BingX (filled)")
+    assert out.state == "POSITION_OPEN" and k.slot(0).size == D("0.010")
+
+
+def test_a_cancel_of_an_order_that_already_ended_is_refused_without_a_request(sim, make_kernel):
+    # The kernel sends such a cancel when it has not applied the end yet (reports of one
+    # order can be applied late); BingX would refuse it (109414 "order not exist").
+    k = make_kernel(sim)
+    sim.inject("place_order", "error", code=101204, msg="Insufficient margin")
+    assert enter(k, order_type="LIMIT", limit_price="59000").state == "IDLE"
+    events = k.venue.cancel(k.order("dita-e1"))
+    assert [(e.kind, e.reason) for e in events] == [
+        ("CANCEL_REJECT", "order dita-e1 is no longer working at BingX (rejected)")]
+    assert len({e.event_id for e in events + k.venue.cancel(k.order("dita-e1"))}) == 2   # each answer is new
+    assert requests_to(sim, "cancel_order") == []
 
 
 def test_cancel_whose_answer_is_lost_is_settled_by_query(sim, make_kernel):

@@ -525,6 +525,11 @@ class BingXVenue(dita.Venue):
             tracked = _Tracked(order, venue_order_id=order.venue_order_id, placed=True, acked=True, followed=False)
             self._orders[order.client_order_id] = tracked
         if tracked.final:
+            # It already ended (filled, cancelled, expired or rejected), so BingX would refuse
+            # the cancel (80018 "order is already filled", 109414 "order not exist"): nothing is
+            # sent, and the cancel is refused here, after any report of the end not yet handed over.
+            self._cancel_rejected(tracked, f"order {order.client_order_id} is no longer working at BingX "
+                                           f"({self._ending(tracked)})")
             return self._deliver(tracked)
         tracked.cancel_sent = True
         try:
@@ -554,13 +559,19 @@ class BingXVenue(dita.Venue):
                     raise
                 except BingXError as query_exc:
                     log.warning("BingX cancel %s refused, and the query failed: %s", order.client_order_id, query_exc)
-                if not tracked.final:
+                # Refused, even when the order has meanwhile filled or ended: the kernel hears
+                # how it ended first (a fill racing the cancel wins), then the refusal. Only an
+                # order BingX shows cancelled (by an earlier attempt) counts as cancelled.
+                if not self._cancelled(tracked):
                     reason = f"BingX {exc.code}: {exc.msg}" if isinstance(exc, ExchangeRefused) else str(exc)
                     self._cancel_rejected(tracked, reason)
                 return
             except UncertainOutcome as exc:
                 self._refresh(tracked)   # if BingX cannot be read either, the order still counts as working
                 if tracked.final:
+                    if not self._cancelled(tracked):   # it filled or ended before the cancel reached it
+                        self._cancel_rejected(tracked, f"{exc}; the order {order.client_order_id} is no longer "
+                                                       f"working at BingX ({self._ending(tracked)})")
                     return
                 if attempt == 2:
                     raise BingXError(f"{exc}; the order {order.client_order_id} is still working at BingX") from None
@@ -573,6 +584,17 @@ class BingXVenue(dita.Venue):
     def _cancel_rejected(self, tracked: _Tracked, reason: str) -> None:
         tracked.cancel_rejects += 1
         self._event(tracked, "CANCEL_REJECT", f"cancel-rejected:{tracked.cancel_rejects}", reason=reason)
+
+    @staticmethod
+    def _cancelled(tracked: _Tracked) -> bool:
+        """Whether the order was reported cancelled at our request (CANCEL_ACK)."""
+        return any(e.kind == "CANCEL_ACK" for e in tracked.events)
+
+    @staticmethod
+    def _ending(tracked: _Tracked) -> str:
+        """How an order that is no longer working ended, in a word."""
+        words = {"FULL_FILL": "filled", "CANCEL_ACK": "cancelled", "EXPIRED": "expired", "REJECT": "rejected"}
+        return next((words[e.kind] for e in reversed(tracked.events) if e.kind in words), "ended")
 
     def query(self, order: Order) -> list[VenueEvent]:
         """Every event of the order so far (its history as this venue reported it, brought

@@ -86,35 +86,43 @@ def test_the_plugin_registers_its_venue_through_the_entry_point():
     assert (entry.factory, entry.distribution) == (dita_bingx.BingXVenue, "dita-bingx")
 
 
-def test_optional_hooks_are_accepted_with_or_without_their_specs():
-    # Without the specs (today's dita): check_pending accepts the optional implementations.
+def test_the_plugin_implements_only_declared_hooks_and_registers_venue_harness_and_command():
+    # Every hook the plugin implements is declared by the core (check_pending would refuse
+    # a misspelt one): the venue, the conformance harness and the command.
     pm = pluggy.PluginManager("dita")
     pm.add_hookspecs(dita.hookspecs)
     pm.register(dita_bingx)
     pm.check_pending()
+    assert {caller.name for caller in pm.get_hookcallers(dita_bingx)} == {
+        "dita_register_venues", "dita_register_harnesses", "dita_add_commands"}
 
-    # With the specs (as the core will declare them): they are called like any hook.
-    class Specs:
-        @pluggy.HookspecMarker("dita")
-        def dita_add_commands(self, subparsers):
-            """add subcommands"""
-
-        @pluggy.HookspecMarker("dita")
-        def dita_register_harnesses(self, register):
-            """register harnesses"""
-
-    pm = pluggy.PluginManager("dita")
-    pm.add_hookspecs(dita.hookspecs)
-    pm.add_hookspecs(Specs)
-    pm.register(dita_bingx)
-    pm.check_pending()
-    harnesses = {}
-    pm.hook.dita_register_harnesses(register=lambda name, factory: harnesses.setdefault(name, factory))
-    assert harnesses == {"bingx": BingXHarness}
+    # Through the registry the CLI and the suite use, from the installed entry point.
+    registry = VenueRegistry()
+    assert [r for r in registry.refusals() if r.distribution == "dita-bingx"] == []
+    assert registry.entries()["bingx"].factory is dita_bingx.BingXVenue
+    entry = registry.harness_entries()["bingx"]
+    assert (entry.factory, entry.distribution) == (BingXHarness, "dita-bingx")
+    harness = registry.create_harness("bingx")
+    try:
+        assert isinstance(harness, BingXHarness) and harness.name == "bingx"
+    finally:
+        harness.close()
     parser = argparse.ArgumentParser(prog="dita")
-    pm.hook.dita_add_commands(subparsers=parser.add_subparsers(dest="command"))
+    registry.add_commands(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["bingx-sim", "--port", "0", "--api-key", "k", "--price", "BTC-USDT=61000"])
     assert (args.func, args.port, args.api_key, args.price) == (simulator.run, 0, "k", ["BTC-USDT=61000"])
+
+
+def test_the_dita_command_offers_bingx_sim():
+    script = Path(sys.executable).with_name("dita")
+    result = subprocess.run([str(script), "bingx-sim", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: dita bingx-sim")
+    for option in ("--port", "--api-key", "--api-secret", "--price"):
+        assert option in result.stdout
+    assert "warning" not in result.stderr
+    listed = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert "bingx-sim" in listed.stdout
 
 
 def test_the_simulator_command_serves_until_terminated():

@@ -27,11 +27,7 @@ def dita_register_venues(register):
     register("bingx", BingXVenue)
 
 
-# The two hooks below may not be declared by the installed dita yet: optionalhook lets
-# pluggy accept them either way (check_pending() skips optional implementations).
-
-
-@dita.hookimpl(optionalhook=True)
+@dita.hookimpl
 def dita_add_commands(subparsers):
     from dita_bingx import simulator
 
@@ -41,7 +37,7 @@ def dita_add_commands(subparsers):
     parser.set_defaults(func=simulator.run)
 
 
-@dita.hookimpl(optionalhook=True)
+@dita.hookimpl
 def dita_register_harnesses(register):
     from dita_bingx.harness import BingXHarness
 

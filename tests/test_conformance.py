@@ -155,6 +155,26 @@ def test_a_venue_that_never_acknowledges_fails_at_the_step():
         replay(case_for("ORDER_REQUESTED.ORDER_ACK[0]"), SilentAckHarness(), None)
 
 
+class CodedRejectHarness(MockHarness):
+    """Puts an exchange code in front of the scripted reject reason, as BingX does."""
+
+    def reject_next_submit(self, reason="rejected by the conformance suite"):
+        super().reject_next_submit(f"EX 4001: {reason}")
+
+
+class ReasonlessRejectHarness(MockHarness):
+    """Drops the scripted reject reason."""
+
+    def reject_next_submit(self, reason="rejected by the conformance suite"):
+        super().reject_next_submit("rejected")
+
+
+def test_a_reject_reason_may_carry_the_venues_code_but_must_keep_the_scripted_text():
+    test_a_rejected_order_leaves_the_slot_free_for_the_next_trade(CodedRejectHarness(), None)  # noqa: F405
+    with pytest.raises(AssertionError, match="lacks the scripted 'insufficient margin'"):
+        test_a_rejected_order_leaves_the_slot_free_for_the_next_trade(ReasonlessRejectHarness(), None)  # noqa: F405
+
+
 def desc_index(state, event):
     desc = dita.load_machine().describe()
     cands = next(s for s in desc["states"] if s["name"] == state)["on"][event]

@@ -54,7 +54,9 @@ class VenueHarness(abc.ABC):
 
     @abc.abstractmethod
     def reject_next_submit(self, reason: str = "rejected by the conformance suite") -> None:
-        """The venue rejects the next order submitted (a ``REJECT`` event with ``reason``)."""
+        """The venue rejects the next order submitted: a ``REJECT`` event whose reason
+        contains ``reason`` verbatim (the venue may add to it, e.g. the exchange's error code:
+        ``"BingX 101204: insufficient margin"``)."""
 
     @abc.abstractmethod
     def reject_next_cancel(self, reason: str = "cancel rejected by the conformance suite") -> None:

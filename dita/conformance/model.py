@@ -3,8 +3,10 @@
 The suite plans its transition paths on this venue (it is fast, deterministic and copyable),
 then replays each path on the venue under test, which must answer the same way:
 
-- ``submit``: ``REJECT`` if a reject was scripted; otherwise ``ORDER_ACK``, then, for an
-  order that is marketable (MARKET, or LIMIT at or through the market), one fill of all of it.
+- ``submit``: ``REJECT`` if a reject was scripted, with a reason that contains the scripted
+  one verbatim (a venue may add to it, e.g. the exchange's error code; this model adds
+  nothing); otherwise ``ORDER_ACK``, then, for an order that is marketable (MARKET, or
+  LIMIT at or through the market), one fill of all of it.
   A LIMIT order away from the market rests.
 - ``cancel``: if a fill-before-cancel was scripted, the order's remainder fills first; a
   cancel of an order that is no longer working, or a scripted cancel reject, is answered

@@ -263,7 +263,10 @@ def test_a_rejected_order_leaves_the_slot_free_for_the_next_trade(harness, dita_
     harness.reject_next_submit("insufficient margin")
     d.enter()
     s = d.k.slot(0)
-    assert (s.size, s.active_entry_order, s.last_order_end) == (0, None, "insufficient margin")
+    assert (s.size, s.active_entry_order) == (0, None)
+    # The venue's reason may add to the scripted one (an exchange's error code), not replace it.
+    assert "insufficient margin" in (s.last_order_end or ""), \
+        f"the slot records the reject reason {s.last_order_end!r}, which lacks the scripted 'insufficient margin'"
     out = d.enter()
     assert out.accepted, out
     check_wire(d.k, harness)

@@ -74,12 +74,14 @@ class Kernel:
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
             raise InvalidInputError(f"slots must be a positive int, got {slots!r}")
         capital = to_decimal(capital, "capital")
+        self._owns_venue = False  # a venue built here from a name is closed by close()
         if isinstance(venue, Venue):
             if venue_options:
                 raise InvalidInputError("venue_options apply only when the venue is given by name")
             self.venue = venue
         elif isinstance(venue, str):
             self.venue = default_registry().create(venue, dict(venue_options or {}))
+            self._owns_venue = True
         else:
             raise InvalidInputError(f"venue must be a venue name or a dita.Venue, got {type(venue).__name__}")
         self.machine = machine
@@ -91,6 +93,11 @@ class Kernel:
         self.trades: list[dict] = []            # terminal records of closed trades
         # client order id -> [size, value, fees] of the fills applied, for Venue.resume
         self._progress: dict[str, list[Decimal]] = {}
+        # The orders of each slot's current trade, and, per order of an ended trade, the
+        # event ids that trade applied: the engine forgets them when the slot starts a new
+        # trade (its de-duplication is per trade), but a venue may still re-deliver them.
+        self._slot_orders: dict[int, list[str]] = {}
+        self._ended: dict[str, frozenset[str]] = {}
         self._journal: Journal | None = None
         self._replaying = False
 
@@ -100,9 +107,15 @@ class Kernel:
         return self._journal
 
     def close(self) -> None:
-        """Commits and closes the journal (if any)."""
-        if self._journal is not None:
-            self._journal.close()
+        """Commits and closes the journal (if any), and the venue if this kernel built it
+        from its name (a venue object handed in stays open: it belongs to the caller)."""
+        try:
+            if self._journal is not None:
+                self._journal.close()
+        finally:
+            close_venue = getattr(self.venue, "close", None)
+            if self._owns_venue and callable(close_venue):
+                close_venue()
 
     def __enter__(self) -> "Kernel":
         return self
@@ -154,7 +167,7 @@ class Kernel:
 
     def _apply(self, slot: int, kind: str, payload: Any, source: str) -> tuple:
         """Applies one event to the engine and journals what it took and decided."""
-        result = self._rt.apply(slot, kind, payload)
+        result = self._engine_apply(slot, kind, payload)
         journal = self._journal
         if journal is not None:
             data = payload.to_dict() if isinstance(payload, VenueEvent) else payload
@@ -230,6 +243,10 @@ class Kernel:
                                         f"got {event.kind!r} and {event.client_order_id!r}")
             return KernelOutcome(False, "UNKNOWN_ORDER", None, None, message=(
                 f"{event.kind} {event.event_id!r} is for order {event.client_order_id!r}, which this kernel never issued; nothing changed"))
+        if self._ended and event.client_order_id in self._ended:
+            dup = self._ended_duplicate(event, slot)
+            if dup is not None:
+                return dup
         try:
             result = self._rt.apply(slot, event.kind, event)
         except _engine.EngineError as exc:
@@ -240,6 +257,28 @@ class Kernel:
             tr = result[3]
             return KernelOutcome(result[0], result[1], result[2], slot, (tr,) if tr else _EMPTY, _EMPTY, _EMPTY, result[5])
         return self._finish(slot, result, None)
+
+    def _engine_apply(self, slot: int, kind: str, payload: Any) -> tuple:
+        """The engine's apply, remembering what an ending trade applied when a new one starts."""
+        if kind != "ENTER" or not self._slot_orders.get(slot):
+            return self._rt.apply(slot, kind, payload)
+        seen = self._rt.snapshot(slot)["seen"]
+        result = self._rt.apply(slot, kind, payload)
+        if result[0]:
+            ended = frozenset(seen)
+            for coid in self._slot_orders.pop(slot):
+                self._ended[coid] = ended
+        return result
+
+    def _ended_duplicate(self, event: VenueEvent, slot: int) -> KernelOutcome | None:
+        """An event of an ended trade's order that the trade already applied: a re-delivery,
+        refused without touching the slot's current trade."""
+        applied = self._ended.get(event.client_order_id)
+        if applied is None or event.event_id not in applied:
+            return None
+        return KernelOutcome(False, "DUPLICATE_EVENT", self._rt.state(slot), slot, message=(
+            f"{event.kind} {event.event_id!r} of order {event.client_order_id!r} was already applied to the trade "
+            "that order belonged to, which has ended; nothing changed"))
 
     def _on_venue_event_journaled(self, event: VenueEvent) -> KernelOutcome:
         journal = self._journal
@@ -253,6 +292,10 @@ class Kernel:
                 return KernelOutcome(False, "UNKNOWN_ORDER", None, None, message=(
                     f"{event.kind} {event.event_id!r} is for order {event.client_order_id!r}, which this kernel "
                     "never issued; nothing changed"))
+            dup = self._ended_duplicate(event, slot)
+            if dup is not None:
+                journal.append("duplicate", slot, {k: v for k, v in event.to_dict().items() if k != "raw"})
+                return dup
             try:
                 result = self._apply(slot, event.kind, event, "venue")
             except _engine.EngineError as exc:
@@ -309,6 +352,10 @@ class Kernel:
                     self._journal.append("unrouted", None, {k: v for k, v in event.to_dict().items() if k != "raw"})
                 refused.append((event, "UNKNOWN_ORDER", "an event for an order this kernel never issued"))
                 continue
+            dup = self._ended_duplicate(event, target)
+            if dup is not None:
+                refused.append((event, dup.diagnostic_code, dup.message))
+                continue
             try:
                 r = self._apply(target, event.kind, event, "venue")
             except _engine.EngineError as exc:
@@ -341,6 +388,7 @@ class Kernel:
                 )
                 self._order_slot[order.client_order_id] = slot
                 self._orders[order.client_order_id] = order
+                self._slot_orders.setdefault(slot, []).append(order.client_order_id)
                 if not self._replaying:
                     pending.extend(self._call_venue("submit", order))
             elif name == "CANCEL_ORDER":
@@ -386,6 +434,8 @@ class Kernel:
             "account": self._rt.shared_snapshot(),
             "orders": {coid: _order_to_json(o) for coid, o in self._orders.items()},
             "order_progress": {coid: [str(x) for x in p] for coid, p in self._progress.items()},
+            "slot_orders": {str(slot): list(coids) for slot, coids in self._slot_orders.items()},
+            "ended_orders": {coid: sorted(ids) for coid, ids in self._ended.items()},
             "trades": [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in t.items()} for t in self.trades],
         }
 
@@ -409,6 +459,8 @@ class Kernel:
             k._order_slot[coid] = order.slot_id
         k.trades = [dict(t) for t in snapshot.get("trades") or ()]
         k._progress = {coid: [Decimal(x) for x in p] for coid, p in (snapshot.get("order_progress") or {}).items()}
+        k._slot_orders = {int(slot): list(coids) for slot, coids in (snapshot.get("slot_orders") or {}).items()}
+        k._ended = {coid: frozenset(ids) for coid, ids in (snapshot.get("ended_orders") or {}).items()}
         k._resume_venue()
         return k
 
@@ -453,7 +505,7 @@ class Kernel:
                 elif rec.kind == "apply":
                     d = rec.data
                     try:
-                        last = self._rt.apply(rec.slot, d["event"], d["payload"])
+                        last = self._engine_apply(rec.slot, d["event"], d["payload"])
                     except _engine.EngineError as exc:
                         raise JournalError(f"journal record {rec.seq}: the engine refuses its input: {exc}") from None
                     if (last[0], last[1]) != (d["accepted"], d["diagnostic"]):

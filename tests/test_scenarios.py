@@ -368,3 +368,21 @@ def test_a_fill_without_a_fee_pays_none_and_one_with_a_fee_pays_exactly_it():
     assert out.accepted and out.state == "POSITION_OPEN"
     assert k.account.fees_paid == D("0.0123") and k.account.capital == D("999.9877")
     assert_account_identity(k)
+
+
+def test_a_fill_of_an_ended_trade_delivered_again_is_a_duplicate_not_a_frozen_next_trade():
+    k = make_kernel()
+    assert enter(k, size="0.010").state == "POSITION_OPEN"
+    out = exit_(k)
+    assert out.state == "TRADE_TERMINAL_WRITTEN"
+    old_fill = next(e for e in out.emitted_events if e.kind == "FULL_FILL")
+    assert enter(k, intent="e2", trade="t2", size="0.020").state == "POSITION_OPEN"
+    for kernel in (k, dita.Kernel.restore(json.loads(json.dumps(k.snapshot())), venue=k.venue)):
+        again = kernel.on_venue_event(old_fill)
+        assert (again.accepted, again.diagnostic_code, again.state) == (False, "DUPLICATE_EVENT", "POSITION_OPEN")
+        assert "has ended" in again.message
+        assert kernel.slot(0).size == D("0.020") and kernel.slot(0).trade_id == "t2"
+    # A fill of that order the ended trade never saw is real money: the spec freezes the slot.
+    new = dita.VenueEvent("PARTIALLY_FILLED", "late-1", old_fill.client_order_id, None, D("0.001"), D("60000"))
+    out = k.on_venue_event(new)
+    assert out.accepted and out.state == "FROZEN"

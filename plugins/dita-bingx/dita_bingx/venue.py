@@ -596,6 +596,18 @@ class BingXVenue(dita.Venue):
         words = {"FULL_FILL": "filled", "CANCEL_ACK": "cancelled", "EXPIRED": "expired", "REJECT": "rejected"}
         return next((words[e.kind] for e in reversed(tracked.events) if e.kind in words), "ended")
 
+    def resume(self, order: Order, applied: dita.OrderProgress) -> None:
+        """Follows an order a rebuilt kernel (``Kernel.recover`` / ``Kernel.restore``) still
+        considers working, starting from what that kernel already applied of it: BingX
+        reports cumulative figures, and the fills to report are what goes beyond these.
+        Whether BingX has the order at all is not known yet (the process may have died
+        between journaling it and sending it), so it is settled like a lost answer: found,
+        it is followed; still absent after ``recvWindow``, it is reported as never placed."""
+        now = self._now_ms()
+        self._orders[order.client_order_id] = _Tracked(
+            order, venue_order_id=order.venue_order_id, followed=True, unresolved=True, sent_ms=now,
+            cum=applied.filled_size, value=applied.filled_value, fees=applied.fees)
+
     def query(self, order: Order) -> list[VenueEvent]:
         """Every event of the order so far (its history as this venue reported it, brought
         up to date by an order query by client order id). Ids are stable; ``poll`` may

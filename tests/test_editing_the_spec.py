@@ -18,14 +18,18 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "editing-the-spec.md"
 
 TEMPLATE = '''  entry_rejected: &entry_rejected
-    - guard: "event.client_order_id != entry_client_order_id"
-      refuse: STALE_EVENT
-      message: "order {event.client_order_id} is not the working entry order {entry_client_order_id}"
+    - *stale_entry_end
     - guard: "entry_filled > 0"
       target: POSITION_OPEN
       assign:
         entry_live: "false"
         last_order_end: "event.reason"
+    - target: ENTRY_REJECTED
+      assign:
+        entry_live: "false"
+        last_order_end: "event.reason"
+  entry_rejected_before_fills: &entry_rejected_before_fills
+    - *stale_entry_end
     - target: ENTRY_REJECTED
       assign:
         entry_live: "false"
@@ -52,9 +56,11 @@ STATE = '''  ENTRY_REJECTED:
 def edited_spec(tmp_path) -> Path:
     """The edit of docs/editing-the-spec.md, applied to a copy of the packaged spec."""
     text = dita.packaged_spec_path().read_text()
-    assert text.count("  exit_ended: &exit_ended\n") == 1 and text.count("      REJECT: *entry_ended\n") == 3
+    assert text.count("  exit_ended: &exit_ended\n") == 1 and text.count("      REJECT: *entry_ended\n") == 2
+    assert text.count("      REJECT: *entry_ended_before_fills\n") == 1
     text = text.replace("  exit_ended: &exit_ended\n", TEMPLATE + "  exit_ended: &exit_ended\n")
     text = text.replace("      REJECT: *entry_ended\n", "      REJECT: *entry_rejected\n")
+    text = text.replace("      REJECT: *entry_ended_before_fills\n", "      REJECT: *entry_rejected_before_fills\n")
     text = text.replace("  FROZEN:\n", STATE + "  FROZEN:\n")
     path = tmp_path / "kernel.yaml"
     path.write_text(text)
@@ -64,7 +70,7 @@ def edited_spec(tmp_path) -> Path:
 def test_the_doc_shows_the_edit_this_test_makes():
     blocks = re.findall(r"```yaml\n(.*?)```", DOC.read_text(), re.S)
     assert TEMPLATE in blocks and STATE.rstrip("\n") + "\n" in blocks
-    assert "      REJECT: *entry_rejected\n" in blocks
+    assert "      REJECT: *entry_rejected\n" in blocks and "      REJECT: *entry_rejected_before_fills\n" in blocks
 
 
 def test_the_edited_spec_passes_the_checks_and_draws_the_new_state(tmp_path, capsys):
@@ -108,7 +114,7 @@ def test_the_conformance_suite_covers_the_new_transitions(tmp_path):
                    cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-3000:]
     passed = set(re.findall(r"::test_transition\[mock-(\S+)\] PASSED", run.stdout))
-    for t in ("ORDER_REQUESTED.REJECT[2]", "ENTRY_WORKING.REJECT[2]", "ENTRY_CANCEL_PENDING.REJECT[2]",
+    for t in ("ORDER_REQUESTED.REJECT[1]", "ENTRY_WORKING.REJECT[2]", "ENTRY_CANCEL_PENDING.REJECT[2]",
               "ENTRY_REJECTED.ENTER[10]", "ENTRY_REJECTED.PARTIALLY_FILLED[1]"):
         assert t in passed, t
     assert re.search(r"transitions covered: (\d+)/(\d+)", run.stdout)

@@ -117,10 +117,11 @@ ENTRY_CANCEL_TO_IDLE = """    - target: IDLE
 
 
 def without_entry_cancel(tmp_path) -> Path:
-    """kernel.yaml without the candidate that takes a cancelled (or rejected, expired)
-    entry with nothing filled back to IDLE: the old kernel's flaw 2, written in the spec."""
+    """kernel.yaml without the candidates that take a cancelled (or rejected, expired)
+    entry with nothing filled back to IDLE (before and after the venue's acknowledgement):
+    the old kernel's flaw 2, written in the spec."""
     text = dita.packaged_spec_path().read_text()
-    assert text.count(ENTRY_CANCEL_TO_IDLE) == 1
+    assert text.count(ENTRY_CANCEL_TO_IDLE) == 2
     path = tmp_path / "kernel-without-entry-cancel.yaml"
     path.write_text(text.replace(ENTRY_CANCEL_TO_IDLE, ""))
     return path

@@ -27,6 +27,8 @@ from dita.venue import Venue
 SNAPSHOT_FORMAT = 1
 _EMPTY = ()
 _FILL_EVENTS = frozenset({"PARTIALLY_FILLED", "FULL_FILL"})
+# What a venue may repeat about an order without anything being wrong.
+_EXPLAINED_REFUSALS = frozenset({"DUPLICATE_EVENT", "STALE_EVENT"})
 
 
 def _dec(x: Any) -> Decimal:
@@ -516,6 +518,12 @@ class Kernel:
                     if last[0] and d["event"] in _FILL_EVENTS:
                         p = d["payload"]
                         self._note_fill(p["client_order_id"], p["filled_size"], p["fill_price"], p.get("fee"))
+                elif rec.kind == "reconcile":
+                    try:
+                        self.reconcile({int(sid): snap for sid, snap in rec.data["slots"].items()})
+                    except ReconcileError as exc:
+                        raise JournalError(f"journal record {rec.seq}: the recorded reconcile no longer "
+                                           f"holds: {exc}") from None
                 elif rec.kind == "transition":
                     if last is None or list(last[3] or ()) != rec.data:
                         raise JournalError(f"replay diverged at journal record {rec.seq}: the journal has transition "
@@ -549,9 +557,25 @@ class Kernel:
                     continue
                 outcomes = [self.on_venue_event(ev) for ev in events]
                 entry["applied"] = [o.diagnostic_code for o in outcomes]
+                unexplained = [(ev, o) for ev, o in zip(events, outcomes)
+                               if not o.accepted and o.diagnostic_code not in _EXPLAINED_REFUSALS]
+                if unexplained and self.slot(sid).fsm_state != "FROZEN":
+                    ev, o = unexplained[0]
+                    reason = (f"after recovery the venue reported {ev.kind} {ev.event_id!r} for order {coid}, which "
+                              f"this slot refuses ({o.diagnostic_code}: {o.message})")
+                    self._freeze(sid, reason)
+                    entry["frozen"] = reason
                 entry["state"] = self.slot(sid).fsm_state
                 report.append(entry)
         return report
+
+    def _freeze(self, slot: int, reason: str) -> None:
+        """Puts a slot whose venue state cannot be explained in FROZEN, keeping its record
+        (through :meth:`reconcile`, so it is checked and journaled like any replacement)."""
+        snap = self._rt.snapshot(slot)
+        snap["state"] = "FROZEN"
+        snap["record"]["frozen_reason"] = reason
+        self.reconcile({slot: snap})
 
     def reconcile(self, slots: Mapping[int, Any] | Iterable[Any]) -> None:
         """Replaces slots with the given ones (``{slot_id: snapshot}``, or slot views /
@@ -579,6 +603,9 @@ class Kernel:
                 s["seen"] = self._rt.snapshot(sid)["seen"]
             snaps[sid] = s
         self._replace(snaps, None)
+        if self._journal is not None and not self._replaying:
+            self._journal.append("reconcile", None, {"slots": {str(sid): snap for sid, snap in snaps.items()}})
+            self._journal.flush()
         for sid, s in snaps.items():
             record = s.get("record") or {}
             for key in ("entry_client_order_id", "exit_client_order_id"):

@@ -219,3 +219,31 @@ def test_every_failed_cancel_is_applied_so_the_slot_can_always_cancel_again():
         assert out.accepted and out.state == "ENTRY_WORKING", out
         assert out.transitions[-1] == ("ENTRY_CANCEL_PENDING", "CANCEL_REJECT", "ENTRY_WORKING")
     assert cancel(k, intent="c3").state == "IDLE"
+
+
+def test_a_slot_the_venue_contradicts_after_recovery_is_frozen_reported_and_journaled(tmp_path):
+    path = tmp_path / "run.sqlite"
+    venue = _venue(entry_fill_ratio="0")
+    k = dita.Kernel(venue=venue, slots=2, capital=D("1000"), journal=path)
+    assert enter(k, size="0.010", order_type="LIMIT", limit_price="59000").state == "ENTRY_WORKING"
+    coid = k.slot(0).active_entry_order.client_order_id
+    k.close()
+
+    class Contradicting(MockVenue):
+        def query(self, order):  # the exchange now claims more was filled than was ordered
+            return [dita.VenueEvent("PARTIALLY_FILLED", "odd-1", order.client_order_id, "V9", D("0.02"), D("59000"))]
+
+    k2 = dita.Kernel.recover(path, venue=Contradicting(prices={"BTC-USDT": "60000"}))
+    s = k2.slot(0)
+    assert s.fsm_state == "FROZEN" and "OVERFILL" in s.frozen_reason and coid in s.frozen_reason
+    assert s.size == 0 and k2.slot(1).fsm_state == "IDLE"  # nothing guessed, the other slot untouched
+    assert k2.recovery_report == [{"slot": 0, "client_order_id": coid, "applied": ["OVERFILL"],
+                                   "frozen": s.frozen_reason, "state": "FROZEN"}]
+    assert k2.process_intent(dita.KernelIntent("CANCEL", 0, "c9")).diagnostic_code == "SLOT_FROZEN"
+    snap = k2.snapshot()
+    k2.close()
+    # The freeze is in the journal: an offline replay rebuilds it.
+    from dita.cli_journal import OfflineVenue
+    k3 = dita.Kernel.recover(path, venue=OfflineVenue(), sync=False)
+    assert k3.snapshot() == snap
+    k3.close()

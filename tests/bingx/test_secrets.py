@@ -55,10 +55,12 @@ def leak_sim():
         yield s
 
 
-def test_credentials_never_leak_through_a_session_with_failures(leak_sim, caplog):
+def test_credentials_never_leak_through_a_session_with_failures(leak_sim, caplog, tmp_path):
     sim = leak_sim
     caplog.set_level(logging.DEBUG)   # every logger: dita_bingx, the simulator, httpx, httpcore
-    k = dita.Kernel(venue="bingx", capital=D("1000"), venue_options={
+    journal = tmp_path / "journal" / "session.sqlite"
+    journal.parent.mkdir()
+    k = dita.Kernel(venue="bingx", capital=D("1000"), journal=journal, venue_options={
         "base_url": sim.base_url, "api_key": KEY, "api_secret": SECRET, "retry_backoff": 0.01})
     texts, errors = [], []
     try:
@@ -93,7 +95,12 @@ def test_credentials_never_leak_through_a_session_with_failures(leak_sim, caplog
         texts.append(caplog.text)
         texts += [r.getMessage() for r in caplog.records]
     finally:
-        k.venue.close()
+        k.close()   # commits the journal, closes the venue it built
+    # The journal, its WAL and anything beside it, byte by byte (it holds the whole session).
+    files = list(journal.parent.iterdir())
+    assert journal in files and journal.stat().st_size > 0
+    texts += [f.read_bytes().decode("latin-1") for f in files]
+    assert any("SUBMIT_ORDER" in t for t in texts[-len(files):])  # the session is in there
     assert any("HTTP 503" in t for t in texts)                    # the failures did produce text
     assert any(r.name.startswith("httpx") for r in caplog.records)
     _assert_clean(texts, "the session")

@@ -111,18 +111,12 @@ class Probe:
         return int(code[6:]) if isinstance(code, str) and code.startswith("PROBE_") else None
 
 
-class DeferringVenue(Venue):
-    """Wraps a venue so that its answers are collected instead of returned to the kernel:
-    the suite then hands each to the kernel alone, in the order a path needs. A venue that
-    raises is answered as the kernel would answer it (REJECT / CANCEL_REJECT)."""
+class WrappedVenue(Venue):
+    """A venue around another (``inner``): the declarations are the inner venue's own, so
+    what the wrapper adds (deferring, recording) never changes a price, a size or an id."""
 
     def __init__(self, inner: Venue):
-        self.inner = inner
-        self.name = inner.name
-        self.capabilities = inner.capabilities
-        self.outbox: list[VenueEvent] = []
-        self.submitted: list = []
-        self._failures = 0
+        self.inner, self.name, self.capabilities = inner, inner.name, inner.capabilities
 
     def format_price(self, asset, price, side):
         return self.inner.format_price(asset, price, side)
@@ -135,6 +129,18 @@ class DeferringVenue(Venue):
 
     def client_order_id(self, intent):
         return self.inner.client_order_id(intent)
+
+
+class DeferringVenue(WrappedVenue):
+    """Wraps a venue so that its answers are collected instead of returned to the kernel:
+    the suite then hands each to the kernel alone, in the order a path needs. A venue that
+    raises is answered as the kernel would answer it (REJECT / CANCEL_REJECT)."""
+
+    def __init__(self, inner: Venue):
+        super().__init__(inner)
+        self.outbox: list[VenueEvent] = []
+        self.submitted: list = []
+        self._failures = 0
 
     def _call(self, method, order):
         try:

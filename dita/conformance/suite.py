@@ -24,38 +24,26 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import pytest
 
-from dita.conformance.driver import ENTRY_OFFSET, EXIT_OFFSET, Transition, lot_size, plan_for, replay
+from dita.conformance.driver import (ENTRY_OFFSET, EXIT_OFFSET, Transition, WrappedVenue, lot_size, plan_for,
+                                     replay)
 from dita.kernel import Kernel
 from dita.types import KernelIntent, VenueEvent
-from dita.venue import Venue
 
 
 
 # ---------------------------------------------------------------------------- helpers
 
-class RecordingVenue(Venue):
+class RecordingVenue(WrappedVenue):
     """The venue under test, with every event it reports kept (to deliver them again)."""
 
     def __init__(self, inner):
-        self.inner, self.name, self.capabilities = inner, inner.name, inner.capabilities
+        super().__init__(inner)
         self.events: list[VenueEvent] = []
 
     def _keep(self, events):
         events = list(events or ())
         self.events.extend(events)
         return events
-
-    def format_price(self, asset, price, side):
-        return self.inner.format_price(asset, price, side)
-
-    def format_quantity(self, asset, quantity):
-        return self.inner.format_quantity(asset, quantity)
-
-    def instruments(self):
-        return self.inner.instruments()
-
-    def client_order_id(self, intent):
-        return self.inner.client_order_id(intent)
 
     def submit(self, order):
         return self._keep(self.inner.submit(order))

@@ -93,7 +93,10 @@ class Kernel:
         self._order_slot: dict[str, int] = {}   # every client order id ever issued -> its slot
         self._orders: dict[str, Order] = {}     # client order id -> the order as submitted
         self.trades: list[dict] = []            # terminal records of closed trades
-        # client order id -> [size, value, fees] of the fills applied, for Venue.resume
+        # What was applied of each order's fills, for Venue.resume: the raw fills of the
+        # orders of current trades (appending is all the hot path does), folded into
+        # [size, value, fees] once the trade ends.
+        self._fills: dict[str, list[tuple]] = {}
         self._progress: dict[str, list[Decimal]] = {}
         # The orders of each slot's current trade, and, per order of an ended trade, the
         # event ids that trade applied: the engine forgets them when the slot starts a new
@@ -270,6 +273,7 @@ class Kernel:
             ended = frozenset(seen)
             for coid in self._slot_orders.pop(slot):
                 self._ended[coid] = ended
+                self._fold(coid)
         return result
 
     def _ended_duplicate(self, event: VenueEvent, slot: int) -> KernelOutcome | None:
@@ -309,18 +313,25 @@ class Kernel:
             journal.flush()
 
     def _note_fill(self, coid: str, size: Any, price: Any, fee: Any) -> None:
-        size, price = _dec(size), _dec(price)
-        p = self._progress.get(coid)
-        if p is None:
-            p = self._progress[coid] = [Decimal(0), Decimal(0), Decimal(0)]
-        p[0] += size
-        p[1] += size * price
-        if fee is not None:
-            p[2] += _dec(fee)
+        fills = self._fills.get(coid)
+        if fills is None:
+            self._fills[coid] = [(size, price, fee)]
+        else:
+            fills.append((size, price, fee))
+
+    def _fold(self, coid: str) -> list[Decimal]:
+        """The order's applied fills as [size, value, fees] (its raw fills folded in)."""
+        p = self._progress.get(coid) or [Decimal(0), Decimal(0), Decimal(0)]
+        for size, price, fee in self._fills.pop(coid, ()):
+            size = _dec(size)
+            p = [p[0] + size, p[1] + size * _dec(price), p[2] + (_dec(fee) if fee is not None else 0)]
+        if p[0] or coid in self._progress:
+            self._progress[coid] = p
+        return p
 
     def order_progress(self, client_order_id: str) -> OrderProgress:
         """What this kernel has applied of an order's fills (size, value, fees)."""
-        return OrderProgress(*self._progress.get(client_order_id, ()))
+        return OrderProgress(*self._fold(client_order_id))
 
     def _resume_venue(self) -> None:
         """Tells the venue, for every order a slot still considers working, how much of it
@@ -435,7 +446,7 @@ class Kernel:
             "slots": [self._rt.snapshot(i) for i in range(self.slots)],
             "account": self._rt.shared_snapshot(),
             "orders": {coid: _order_to_json(o) for coid, o in self._orders.items()},
-            "order_progress": {coid: [str(x) for x in p] for coid, p in self._progress.items()},
+            "order_progress": {coid: [str(x) for x in self._fold(coid)] for coid in [*self._progress, *self._fills]},
             "slot_orders": {str(slot): list(coids) for slot, coids in self._slot_orders.items()},
             "ended_orders": {coid: sorted(ids) for coid, ids in self._ended.items()},
             "trades": [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in t.items()} for t in self.trades],
@@ -461,6 +472,7 @@ class Kernel:
             k._order_slot[coid] = order.slot_id
         k.trades = [dict(t) for t in snapshot.get("trades") or ()]
         k._progress = {coid: [Decimal(x) for x in p] for coid, p in (snapshot.get("order_progress") or {}).items()}
+        k._fills = {}
         k._slot_orders = {int(slot): list(coids) for slot, coids in (snapshot.get("slot_orders") or {}).items()}
         k._ended = {coid: frozenset(ids) for coid, ids in (snapshot.get("ended_orders") or {}).items()}
         k._resume_venue()

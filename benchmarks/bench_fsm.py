@@ -283,7 +283,7 @@ def print_legend(workloads, fills: int) -> None:
         _say(f"  {w:9} venue (rust venue, kernel rows):     {venue.describe()}  -> {', '.join(venue.finals)}"
              + ("; the closing fill's WRITE_TERMINAL is answered with TERMINAL_WRITTEN inside the timed call"
                 if venue.feedback else ""))
-    _say("  Rust: payload Vec<Value>s built before the timer, one clone() per apply inside the timed loop (counted).")
+    _say("  Rust: payload Vec<Value>s built before the timer, one per apply (each apply consumes its own, as the Python binding's are).")
     _say("  kernel build+apply: per event, the event id f-string and the VenueEvent are built in the loop; the "
          "decimals are parsed once before it (as nautilus build+apply reuses its Quantity/Price objects).")
     _say("  Kernel rows: dita-mock's MockVenue made to answer nothing (acks and fills are the timed events); "

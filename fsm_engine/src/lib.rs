@@ -17,6 +17,8 @@ mod value;
 
 #[cfg(feature = "python")]
 mod python;
+#[cfg(feature = "python")]
+mod python_decimal;
 
 pub use expr::EvalError;
 pub use machine::{Machine, Problem, SpecError};

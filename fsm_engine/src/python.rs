@@ -5,13 +5,16 @@
 //! Every call is guarded so that a Rust panic surfaces as `EngineError`, never as a crash.
 
 use crate::machine::{Candidate, Handling, Machine as Compiled};
-use crate::runtime::{EngineError as RtError, InstanceSnapshot, Outcome, Runtime as Rt};
+use crate::runtime::{EngineError as RtError, InstanceSnapshot, Outcome as RtOutcome, Runtime as Rt};
+use crate::python_decimal::read_decimal;
 use crate::value::{parse_decimal, Ty, Value};
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::{PyTraverseError, PyVisit};
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use std::collections::HashMap;
 use rust_decimal::Decimal;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -47,12 +50,11 @@ fn rt_err(e: RtError) -> PyErr {
 }
 
 fn to_decimal(obj: &Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<Decimal> {
-    // The common case first: exactly a decimal.Decimal, read through its text (exact).
-    if obj.get_type().is(decimal_type(obj.py())?) {
-        let text = obj.str()?;
-        let text = text.to_str()?;
-        return parse_decimal(text)
-            .map_err(|_| EngineError::new_err(format!("{} must be a finite decimal number, got {text:?}", what())));
+    // The common case first: exactly a decimal.Decimal, read exactly (see python_decimal).
+    let dec = decimal_type(obj.py())?;
+    if obj.get_type().is(dec) {
+        return read_decimal(obj, dec)?
+            .map_err(|text| EngineError::new_err(format!("{} must be a finite decimal number, got {text:?}", what())));
     }
     let bad = |got: String| EngineError::new_err(format!("{} must be a decimal number, got {got}", what()));
     if obj.is_instance_of::<PyBool>() {
@@ -139,6 +141,40 @@ fn from_value(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
             PyTuple::new(py, objs)?.into_any().unbind()
         }
     })
+}
+
+/// Reads the payload of event `ei` from `payload`: any object whose attributes (or a dict
+/// whose keys) are the event's declared fields; a missing field is null.
+fn read_payload(py: Python<'_>, m: &Machine, ei: usize, payload: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Value>> {
+    let def = &m.inner.events[ei];
+    let event = &def.name;
+    let mut values = Vec::with_capacity(def.fields.len());
+    if def.fields.is_empty() {
+        return Ok(values);
+    }
+    let Some(obj) = payload else {
+        return Err(EngineError::new_err(format!("event {event} needs a payload")));
+    };
+    let dict = obj.cast::<PyDict>().ok();
+    for (f, pyname) in def.fields.iter().zip(&m.event_fields[ei]) {
+        let item = match dict {
+            Some(d) => d.get_item(pyname.bind(py))?,
+            None => match obj.getattr(pyname.bind(py)) {
+                Ok(v) => Some(v),
+                Err(e) if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) => None,
+                Err(e) => return Err(e),
+            },
+        };
+        // A field with a default may be left out or None: the engine supplies the default.
+        let optional = f.nullable || !f.default.is_null();
+        let v = match item {
+            Some(v) => to_value(&v, f.ty, optional, &|| format!("event {event}: field '{}'", f.name))?,
+            None if optional => Value::Null,
+            None => return Err(EngineError::new_err(format!("event {event}: field '{}' is missing", f.name))),
+        };
+        values.push(v);
+    }
+    Ok(values)
 }
 
 /// A compiled machine.
@@ -284,10 +320,82 @@ impl Machine {
 pub struct Runtime {
     rt: Rt,
     machine: Py<Machine>,
+    /// Which instance takes the events that carry a given routing key (see `dispatch`).
+    routes: HashMap<Box<str>, Route, foldhash::fast::RandomState>,
+    dispatcher: Option<Dispatcher>,
+}
+
+struct Route {
+    instance: usize,
+    /// Where the accepted events of the logged kinds for this key are appended.
+    log: Option<Py<PyList>>,
+}
+
+/// How `dispatch` reads an event object and what it builds (set by `configure_dispatch`).
+struct Dispatcher {
+    event_type: Py<PyType>,
+    kind_attr: Py<PyString>,
+    key_attr: Py<PyString>,
+    outcome_type: Py<PyType>,
+    fallback: Py<PyAny>,
+    /// Per event index: whether accepted events of that kind go to the route's log.
+    logged: Vec<bool>,
+}
+
+/// What one call did, as a Python object: the engine's outcome with the names the caller
+/// reads. Subclassable, so that an application can give it its own name and extra views.
+#[pyclass(frozen, subclass, module = "dita._engine")]
+pub struct Outcome {
+    #[pyo3(get)]
+    accepted: bool,
+    #[pyo3(get)]
+    diagnostic_code: Py<PyAny>,
+    #[pyo3(get)]
+    state: Py<PyAny>,
+    #[pyo3(get)]
+    instance: Py<PyAny>,
+    #[pyo3(get)]
+    transitions: Py<PyAny>,
+    #[pyo3(get)]
+    emitted_events: Py<PyAny>,
+    #[pyo3(get)]
+    refused_events: Py<PyAny>,
+    #[pyo3(get)]
+    message: Py<PyAny>,
+}
+
+#[pymethods]
+impl Outcome {
+    #[new]
+    #[pyo3(signature = (accepted, diagnostic_code, state, instance, transitions=None, emitted_events=None, refused_events=None, message=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        accepted: bool,
+        diagnostic_code: Py<PyAny>,
+        state: Py<PyAny>,
+        instance: Py<PyAny>,
+        transitions: Option<Py<PyAny>>,
+        emitted_events: Option<Py<PyAny>>,
+        refused_events: Option<Py<PyAny>>,
+        message: Option<Py<PyAny>>,
+    ) -> Outcome {
+        let empty = || PyTuple::empty(py).into_any().unbind();
+        Outcome {
+            accepted,
+            diagnostic_code,
+            state,
+            instance,
+            transitions: transitions.unwrap_or_else(empty),
+            emitted_events: emitted_events.unwrap_or_else(empty),
+            refused_events: refused_events.unwrap_or_else(empty),
+            message: message.unwrap_or_else(|| py.None()),
+        }
+    }
 }
 
 impl Runtime {
-    fn outcome<'py>(&self, py: Python<'py>, out: Outcome) -> PyResult<Bound<'py, PyTuple>> {
+    fn outcome<'py>(&self, py: Python<'py>, out: RtOutcome) -> PyResult<Bound<'py, PyTuple>> {
         let m = self.machine.get();
         let transition = match out.transition {
             Some(t) => PyTuple::new(
@@ -347,6 +455,86 @@ impl Runtime {
     }
 }
 
+enum Dispatched {
+    Done(Py<PyAny>),
+    Fallback(Py<PyAny>, Py<PyAny>),
+}
+
+impl Runtime {
+    fn dispatch_fast(&mut self, event: &Bound<'_, PyAny>) -> PyResult<Dispatched> {
+        let py = event.py();
+        let Some(d) = &self.dispatcher else {
+            return Err(EngineError::new_err("dispatch is not configured (call configure_dispatch first)"));
+        };
+        let fallback = || Ok(Dispatched::Fallback(d.fallback.clone_ref(py), py.None()));
+        if !event.get_type().is(d.event_type.bind(py)) {
+            return fallback();
+        }
+        let key = event.getattr(d.key_attr.bind(py))?;
+        let Ok(key) = key.cast::<PyString>() else { return fallback() };
+        let Some(route) = self.routes.get(key.to_str()?) else { return fallback() };
+        let kind = event.getattr(d.kind_attr.bind(py))?;
+        let m = self.machine.get();
+        // Event names are interned, and so usually is the caller's: compare pointers first.
+        let ei = match m.event_names.iter().position(|n| n.as_ptr() == kind.as_ptr()) {
+            Some(i) => i,
+            None => match kind.cast::<PyString>() {
+                Ok(k) => match m.inner.event_index(k.to_str()?) {
+                    Some(i) => i,
+                    None => return fallback(),
+                },
+                Err(_) => return fallback(),
+            },
+        };
+        let Ok(values) = read_payload(py, m, ei, Some(event)) else { return fallback() };
+        let instance = route.instance;
+        let out = match self.rt.apply(instance, ei, values) {
+            Ok(out) => out,
+            Err(_) => return fallback(),
+        };
+        if out.accepted && d.logged[ei] {
+            if let Some(log) = &route.log {
+                log.bind(py).append(event)?;
+            }
+        }
+        if !out.effects.is_empty() {
+            let applied = self.outcome(py, out)?.into_any().unbind();
+            return Ok(Dispatched::Fallback(d.fallback.clone_ref(py), applied));
+        }
+        let transitions = match out.transition {
+            Some(t) => {
+                let tr = PyTuple::new(
+                    py,
+                    [m.state_names[t.from].clone_ref(py), m.event_names[t.event].clone_ref(py), m.state_names[t.to].clone_ref(py)],
+                )?;
+                PyTuple::new(py, [tr])?.into_any().unbind()
+            }
+            None => PyTuple::empty(py).into_any().unbind(),
+        };
+        let empty = PyTuple::empty(py).into_any().unbind();
+        let outcome = Outcome {
+            accepted: out.accepted,
+            diagnostic_code: m.diagnostic_names[out.diagnostic].clone_ref(py).into_any(),
+            state: m.state_names[out.state].clone_ref(py).into_any(),
+            instance: instance.into_pyobject(py)?.into_any().unbind(),
+            transitions,
+            emitted_events: empty.clone_ref(py),
+            refused_events: empty,
+            message: match out.message {
+                Some(text) => PyString::new(py, &text).into_any().unbind(),
+                None => py.None(),
+            },
+        };
+        // SAFETY: `outcome_type` was checked to be a subclass of `Outcome` when the
+        // dispatcher was configured, and is kept alive by it.
+        let obj = unsafe {
+            pyo3::impl_::pymethods::tp_new_impl(py, PyClassInitializer::from(outcome), d.outcome_type.as_ptr() as *mut pyo3::ffi::PyTypeObject)?
+        };
+        // SAFETY: tp_new_impl returns a new, owned reference.
+        Ok(Dispatched::Done(unsafe { Py::from_owned_ptr(py, obj) }))
+    }
+}
+
 #[pymethods]
 impl Runtime {
     /// `Runtime(machine, instances, shared=None)`: `shared` overrides shared-record defaults.
@@ -367,7 +555,7 @@ impl Runtime {
         }
         let _ = py;
         let rt = guarded("Runtime()", || Rt::new(m, instances, &overrides).map_err(rt_err))?;
-        Ok(Runtime { rt, machine })
+        Ok(Runtime { rt, machine, routes: HashMap::default(), dispatcher: None })
     }
 
     fn __len__(&self) -> usize {
@@ -396,35 +584,112 @@ impl Runtime {
                 .inner
                 .event_index(event)
                 .ok_or_else(|| EngineError::new_err(format!("unknown event '{event}' (events: {})", m.inner.events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", "))))?;
-            let def = &m.inner.events[ei];
-            let mut values = Vec::with_capacity(def.fields.len());
-            if !def.fields.is_empty() {
-                let Some(obj) = payload else {
-                    return Err(EngineError::new_err(format!("event {event} needs a payload")));
-                };
-                let dict = obj.cast::<PyDict>().ok();
-                for (f, pyname) in def.fields.iter().zip(&m.event_fields[ei]) {
-                    let item = match dict {
-                        Some(d) => d.get_item(pyname.bind(py))?,
-                        None => match obj.getattr(pyname.bind(py)) {
-                            Ok(v) => Some(v),
-                            Err(e) if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) => None,
-                            Err(e) => return Err(e),
-                        },
-                    };
-                    // A field with a default may be left out or None: the engine supplies the default.
-                    let optional = f.nullable || !f.default.is_null();
-                    let v = match item {
-                        Some(v) => to_value(&v, f.ty, optional, &|| format!("event {event}: field '{}'", f.name))?,
-                        None if optional => Value::Null,
-                        None => return Err(EngineError::new_err(format!("event {event}: field '{}' is missing", f.name))),
-                    };
-                    values.push(v);
-                }
-            }
+            let values = read_payload(py, m, ei, payload)?;
             let out = self.rt.apply(instance, ei, values).map_err(rt_err)?;
             self.outcome(py, out)
         })
+    }
+
+    // -------------------------------------------------------------- routing and dispatch
+
+    /// Routes events whose routing key is `key` to `instance`. With `log`, the accepted
+    /// events of the logged kinds for this key are appended to that list.
+    #[pyo3(signature = (key, instance, log=None))]
+    fn route(&mut self, key: &str, instance: usize, log: Option<Bound<'_, PyList>>) -> PyResult<()> {
+        if instance >= self.rt.len() {
+            return Err(rt_err(RtError::NoSuchInstance { index: instance, count: self.rt.len() }));
+        }
+        self.routes.insert(key.into(), Route { instance, log: log.map(Bound::unbind) });
+        Ok(())
+    }
+
+    /// The dispatcher's fallback usually refers back to the object that owns this runtime:
+    /// let the garbage collector see (and break) that cycle.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.machine)?;
+        if let Some(d) = &self.dispatcher {
+            visit.call(&d.fallback)?;
+            visit.call(&d.event_type)?;
+            visit.call(&d.outcome_type)?;
+        }
+        for route in self.routes.values() {
+            if let Some(log) = &route.log {
+                visit.call(log)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.dispatcher = None;
+        self.routes.clear();
+    }
+
+    /// Stops routing `key`; its events go to the fallback.
+    fn unroute(&mut self, key: &str) {
+        self.routes.remove(key);
+    }
+
+    fn clear_routes(&mut self) {
+        self.routes.clear();
+    }
+
+    /// The instance `key` routes to, or None.
+    fn routed(&self, key: &str) -> Option<usize> {
+        self.routes.get(key).map(|r| r.instance)
+    }
+
+    /// Configures `dispatch`: events are objects of exactly `event_type` whose attribute
+    /// `kind_attr` names the event and `key_attr` holds the routing key; outcomes are built
+    /// as `outcome_type` (a subclass of `Outcome`); `logged` names the event kinds whose
+    /// accepted events go to their route's log; `fallback(event, applied)` handles what the
+    /// fast path does not (see `dispatch`).
+    fn configure_dispatch(
+        &mut self,
+        event_type: Bound<'_, PyType>,
+        kind_attr: Bound<'_, PyString>,
+        key_attr: Bound<'_, PyString>,
+        outcome_type: Bound<'_, PyType>,
+        fallback: Bound<'_, PyAny>,
+        logged: Vec<String>,
+    ) -> PyResult<()> {
+        let py = event_type.py();
+        if !outcome_type.is_subclass(&py.get_type::<Outcome>())? {
+            return Err(EngineError::new_err(format!("outcome_type must be a subclass of Outcome, got {}", outcome_type.name()?)));
+        }
+        if !fallback.is_callable() {
+            return Err(EngineError::new_err("fallback must be callable"));
+        }
+        let m = &self.machine.get().inner;
+        let mut flags = vec![false; m.events.len()];
+        for name in &logged {
+            let i = m.event_index(name).ok_or_else(|| EngineError::new_err(format!("logged: unknown event '{name}'")))?;
+            flags[i] = true;
+        }
+        self.dispatcher = Some(Dispatcher {
+            event_type: event_type.unbind(),
+            kind_attr: PyString::intern(py, kind_attr.to_str()?).unbind(),
+            key_attr: PyString::intern(py, key_attr.to_str()?).unbind(),
+            outcome_type: outcome_type.unbind(),
+            fallback: fallback.unbind(),
+            logged: flags,
+        });
+        Ok(())
+    }
+
+    /// Applies an event object to the instance its routing key names, entirely here when
+    /// it can: the event is of the configured type, its key is routed, its kind and payload
+    /// are valid and the outcome has no effects. Then the outcome is built as the configured
+    /// outcome type with the event's transition. Otherwise `fallback(event, applied)` is
+    /// returned: `applied` is None when nothing was applied, or the `apply` result tuple of
+    /// an event that was applied but emitted effects for the caller to perform.
+    fn dispatch(slf: &Bound<'_, Self>, event: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let step = guarded("dispatch", || slf.borrow_mut().dispatch_fast(event))?;
+        match step {
+            Dispatched::Done(outcome) => Ok(outcome),
+            Dispatched::Fallback(fallback, applied) => fallback.call1(py, (event, applied)),
+        }
     }
 
     fn state(&self, py: Python<'_>, instance: usize) -> PyResult<Py<PyString>> {
@@ -565,6 +830,7 @@ fn json_to_py(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> {
 fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Machine>()?;
     m.add_class::<Runtime>()?;
+    m.add_class::<Outcome>()?;
     m.add("EngineError", m.py().get_type::<EngineError>())?;
     m.add("SpecError", m.py().get_type::<SpecError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -496,7 +496,7 @@ fn run_actions(
             _ => (&m.record[a.index], &mut *rw),
         };
         if v.is_null() && !field.nullable {
-            return Err(EvalError(format!("'{}' is not nullable but would be set to null", field.name)));
+            return Err(EvalError(format!("'{}' is not nullable but would be set to null", field.name).into()));
         }
         writes.set(a.index, v);
     }
@@ -507,7 +507,7 @@ fn run_actions(
         for (f, e) in def.fields.iter().zip(&call.args) {
             let v = e.eval(&view)?.coerce(f.ty);
             if v.is_null() && !f.nullable {
-                return Err(EvalError(format!("effect {}: field '{}' would be null", def.name, f.name)));
+                return Err(EvalError(format!("effect {}: field '{}' would be null", def.name, f.name).into()));
             }
             args.push(v);
         }

@@ -201,6 +201,7 @@ def captured_payloads(plan: Plan) -> tuple[list, list]:
     k = new_kernel(plan.per_seq)
     rec = _Recorder(k._rt)
     k._rt = rec
+    del k.on_venue_event  # the general path, which hands every event to Runtime.apply
     coids: dict = {}
     result = []
     for steps in (plan.setup, plan.timed):

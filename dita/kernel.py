@@ -25,7 +25,6 @@ from dita.types import (AccountView, Instrument, KernelIntent, KernelOutcome, Or
 from dita.venue import Venue
 
 SNAPSHOT_FORMAT = 1
-_EMPTY = ()
 _FILL_EVENTS = frozenset({"PARTIALLY_FILLED", "FULL_FILL"})
 # What a venue may repeat about an order without anything being wrong.
 _EXPLAINED_REFUSALS = frozenset({"DUPLICATE_EVENT", "STALE_EVENT"})
@@ -66,11 +65,11 @@ class Kernel:
             spec_text = None  # load_machine below reports the unreadable file
         self._setup(venue, slots, capital, load_machine(spec), spec, venue_options)
         if journal is not None:
-            self._journal = Journal.create(journal, {
+            self._attach_journal(Journal.create(journal, {
                 "slots": self.slots, "starting_capital": str(self.account.starting_capital),
                 "machine": self.machine.name, "spec_text": spec_text, "spec_source": str(spec_path),
                 "venue": self.venue.name or type(self.venue).__name__, "dita_version": _version(),
-            }, durability=durability)
+            }, durability=durability))
 
     def _setup(self, venue, slots, capital, machine, spec, venue_options) -> None:
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
@@ -89,14 +88,18 @@ class Kernel:
         self.machine = machine
         self.spec_path = spec
         self._rt = _engine.Runtime(self.machine, slots, {"starting_capital": capital, "capital": capital})
+        # Venue events are routed by client order id inside the engine; the accepted fills of
+        # each routed order are appended to its list in self._fills (see order_progress).
+        self._rt.configure_dispatch(VenueEvent, "kind", "client_order_id", KernelOutcome,
+                                    self._venue_event_fallback, sorted(_FILL_EVENTS))
         self.slots = slots
         self._order_slot: dict[str, int] = {}   # every client order id ever issued -> its slot
         self._orders: dict[str, Order] = {}     # client order id -> the order as submitted
         self.trades: list[dict] = []            # terminal records of closed trades
-        # What was applied of each order's fills, for Venue.resume: the raw fills of the
-        # orders of current trades (appending is all the hot path does), folded into
-        # [size, value, fees] once the trade ends.
-        self._fills: dict[str, list[tuple]] = {}
+        # What was applied of each order's fills, for Venue.resume: the accepted fill events
+        # of the orders of current trades (appending is all the hot path does), folded into
+        # [size, value, fees] when asked and once the trade ends.
+        self._fills: dict[str, list[VenueEvent]] = {}
         self._progress: dict[str, list[Decimal]] = {}
         # The orders of each slot's current trade, and, per order of an ended trade, the
         # event ids that trade applied: the engine forgets them when the slot starts a new
@@ -105,6 +108,15 @@ class Kernel:
         self._ended: dict[str, frozenset[str]] = {}
         self._journal: Journal | None = None
         self._replaying = False
+        # Without a journal, venue events take the engine's native path: this instance's
+        # on_venue_event is the engine's dispatcher, which applies a routed event with no
+        # effects entirely in Rust and hands anything else to _venue_event_fallback.
+        self.on_venue_event = self._rt.dispatch
+
+    def _attach_journal(self, journal: Journal) -> None:
+        """Journals everything from now on; every venue event then takes the general path."""
+        self._journal = journal
+        self.__dict__.pop("on_venue_event", None)
 
     @property
     def journal(self) -> Journal | None:
@@ -236,7 +248,18 @@ class Kernel:
     # ------------------------------------------------------------------ venue events
 
     def on_venue_event(self, event: VenueEvent) -> KernelOutcome:
-        """Applies one venue event to the slot that owns its order."""
+        """Applies one venue event to the slot that owns its order.
+
+        Without a journal each kernel binds this name to the engine's native dispatcher,
+        which calls back :meth:`_venue_event_fallback` for whatever it does not finish
+        itself; the result is the same either way."""
+        return self._venue_event_fallback(event, None)
+
+    def _venue_event_fallback(self, event: VenueEvent, applied: tuple | None) -> KernelOutcome:
+        """The general path of a venue event. ``applied`` is the engine's result when the
+        dispatcher already applied the event (and logged its fill) but left its effects."""
+        if applied is not None:
+            return self._finish(self._order_slot[event.client_order_id], applied, None)
         if type(event) is not VenueEvent:
             raise InvalidInputError(f"on_venue_event takes a dita.VenueEvent, got {type(event).__name__}")
         if self._journal is not None:
@@ -257,10 +280,7 @@ class Kernel:
         except _engine.EngineError as exc:
             raise InvalidInputError(f"venue event {event.event_id!r} for slot {slot}: {exc}") from None
         if result[0] and event.kind in _FILL_EVENTS:
-            self._note_fill(event.client_order_id, event.filled_size, event.fill_price, event.fee)
-        if result[4] is _EMPTY or not result[4]:  # no effects: the common, fast case
-            tr = result[3]
-            return KernelOutcome(result[0], result[1], result[2], slot, (tr,) if tr else _EMPTY, _EMPTY, _EMPTY, result[5])
+            self._note_fill(event)
         return self._finish(slot, result, None)
 
     def _engine_apply(self, slot: int, kind: str, payload: Any) -> tuple:
@@ -274,6 +294,8 @@ class Kernel:
             for coid in self._slot_orders.pop(slot):
                 self._ended[coid] = ended
                 self._fold(coid)
+                self._fills.pop(coid, None)
+                self._rt.unroute(coid)  # its events now need the ended-order checks
         return result
 
     def _ended_duplicate(self, event: VenueEvent, slot: int) -> KernelOutcome | None:
@@ -307,27 +329,42 @@ class Kernel:
             except _engine.EngineError as exc:
                 raise InvalidInputError(f"venue event {event.event_id!r} for slot {slot}: {exc}") from None
             if result[0] and event.kind in _FILL_EVENTS:
-                self._note_fill(event.client_order_id, event.filled_size, event.fill_price, event.fee)
+                self._note_fill(event)
             return self._finish(slot, result, None)
         finally:
             journal.flush()
 
-    def _note_fill(self, coid: str, size: Any, price: Any, fee: Any) -> None:
-        fills = self._fills.get(coid)
+    def _note_fill(self, event: VenueEvent) -> None:
+        """Keeps an applied fill (the dispatcher does this itself for routed orders)."""
+        fills = self._fills.get(event.client_order_id)
         if fills is None:
-            self._fills[coid] = [(size, price, fee)]
+            self._fills[event.client_order_id] = [event]
         else:
-            fills.append((size, price, fee))
+            fills.append(event)
 
     def _fold(self, coid: str) -> list[Decimal]:
-        """The order's applied fills as [size, value, fees] (its raw fills folded in)."""
+        """The order's applied fills as [size, value, fees] (its kept fills folded in)."""
         p = self._progress.get(coid) or [Decimal(0), Decimal(0), Decimal(0)]
-        for size, price, fee in self._fills.pop(coid, ()):
-            size = _dec(size)
-            p = [p[0] + size, p[1] + size * _dec(price), p[2] + (_dec(fee) if fee is not None else 0)]
+        fills = self._fills.get(coid)
+        if fills:
+            for ev in fills:
+                size = _dec(ev.filled_size)
+                p = [p[0] + size, p[1] + size * _dec(ev.fill_price), p[2] + (_dec(ev.fee) if ev.fee is not None else 0)]
+            fills.clear()  # the same list stays the order's log in the engine's route
         if p[0] or coid in self._progress:
             self._progress[coid] = p
         return p
+
+    def _route(self, coid: str, slot: int) -> None:
+        self._rt.route(coid, slot, self._fills.setdefault(coid, []))
+
+    def _sync_routes(self) -> None:
+        """Routes every order of a current trade to its slot (after a restore or reconcile);
+        orders of ended trades stay unrouted so that their events get the ended-order checks."""
+        self._rt.clear_routes()
+        for coid, slot in self._order_slot.items():
+            if coid not in self._ended:
+                self._route(coid, slot)
 
     def order_progress(self, client_order_id: str) -> OrderProgress:
         """What this kernel has applied of an order's fills (size, value, fees)."""
@@ -379,7 +416,7 @@ class Kernel:
             if not r[0]:
                 refused.append((event, r[1], r[5]))
             elif event.kind in _FILL_EVENTS:
-                self._note_fill(event.client_order_id, event.filled_size, event.fill_price, event.fee)
+                self._note_fill(event)
             self._perform(target, r[4], None, transitions, pending)
         return KernelOutcome(accepted, code, self._rt.state(slot), slot, tuple(transitions), tuple(emitted),
                              tuple(refused), message)
@@ -400,6 +437,7 @@ class Kernel:
                     metadata=dict(intent.metadata) if intent else {},
                 )
                 self._order_slot[order.client_order_id] = slot
+                self._route(order.client_order_id, slot)
                 self._orders[order.client_order_id] = order
                 self._slot_orders.setdefault(slot, []).append(order.client_order_id)
                 if not self._replaying:
@@ -446,11 +484,16 @@ class Kernel:
             "slots": [self._rt.snapshot(i) for i in range(self.slots)],
             "account": self._rt.shared_snapshot(),
             "orders": {coid: _order_to_json(o) for coid, o in self._orders.items()},
-            "order_progress": {coid: [str(x) for x in self._fold(coid)] for coid in [*self._progress, *self._fills]},
+            "order_progress": self._progress_json(),
             "slot_orders": {str(slot): list(coids) for slot, coids in self._slot_orders.items()},
             "ended_orders": {coid: sorted(ids) for coid, ids in self._ended.items()},
             "trades": [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in t.items()} for t in self.trades],
         }
+
+    def _progress_json(self) -> dict:
+        for coid in list(self._fills):
+            self._fold(coid)
+        return {coid: [str(x) for x in p] for coid, p in self._progress.items()}
 
     @classmethod
     def restore(cls, snapshot: Mapping[str, Any], venue: str | Venue = "mock", spec: str | Path | None = None,
@@ -475,6 +518,7 @@ class Kernel:
         k._fills = {}
         k._slot_orders = {int(slot): list(coids) for slot, coids in (snapshot.get("slot_orders") or {}).items()}
         k._ended = {coid: frozenset(ids) for coid, ids in (snapshot.get("ended_orders") or {}).items()}
+        k._sync_routes()
         k._resume_venue()
         return k
 
@@ -503,7 +547,7 @@ class Kernel:
         except BaseException:
             j.close()
             raise
-        k._journal = j
+        k._attach_journal(j)
         k._resume_venue()
         k.recovery_report = k.sync_with_venue() if sync else []
         return k
@@ -528,8 +572,7 @@ class Kernel:
                             f"says {d['diagnostic']}, the engine now says {last[1]}: {last[5]}")
                     self._perform(rec.slot, last[4], intent if d["source"] == "intent" else None, [], deque())
                     if last[0] and d["event"] in _FILL_EVENTS:
-                        p = d["payload"]
-                        self._note_fill(p["client_order_id"], p["filled_size"], p["fill_price"], p.get("fee"))
+                        self._note_fill(VenueEvent(**d["payload"]))
                 elif rec.kind == "reconcile":
                     try:
                         self.reconcile({int(sid): snap for sid, snap in rec.data["slots"].items()})
@@ -623,6 +666,7 @@ class Kernel:
             for key in ("entry_client_order_id", "exit_client_order_id"):
                 if record.get(key):
                     self._order_slot.setdefault(record[key], sid)
+        self._sync_routes()
 
     def _replace(self, snaps: dict, shared: Mapping | None) -> None:
         bad = [f"slot {sid!r}: no such slot (this kernel has {self.slots})" for sid in snaps

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
+from dita import _engine
 from dita.errors import InvalidInputError
 
 INTENT_ACTIONS = ("ENTER", "EXIT", "CANCEL")
@@ -131,26 +132,22 @@ class VenueEvent:
         return "VenueEvent(" + ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items()) + ")"
 
 
-class KernelOutcome:
+class KernelOutcome(_engine.Outcome):
     """What one call did. ``accepted``/``diagnostic_code``/``message`` describe the call's own
     intent or event; ``state`` is the slot's state after every venue event the call caused;
     ``transitions`` lists every transition of the call in order, each a
     ``(from_state, event, to_state)`` tuple; ``emitted_events`` are the venue events the call
-    produced; ``refused_events`` pairs each of those the machine refused with its diagnostic."""
+    produced; ``refused_events`` pairs each of those the machine refused with its diagnostic.
 
-    __slots__ = ("accepted", "diagnostic_code", "state", "slot_id", "transitions", "emitted_events",
-                 "refused_events", "message")
+    ``KernelOutcome(accepted, diagnostic_code, state, slot_id, transitions=(),
+    emitted_events=(), refused_events=(), message=None)``. The engine's outcome type, under
+    the kernel's names: the engine builds it directly on the venue-event fast path."""
 
-    def __init__(self, accepted, diagnostic_code, state, slot_id, transitions=(), emitted_events=(),
-                 refused_events=(), message=None):
-        self.accepted = accepted
-        self.diagnostic_code = diagnostic_code
-        self.state = state
-        self.slot_id = slot_id
-        self.transitions = transitions
-        self.emitted_events = emitted_events
-        self.refused_events = refused_events
-        self.message = message
+    __slots__ = ()
+
+    @property
+    def slot_id(self) -> int | None:
+        return self.instance
 
     def __repr__(self) -> str:
         return (f"KernelOutcome(accepted={self.accepted}, diagnostic_code={self.diagnostic_code!r}, "

@@ -1,0 +1,145 @@
+"""The venue-event fast path: without a journal, ``Kernel.on_venue_event`` is the engine's
+native dispatcher. It must give exactly what the general (Python) path gives — the same
+outcomes, slots, account, journal-free order progress — for good and bad events alike."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+import dita
+from conftest import D, enter, exit_, make_kernel
+from dita_mock import MockVenue
+
+
+class QuietVenue(MockVenue):
+    """Answers nothing, so that every venue event is delivered by the test."""
+
+    def submit(self, order):
+        super().submit(order)
+        return []
+
+    def cancel(self, order):
+        super().cancel(order)
+        return []
+
+
+def quiet_kernel(general: bool):
+    k = dita.Kernel(venue=QuietVenue(prices={"BTC-USDT": "60000"}), slots=2, capital=D("1000"))
+    if general:
+        del k.on_venue_event  # the class's method: the general path
+    return k
+
+
+def outcome_fields(o):
+    return (o.accepted, o.diagnostic_code, o.state, o.slot_id, tuple(o.transitions), tuple(o.emitted_events),
+            tuple((e, c) for e, c, _m in o.refused_events), o.message)
+
+
+def script(k):
+    """Intents and venue events of every kind, good and bad; yields what each call gave."""
+    V = dita.VenueEvent
+    yield enter(k, 0, "e1", "t1", size="0.010", order_type="LIMIT", limit_price="59000")
+    e1 = k.slot(0).active_entry_order.client_order_id
+    yield enter(k, 1, "e2", "t2", size="0.004", order_type="LIMIT", limit_price="59000")
+    e2 = k.slot(1).active_entry_order.client_order_id
+    events = [
+        V("ORDER_ACK", "a1", e1, "V1"),
+        V("ORDER_ACK", "a1", e1, "V1"),                                         # duplicate
+        V("PARTIALLY_FILLED", "f1", e1, "V1", D("0.004"), D("59000.5"), D("0.01")),
+        V("PARTIALLY_FILLED", "f1", e1, "V1", D("0.004"), D("59000.5"), D("0.01")),  # duplicate
+        V("PARTIALLY_FILLED", "f2", e1, "V1", D("0.1"), D("59000"), D("0.01")),       # overfill
+        V("PARTIALLY_FILLED", "f3", e1, "V1", D("0"), D("59000"), D("0.01")),         # bad size
+        V("PARTIALLY_FILLED", "f4", "nobody", "V9", D("0.001"), D("59000"), None),    # unknown order
+        V("PARTIALLY_FILLED", "f5", e1, "V1", D("0.002"), D("58999.5"), None),        # no fee
+        V("CANCEL_REJECT", "r1", e1, "V1", reason="too late"),                        # stale
+        V("FULL_FILL", "f6", e1, "V1", D("0.004"), D("59001"), D("0.02")),
+        V("FULL_FILL", "g1", e2, "V2", D("0.004"), D("59000"), D("0.01")),
+    ]
+    for ev in events:
+        yield k.on_venue_event(ev)
+    yield exit_(k, 0, "x1", order_type="LIMIT", limit_price="61000")
+    x1 = k.slot(0).active_exit_order.client_order_id
+    for ev in [
+        V("ORDER_ACK", "xa", x1, "VX"),
+        V("PARTIALLY_FILLED", "xf1", x1, "VX", D("0.003"), D("61000"), D("0.01")),
+        V("PARTIALLY_FILLED", "late", e1, "V1", D("0.001"), D("59000"), D("0")),      # late entry fill: overfill
+        V("FULL_FILL", "xf2", x1, "VX", D("0.007"), D("61000.5"), D("0.02")),         # closes: effects
+        V("FULL_FILL", "xf2", x1, "VX", D("0.007"), D("61000.5"), D("0.02")),         # ended trade: duplicate
+    ]:
+        yield k.on_venue_event(ev)
+    yield enter(k, 0, "e3", "t3", size="0.002", order_type="LIMIT", limit_price="59000")
+    for ev in [
+        V("FULL_FILL", "xf2", x1, "VX", D("0.007"), D("61000.5"), D("0.02")),         # ended order, re-delivered
+        V("PARTIALLY_FILLED", "new", x1, "VX", D("0.001"), D("61000"), D("0")),       # ended order, new fill: frozen
+    ]:
+        yield k.on_venue_event(ev)
+
+
+def test_the_native_dispatcher_gives_what_the_general_path_gives():
+    fast, general = quiet_kernel(False), quiet_kernel(True)
+    assert "on_venue_event" in vars(fast) and "on_venue_event" not in vars(general)
+    got_fast = [outcome_fields(o) for o in script(fast)]
+    got_general = [outcome_fields(o) for o in script(general)]
+    assert got_fast == got_general
+    codes = [o[1] for o in got_fast]
+    for code in ("DUPLICATE_EVENT", "OVERFILL", "INVALID_EVENT", "UNKNOWN_ORDER", "STALE_EVENT"):
+        assert code in codes
+    assert fast.slot(0).fsm_state == "FROZEN" and fast.slot(1).fsm_state == "POSITION_OPEN"
+    snap_fast, snap_general = fast.snapshot(), general.snapshot()
+    assert snap_fast == snap_general
+    e1 = snap_fast["slots"][1]["record"]["entry_client_order_id"]
+    assert fast.order_progress(e1) == general.order_progress(e1) == dita.OrderProgress(
+        D("0.004"), D("236.000"), D("0.01"))
+
+
+def test_the_native_dispatcher_refuses_bad_input_with_the_same_clear_error():
+    k = quiet_kernel(False)
+    enter(k, 0, "e1", "t1", order_type="LIMIT", limit_price="59000")
+    coid = k.slot(0).active_entry_order.client_order_id
+    before = k.snapshot()
+    with pytest.raises(dita.InvalidInputError, match="on_venue_event takes a dita.VenueEvent, got dict"):
+        k.on_venue_event({"kind": "ORDER_ACK"})
+    with pytest.raises(dita.InvalidInputError, match="filled_size"):
+        k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f1", coid, "V1", "lots", D("1"), None))
+    with pytest.raises(dita.InvalidInputError, match="unknown event 'FILLED'"):
+        k.on_venue_event(dita.VenueEvent("FILLED", "f1", coid, "V1"))
+    assert k.snapshot() == before
+
+
+@pytest.mark.parametrize("text", [
+    "0.002", "1", "0.1", "1.000", "1E-3", "12345678901234567890.5", "0.0000000000000000000000000001",
+    "79228162514264337593543950335", "2E+2", "1.0E+1", "0E-5", "-0", "-12.5", "9999999999999999999.9",
+])
+def test_decimals_are_read_exactly_whatever_their_form(text):
+    """The engine reads a Decimal straight from its object when it can; every form must
+    give exactly the number its text names."""
+    value = Decimal(text)
+    rt = dita._engine.Runtime(make_kernel().machine, 1, {"starting_capital": value, "capital": value})
+    assert rt.shared()["capital"] == value
+    assert Decimal(rt.shared_snapshot()["capital"]) == value
+
+
+@pytest.mark.parametrize("text", ["NaN", "sNaN", "Infinity", "-Infinity"])
+def test_a_decimal_that_is_not_a_number_is_refused_by_name(text):
+    k = quiet_kernel(False)
+    enter(k, 0, "e1", "t1", order_type="LIMIT", limit_price="59000")
+    coid = k.slot(0).active_entry_order.client_order_id
+    before = k.snapshot()
+    with pytest.raises(dita.InvalidInputError, match=f"fill_price' must be a finite decimal number, got \"{text}\""):
+        k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f1", coid, "V1", D("0.001"), Decimal(text), None))
+    assert k.snapshot() == before
+
+
+def test_a_journaled_kernel_takes_the_general_path(tmp_path):
+    k = dita.Kernel(venue=QuietVenue(prices={"BTC-USDT": "60000"}), slots=1, capital=D("1000"),
+                    journal=tmp_path / "j.sqlite")
+    assert "on_venue_event" not in vars(k)
+    enter(k, 0, "e1", "t1", order_type="LIMIT", limit_price="59000")
+    coid = k.slot(0).active_entry_order.client_order_id
+    out = k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f1", coid, "V1", D("0.004"), D("59000"), D("0.01")))
+    assert out.accepted and out.state == "ENTRY_WORKING"
+    kinds = [r.kind for r in k.journal.records()]
+    assert kinds[-3:] == ["apply", "transition", "settlement"]
+    k.close()

@@ -103,6 +103,14 @@ pub enum Expr {
     Not(Box<Expr>),
     Arith(ArithOp, Box<Expr>, Box<Expr>),
     Cmp(CmpOp, Box<Expr>, Box<Expr>),
+    // Specialised comparisons, chosen at compile time for the shapes guards and invariants
+    // are mostly made of: they read their operands in place, with no nested dispatch.
+    /// `field == null` (`true`) or `field != null` (`false`).
+    IsNull(Scope, usize, bool),
+    /// `field op field`.
+    CmpFields(CmpOp, (Scope, usize), (Scope, usize)),
+    /// `field op literal`.
+    CmpFieldLit(CmpOp, (Scope, usize), Value),
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
     Call(Func, Vec<Expr>),
@@ -485,12 +493,34 @@ fn check(ast: &Ast, names: &dyn Names) -> Result<(Expr, ExprTy), ExprProblem> {
                         );
                     }
                     let (le, re) = widen_literals(le, lt, re, rt);
-                    (Expr::Cmp(cop, Box::new(le), Box::new(re)), ExprTy::of(Ty::Bool))
+                    (comparison(cop, le, re), ExprTy::of(Ty::Bool))
                 }
             }
         }
         Ast::Call(name, args) => check_call(name, args, names)?,
     })
+}
+
+/// The cheapest node that compares `l` and `r` (see the specialised `Expr` variants).
+fn comparison(op: CmpOp, l: Expr, r: Expr) -> Expr {
+    let flip = |op| match op {
+        CmpOp::Lt => CmpOp::Gt,
+        CmpOp::Le => CmpOp::Ge,
+        CmpOp::Gt => CmpOp::Lt,
+        CmpOp::Ge => CmpOp::Le,
+        same => same,
+    };
+    match (l, r) {
+        (Expr::Field(s, i), Expr::Lit(Value::Null)) | (Expr::Lit(Value::Null), Expr::Field(s, i))
+            if matches!(op, CmpOp::Eq | CmpOp::Ne) =>
+        {
+            Expr::IsNull(s, i, op == CmpOp::Eq)
+        }
+        (Expr::Field(s1, i1), Expr::Field(s2, i2)) => Expr::CmpFields(op, (s1, i1), (s2, i2)),
+        (Expr::Field(s, i), Expr::Lit(v)) => Expr::CmpFieldLit(op, (s, i), v),
+        (Expr::Lit(v), Expr::Field(s, i)) => Expr::CmpFieldLit(flip(op), (s, i), v),
+        (l, r) => Expr::Cmp(op, Box::new(l), Box::new(r)),
+    }
 }
 
 /// An int literal beside a decimal operand becomes a decimal literal once, at compile
@@ -684,7 +714,13 @@ impl Expr {
                 Value::Int(i) => i.checked_neg().map(Value::Int).ok_or_else(|| overflow("-")),
                 v => Ok(Value::Decimal(-as_decimal(v, format_args!("the operand of '-'"))?)),
             }),
-            Expr::Not(_) | Expr::And(..) | Expr::Or(..) | Expr::Cmp(..) => self.holds(env).map(Value::Bool),
+            Expr::Not(_)
+            | Expr::And(..)
+            | Expr::Or(..)
+            | Expr::Cmp(..)
+            | Expr::IsNull(..)
+            | Expr::CmpFields(..)
+            | Expr::CmpFieldLit(..) => self.holds(env).map(Value::Bool),
             Expr::Arith(op, l, r) => l.with(env, |a| r.with(env, |b| arith(*op, a, b))),
             Expr::Call(func, args) => call(*func, args, env),
         }
@@ -708,6 +744,9 @@ impl Expr {
             Expr::And(l, r) => Ok(l.holds(env)? && r.holds(env)?),
             Expr::Or(l, r) => Ok(l.holds(env)? || r.holds(env)?),
             Expr::Cmp(op, l, r) => l.with(env, |a| r.with(env, |b| compare(*op, a, b))),
+            Expr::IsNull(s, i, want) => Ok(env.get(*s, *i).is_null() == *want),
+            Expr::CmpFields(op, (s1, i1), (s2, i2)) => compare(*op, env.get(*s1, *i1), env.get(*s2, *i2)),
+            Expr::CmpFieldLit(op, (s, i), lit) => compare(*op, env.get(*s, *i), lit),
             other => other.with(env, truth),
         }
     }
@@ -716,9 +755,16 @@ impl Expr {
     pub fn fields_read(&self, out: &mut Vec<(Scope, usize)>) {
         match self {
             Expr::Lit(_) => {}
-            Expr::Field(scope, idx) => {
+            Expr::Field(scope, idx) | Expr::IsNull(scope, idx, _) | Expr::CmpFieldLit(_, (scope, idx), _) => {
                 if !out.contains(&(*scope, *idx)) {
                     out.push((*scope, *idx));
+                }
+            }
+            Expr::CmpFields(_, a, b) => {
+                for f in [a, b] {
+                    if !out.contains(f) {
+                        out.push(*f);
+                    }
                 }
             }
             Expr::Neg(e) | Expr::Not(e) => e.fields_read(out),
@@ -988,6 +1034,41 @@ mod tests {
 
     fn run(src: &str) -> Result<Value, EvalError> {
         compile(src, &Fields).unwrap().0.eval(&data())
+    }
+
+    #[test]
+    fn specialised_comparisons_give_what_the_general_ones_give() {
+        // Each pair: the same comparison written so that it compiles to a specialised node
+        // (field/literal, literal/field, field/field, null test) and to the general one.
+        let cases = [
+            ("a == 0.1", "a + 0 == 0.1"),
+            ("0.1 == a", "0.1 == a + 0"),
+            ("a < 1", "a + 0 < 1"),
+            ("1 < a", "1 < a + 0"),
+            ("1 > a", "1 > a + 0"),
+            ("0.1 >= a", "0.1 >= a + 0"),
+            ("0.1 <= a", "0.1 <= a + 0"),
+            ("n > 1", "n + 0 > 1"),
+            ("a != n", "a + 0 != n"),
+            ("a < n", "a + 0 < n"),
+            ("event.s == null", "coalesce(event.s, 'x') == 'x'"),
+            ("null == event.s", "coalesce(event.s, 'x') == 'x'"),
+            ("event.s != null", "coalesce(event.s, 'x') != 'x'"),
+            ("event.s == 'k'", "coalesce(event.s, 'x') == 'k'"),
+        ];
+        for (special, general) in cases {
+            let (e, _) = compile(special, &Fields).unwrap();
+            assert!(
+                matches!(e, Expr::IsNull(..) | Expr::CmpFields(..) | Expr::CmpFieldLit(..)),
+                "{special} did not compile to a specialised node: {e:?}"
+            );
+            assert_eq!(run(special), run(general), "{special} vs {general}");
+        }
+        assert_eq!(run("1 < a"), Ok(Value::Bool(false)));
+        assert_eq!(run("event.s == null"), Ok(Value::Bool(true)));
+        let mut read = Vec::new();
+        compile("a < n", &Fields).unwrap().0.fields_read(&mut read);
+        assert_eq!(read, vec![(Scope::Record, 0), (Scope::Record, 1)]);
     }
 
     #[test]

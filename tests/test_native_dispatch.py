@@ -143,3 +143,54 @@ def test_a_journaled_kernel_takes_the_general_path(tmp_path):
     kinds = [r.kind for r in k.journal.records()]
     assert kinds[-3:] == ["apply", "transition", "settlement"]
     k.close()
+
+
+# --- random sequences: both paths, step by step -------------------------------------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+# Fills dominate, as at a real venue; the odd kinds, sizes and strangers test the refusals.
+KINDS = ["PARTIALLY_FILLED"] * 4 + ["FULL_FILL"] * 2 + ["ORDER_ACK", "CANCEL_ACK", "CANCEL_REJECT", "REJECT", "EXPIRED"]
+SIZES = [D("0.002")] * 4 + [D("0.004"), D("0.001"), D("0.01"), D("0"), D("-0.001")]
+steps = st.lists(st.one_of(
+    st.tuples(st.just("event"), st.sampled_from(KINDS), st.integers(0, 1),
+              st.sampled_from(["entry", "exit", "exit", "stranger"]), st.integers(0, 8), st.sampled_from(SIZES),
+              st.sampled_from([None, D("0.01"), D("0")])),
+    st.tuples(st.just("intent"), st.sampled_from(["ENTER", "EXIT", "EXIT", "CANCEL"]), st.integers(0, 1)),
+), min_size=1, max_size=60)
+
+
+def apply_step(k, step, n):
+    if step[0] == "intent":
+        _, action, slot = step
+        if action == "ENTER":
+            return enter(k, slot, f"e{n}", f"t{n}", size="0.004", order_type="LIMIT", limit_price="59000")
+        if action == "EXIT":
+            return exit_(k, slot, f"x{n}", order_type="LIMIT", limit_price="61000")
+        return k.process_intent(dita.KernelIntent("CANCEL", slot, f"c{n}"))
+    _, kind, slot, role, num, size, fee = step
+    view = k.slot(slot)
+    order = view.active_entry_order if role == "entry" else view.active_exit_order if role == "exit" else None
+    # Without a working order of that role: the slot's latest order, ended or not.
+    coid = order.client_order_id if order is not None else (k._slot_orders.get(slot) or ["stranger"])[-1]
+    if role == "stranger":
+        coid = "stranger"
+    fill = kind in ("PARTIALLY_FILLED", "FULL_FILL")
+    return k.on_venue_event(dita.VenueEvent(kind, f"{coid}:{num}", coid, "V", size if fill else None,
+                                            D("60000") if fill else None, fee if fill else None))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps)
+def test_random_sequences_give_the_same_outcomes_on_both_paths(sequence):
+    fast, general = quiet_kernel(False), quiet_kernel(True)
+    sequence = [("intent", "ENTER", 0), ("intent", "ENTER", 1)] + sequence
+    for n, step in enumerate(sequence):
+        results = []
+        for k in (fast, general):
+            try:
+                results.append(("ok", outcome_fields(apply_step(k, step, n))))
+            except dita.InvalidInputError as exc:
+                results.append(("error", str(exc)))
+        assert results[0] == results[1], step
+    assert fast.snapshot() == general.snapshot()

@@ -194,3 +194,17 @@ def test_random_sequences_give_the_same_outcomes_on_both_paths(sequence):
                 results.append(("error", str(exc)))
         assert results[0] == results[1], step
     assert fast.snapshot() == general.snapshot()
+
+
+def test_a_dropped_kernel_is_collected_despite_the_dispatcher_pointing_back_at_it():
+    """The engine's dispatcher holds the kernel's fallback method: a reference cycle through
+    a Rust object, which the garbage collector must be able to see and break."""
+    import gc
+    import weakref
+
+    k = quiet_kernel(False)
+    enter(k, 0, "e1", "t1", order_type="LIMIT", limit_price="59000")
+    ref = weakref.ref(k)
+    del k
+    gc.collect()
+    assert ref() is None

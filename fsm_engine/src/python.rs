@@ -187,6 +187,11 @@ pub struct Machine {
     effect_names: Vec<Py<PyString>>,
     /// Per event, the Python names of its payload fields (interned once).
     event_fields: Vec<Vec<Py<PyString>>>,
+    /// Per effect, the names of its fields; the names of the record's and the shared
+    /// record's fields: the keys of the dicts handed to Python, made once.
+    effect_fields: Vec<Vec<Py<PyString>>>,
+    record_fields: Vec<Py<PyString>>,
+    shared_fields: Vec<Py<PyString>>,
 }
 
 fn names(py: Python<'_>, items: impl Iterator<Item = String>) -> Vec<Py<PyString>> {
@@ -216,6 +221,9 @@ impl Machine {
             diagnostic_names: names(py, m.diagnostics.iter().cloned()),
             effect_names: names(py, m.effects.iter().map(|e| e.name.clone())),
             event_fields: m.events.iter().map(|e| names(py, e.fields.iter().map(|f| f.name.clone()))).collect(),
+            effect_fields: m.effects.iter().map(|e| names(py, e.fields.iter().map(|f| f.name.clone()))).collect(),
+            record_fields: names(py, m.record.iter().map(|f| f.name.clone())),
+            shared_fields: names(py, m.shared.iter().map(|f| f.name.clone())),
             inner: m,
         })
     }
@@ -411,8 +419,8 @@ impl Runtime {
             let list = PyList::empty(py);
             for (ei, args) in &out.effects {
                 let d = PyDict::new(py);
-                for (f, v) in m.inner.effects[*ei].fields.iter().zip(args) {
-                    d.set_item(&f.name, from_value(py, v)?)?;
+                for (name, v) in m.effect_fields[*ei].iter().zip(args) {
+                    d.set_item(name.bind(py), from_value(py, v)?)?;
                 }
                 list.append((m.effect_names[*ei].clone_ref(py), d))?;
             }
@@ -701,8 +709,8 @@ impl Runtime {
     fn record<'py>(&self, py: Python<'py>, instance: usize) -> PyResult<Bound<'py, PyDict>> {
         let values = self.rt.record(instance).map_err(rt_err)?;
         let d = PyDict::new(py);
-        for (f, v) in self.machine.get().inner.record.iter().zip(values) {
-            d.set_item(&f.name, from_value(py, v)?)?;
+        for (name, v) in self.machine.get().record_fields.iter().zip(values) {
+            d.set_item(name.bind(py), from_value(py, v)?)?;
         }
         Ok(d)
     }
@@ -716,8 +724,8 @@ impl Runtime {
 
     fn shared<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
-        for (f, v) in self.machine.get().inner.shared.iter().zip(self.rt.shared()) {
-            d.set_item(&f.name, from_value(py, v)?)?;
+        for (name, v) in self.machine.get().shared_fields.iter().zip(self.rt.shared()) {
+            d.set_item(name.bind(py), from_value(py, v)?)?;
         }
         Ok(d)
     }

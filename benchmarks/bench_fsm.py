@@ -286,7 +286,7 @@ def print_legend(workloads, fills: int) -> None:
     _say("  Rust: payload Vec<Value>s built before the timer, one per apply (each apply consumes its own, as the Python binding's are).")
     _say("  kernel build+apply: per event, the event id f-string and the VenueEvent are built in the loop; the "
          "decimals are parsed once before it (as nautilus build+apply reuses its Quantity/Price objects).")
-    _say("  Kernel rows: dita-mock's MockVenue made to answer nothing (acks and fills are the timed events); "
+    _say("  Kernel rows: dita-mock's MockVenue(silent=True), which answers nothing (acks and fills are the timed events); "
          "fills of 0.002 at 50000.0 with a fee of 0.02, as in the anchors.")
 
 

@@ -117,26 +117,13 @@ class Plan:
         return out
 
 
-def quiet_venue_class():
-    """The mock venue, answering nothing: no acknowledgement, no fill (they are the timed events)."""
-    from dita_mock import MockVenue
-
-    class QuietMockVenue(MockVenue):
-        def submit(self, order):
-            super().submit(order)
-            return []
-
-        def cancel(self, order):
-            super().cancel(order)
-            return []
-
-    return QuietMockVenue
-
-
 def new_kernel(slots: int):
     import dita
 
-    return dita.Kernel(venue=quiet_venue_class()(prices={ASSET: MARKET_PX}), slots=slots, capital=Decimal(CAPITAL))
+    from dita_mock import MockVenue
+
+    # A silent mock: acknowledgements and fills are the timed events, delivered by the benchmark.
+    return dita.Kernel(venue=MockVenue(prices={ASSET: MARKET_PX}, silent=True), slots=slots, capital=Decimal(CAPITAL))
 
 
 def intent_for(kind: str, slot: int, fills: int):

@@ -13,20 +13,8 @@ from conftest import D, enter, exit_, make_kernel
 from dita_mock import MockVenue
 
 
-class QuietVenue(MockVenue):
-    """Answers nothing, so that every venue event is delivered by the test."""
-
-    def submit(self, order):
-        super().submit(order)
-        return []
-
-    def cancel(self, order):
-        super().cancel(order)
-        return []
-
-
 def quiet_kernel(general: bool):
-    k = dita.Kernel(venue=QuietVenue(prices={"BTC-USDT": "60000"}), slots=2, capital=D("1000"))
+    k = dita.Kernel(venue=MockVenue(prices={"BTC-USDT": "60000"}, silent=True), slots=2, capital=D("1000"))
     if general:
         del k.on_venue_event  # the class's method: the general path
     return k
@@ -133,7 +121,7 @@ def test_a_decimal_that_is_not_a_number_is_refused_by_name(text):
 
 
 def test_a_journaled_kernel_takes_the_general_path(tmp_path):
-    k = dita.Kernel(venue=QuietVenue(prices={"BTC-USDT": "60000"}), slots=1, capital=D("1000"),
+    k = dita.Kernel(venue=MockVenue(prices={"BTC-USDT": "60000"}, silent=True), slots=1, capital=D("1000"),
                     journal=tmp_path / "j.sqlite")
     assert "on_venue_event" not in vars(k)
     enter(k, 0, "e1", "t1", order_type="LIMIT", limit_price="59000")
@@ -208,3 +196,14 @@ def test_a_dropped_kernel_is_collected_despite_the_dispatcher_pointing_back_at_i
     del k
     gc.collect()
     assert ref() is None
+
+
+def test_a_silent_mock_executes_and_records_requests_but_answers_none():
+    k = quiet_kernel(False)
+    out = enter(k, 0, "e1", "t1", size="0.004", order_type="MARKET")
+    assert out.accepted and out.state == "ORDER_REQUESTED" and out.emitted_events == ()
+    coid = k.slot(0).active_entry_order.client_order_id
+    assert [r["action"] for r in k.venue.received] == ["submit"]
+    assert k.venue.orders[coid].filled == D("0.004")  # the mock executed it; the test reports it
+    out = k.on_venue_event(dita.VenueEvent("FULL_FILL", "f1", coid, "M1", D("0.004"), D("60000"), D("0")))
+    assert out.state == "POSITION_OPEN" and k.slot(0).size == D("0.004")

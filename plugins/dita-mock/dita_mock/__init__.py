@@ -5,7 +5,10 @@ Marketable orders (MARKET, or LIMIT at or through the market) fill at once by
 does a LIMIT order away from the market. ``set_price`` fills, entirely, the resting
 orders the new price crosses; ``fill`` reports one fill of any size, for tests. ``script_reject``,
 ``script_cancel_reject`` and ``script_fill_before_cancel`` make the venue misbehave on
-purpose, for tests. :class:`MockHarness` lets the conformance suite drive it.
+purpose, for tests. With ``silent=True`` the venue records and executes every request
+but answers none of them: the caller delivers the venue's events itself (tests and
+benchmarks of ``Kernel.on_venue_event``). :class:`MockHarness` lets the conformance suite
+drive it.
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ class MockOrder:
 
 
 class MockVenue(Venue):
-    def __init__(self, prices=None, entry_fill_ratio="1", exit_fill_ratio="1", fee_rate="0", instruments=None):
+    def __init__(self, prices=None, entry_fill_ratio="1", exit_fill_ratio="1", fee_rate="0", instruments=None,
+                 silent=False):
+        self.silent = bool(silent)
         self.prices = {a: Decimal(str(p)) for a, p in (prices or {"BTC-USDT": "60000"}).items()}
         self.entry_fill_ratio = Decimal(str(entry_fill_ratio))
         self.exit_fill_ratio = Decimal(str(exit_fill_ratio))
@@ -149,6 +154,14 @@ class MockVenue(Venue):
         return [self._event(mo, "FULL_FILL" if done else "PARTIALLY_FILLED", filled_size=qty, fill_price=at, fee=fee)]
 
     def submit(self, order):
+        events = self._submit(order)
+        return [] if self.silent else events
+
+    def cancel(self, order):
+        events = self._cancel(order)
+        return [] if self.silent else events
+
+    def _submit(self, order):
         wire = {"action": "submit", "client_order_id": order.client_order_id, "asset": order.asset,
                 "side": order.side, "position_side": order.position_side, "type": order.order_type,
                 "quantity": self.format_quantity(order.asset, order.quantity), "reduce_only": order.reduce_only,
@@ -168,7 +181,7 @@ class MockVenue(Venue):
             events += self._fill(mo, self._ratio(order), at=self.prices[order.asset])
         return events
 
-    def cancel(self, order):
+    def _cancel(self, order):
         self.received.append({"action": "cancel", "client_order_id": order.client_order_id, "asset": order.asset,
                               "venue_order_id": order.venue_order_id})
         mo = self.orders.get(order.client_order_id)

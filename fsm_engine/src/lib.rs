@@ -4,8 +4,8 @@
 //! fields, a typed per-instance record and a typed shared record, and for each state the
 //! events it takes as ordered candidates `{guard, assign, effects, target}`. The engine
 //! compiles a spec into tables ([`Machine::compile`]) and executes it ([`Runtime::apply`]):
-//! every transition is computed on an overlay and committed only if every guard and
-//! assignment evaluated and every invariant of the target state holds.
+//! every transition is committed only if every guard and assignment evaluated and every
+//! invariant it could affect holds; otherwise everything it wrote is put back.
 //!
 //! The engine knows nothing of what a machine is about; all meaning lives in the spec.
 

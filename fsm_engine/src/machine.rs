@@ -105,7 +105,22 @@ pub enum MessagePart {
 #[derive(Clone, Debug)]
 pub enum Candidate {
     Refuse { guard: Option<Expr>, code: usize, message: Vec<MessagePart> },
-    Take { guard: Option<Expr>, new_run: bool, actions: Actions, target: Option<usize> },
+    Take {
+        guard: Option<Expr>,
+        new_run: bool,
+        actions: Actions,
+        target: Option<usize>,
+        /// The invariants to evaluate after taking this candidate, fixed when the spec is
+        /// compiled: see `checks_after`.
+        checks: Vec<Check>,
+    },
+}
+
+/// An invariant to evaluate after a transition: a global one or one of the target state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    Global(usize),
+    OfTarget(usize),
 }
 
 #[derive(Clone, Debug)]
@@ -594,6 +609,22 @@ impl Compiler {
             });
         }
 
+        // Which invariants each candidate can affect is known now that every state exists.
+        for from in 0..states.len() {
+            for e in 0..events.len() {
+                let Handling::Candidates(cands) = &states[from].table[e] else { continue };
+                let mut filled = cands.clone();
+                for cand in filled.iter_mut() {
+                    if let Candidate::Take { new_run, actions, target, checks, .. } = cand {
+                        let to = target.unwrap_or(from);
+                        let entered = to != from || *new_run;
+                        *checks = checks_after(&invariants, &states[to], actions, entered, *new_run);
+                    }
+                }
+                states[from].table[e] = Handling::Candidates(filled);
+            }
+        }
+
         let initials: Vec<usize> = states.iter().enumerate().filter(|(_, s)| s.initial).map(|(i, _)| i).collect();
         if initials.len() != 1 {
             self.add(
@@ -664,6 +695,22 @@ impl Compiler {
             },
         };
         let actions = self.actions(path, &cand.assign, &cand.effects, names, effects);
-        Some(Candidate::Take { guard, new_run: cand.new_run, actions, target })
+        Some(Candidate::Take { guard, new_run: cand.new_run, actions, target, checks: Vec::new() })
     }
+}
+
+/// The invariants a transition into `target` must evaluate. One that held before and reads
+/// no field the transition writes still holds after it, so it is left out; except that
+/// entering a state checks all of its own and starting a new run (a fresh record) checks
+/// everything. The fields written are known statically: every assignment of the candidate
+/// runs, and those of the target's `on_entry` when the state is entered.
+fn checks_after(globals: &[Invariant], target: &StateDef, actions: &Actions, entered: bool, new_run: bool) -> Vec<Check> {
+    let mut written: Vec<(Scope, usize)> = actions.assigns.iter().map(|a| (a.scope, a.index)).collect();
+    if entered {
+        written.extend(target.on_entry.assigns.iter().map(|a| (a.scope, a.index)));
+    }
+    let touches = |inv: &Invariant| inv.reads.iter().any(|r| written.contains(r));
+    let mut out: Vec<Check> = globals.iter().enumerate().filter(|(_, inv)| new_run || touches(inv)).map(|(i, _)| Check::Global(i)).collect();
+    out.extend(target.invariants.iter().enumerate().filter(|(_, inv)| entered || touches(inv)).map(|(i, _)| Check::OfTarget(i)));
+    out
 }

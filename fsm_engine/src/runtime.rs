@@ -1,12 +1,12 @@
 //! Execution: many instances of one machine and one shared record.
 //!
-//! `apply` is atomic. Guards, assignments and effects are evaluated against an overlay of
-//! pending writes; the overlay is committed only when every expression evaluated and every
-//! invariant (global and of the target state) holds. Otherwise nothing changes and the
+//! `apply` is atomic. Assignments write in place and keep what they overwrite; the apply
+//! commits only when every expression evaluated and every invariant (global and of the
+//! target state) holds. Otherwise everything written is put back, nothing changes and the
 //! outcome says why.
 
 use crate::expr::{Env, EvalError, Scope};
-use crate::machine::{Actions, Candidate, FieldDef, Handling, Invariant, Machine, MessagePart};
+use crate::machine::{Actions, Candidate, Check, FieldDef, Handling, Invariant, Machine, MessagePart};
 use crate::value::Value;
 use std::collections::HashSet;
 use std::fmt;
@@ -85,89 +85,73 @@ pub struct Runtime {
     defaults: Vec<Value>,
     instances: Vec<Instance>,
     shared: Vec<Value>,
-    /// Pending writes of the apply in progress (kept between calls so that an apply
-    /// allocates nothing for them).
-    record_writes: Overlay,
-    shared_writes: Overlay,
+    /// The values overwritten by the apply in progress (kept between calls so that an
+    /// apply allocates nothing for it).
+    undo: Undo,
 }
 
-/// Pending writes over a record: a dense copy-on-write layer. Reading a field is one flag
-/// test, and clearing or committing costs one step per written field.
+/// Writes are made in place, so that every read during an apply is a plain index; each
+/// overwritten value is kept here until the apply commits (drop them) or fails (put them
+/// back, newest first). Failing is rare: most refusals happen before anything is written.
 #[derive(Clone, Debug, Default)]
-struct Overlay {
-    values: Vec<Value>,
-    written: Vec<bool>,
-    order: Vec<usize>,
+struct Undo {
+    overwritten: Vec<(Scope, usize, Value)>,
+    /// The whole record an apply that starts a new run replaced with the defaults.
+    record: Option<Vec<Value>>,
 }
 
-impl Overlay {
-    fn with_len(n: usize) -> Overlay {
-        Overlay { values: vec![Value::Null; n], written: vec![false; n], order: Vec::with_capacity(n) }
-    }
-
-    /// Whether field `i` has a pending write (an empty overlay has none).
-    #[inline]
-    fn has(&self, i: usize) -> bool {
-        self.written.get(i) == Some(&true)
-    }
-
-    #[inline]
-    fn get<'a>(&'a self, base: &'a [Value], i: usize) -> &'a Value {
-        if self.has(i) {
-            &self.values[i]
-        } else {
-            &base[i]
+impl Undo {
+    fn roll_back(&mut self, record: &mut Vec<Value>, shared: &mut [Value]) {
+        while let Some((scope, i, old)) = self.overwritten.pop() {
+            match scope {
+                Scope::Shared => shared[i] = old,
+                _ => record[i] = old,
+            }
+        }
+        if let Some(old) = self.record.take() {
+            *record = old;
         }
     }
 
-    #[inline]
-    fn set(&mut self, i: usize, v: Value) {
-        if !self.written[i] {
-            self.written[i] = true;
-            self.order.push(i);
-        }
-        self.values[i] = v;
+}
+
+/// An apply in progress over one instance's record and the shared record. Dropping it
+/// puts back everything written, unless it was committed first: a refusal and a panic
+/// that unwinds through an apply both leave the data as it was.
+struct Pending<'a> {
+    record: &'a mut Vec<Value>,
+    shared: &'a mut [Value],
+    undo: &'a mut Undo,
+}
+
+impl Pending<'_> {
+    fn view<'v>(&'v self, event: &'v [Value]) -> View<'v> {
+        View { record: self.record, shared: self.shared, event }
     }
 
-    fn clear(&mut self) {
-        for i in self.order.drain(..) {
-            self.written[i] = false;
-            self.values[i] = Value::Null;
-        }
-    }
-
-    fn commit_into(&mut self, target: &mut [Value]) {
-        for i in self.order.drain(..) {
-            self.written[i] = false;
-            target[i] = std::mem::take(&mut self.values[i]);
-        }
+    fn commit(self) {
+        self.undo.overwritten.clear();
+        self.undo.record = None;
     }
 }
 
-/// The values an expression sees: committed data under the pending writes.
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.undo.roll_back(self.record, self.shared);
+    }
+}
+
+/// The values an expression sees.
 struct View<'a> {
     record: &'a [Value],
     shared: &'a [Value],
     event: &'a [Value],
-    record_writes: &'a Overlay,
-    shared_writes: &'a Overlay,
 }
-
-const NO_WRITES: &Overlay = &Overlay { values: Vec::new(), written: Vec::new(), order: Vec::new() };
 
 impl<'a> View<'a> {
     /// Committed data only.
     fn committed(record: &'a [Value], shared: &'a [Value]) -> View<'a> {
-        View { record, shared, event: &[], record_writes: NO_WRITES, shared_writes: NO_WRITES }
-    }
-
-    /// Whether an invariant reads a field with a pending write.
-    fn touches(&self, inv: &Invariant) -> bool {
-        inv.reads.iter().any(|&(scope, i)| match scope {
-            Scope::Record => self.record_writes.has(i),
-            Scope::Shared => self.shared_writes.has(i),
-            Scope::Event => false,
-        })
+        View { record, shared, event: &[] }
     }
 }
 
@@ -175,8 +159,8 @@ impl Env for View<'_> {
     #[inline]
     fn get(&self, scope: Scope, index: usize) -> &Value {
         match scope {
-            Scope::Record => self.record_writes.get(self.record, index),
-            Scope::Shared => self.shared_writes.get(self.shared, index),
+            Scope::Record => &self.record[index],
+            Scope::Shared => &self.shared[index],
             Scope::Event => &self.event[index],
         }
     }
@@ -217,8 +201,7 @@ impl Runtime {
         let instance = Instance { state: machine.initial, record: defaults.clone(), seen: SeenSet::default() };
         let rt = Runtime {
             instances: vec![instance; count],
-            record_writes: Overlay::with_len(defaults.len()),
-            shared_writes: Overlay::with_len(shared_values.len()),
+            undo: Undo::default(),
             defaults,
             shared: shared_values,
             machine,
@@ -264,11 +247,11 @@ impl Runtime {
 
     /// Applies event `event` with `payload` (one value per declared field) to an instance.
     pub fn apply(&mut self, index: usize, event: usize, mut payload: Vec<Value>) -> Result<Outcome, EngineError> {
-        let Runtime { machine, defaults, instances, shared, record_writes, shared_writes } = self;
+        let Runtime { machine, defaults, instances, shared, undo } = self;
         let m: &Machine = machine;
         let count = instances.len();
         let ev = m.events.get(event).ok_or_else(|| EngineError::NoSuchEvent(format!("#{event}")))?;
-        let inst = instances.get(index).ok_or(EngineError::NoSuchInstance { index, count })?;
+        let inst = instances.get_mut(index).ok_or(EngineError::NoSuchInstance { index, count })?;
         for (f, v) in ev.fields.iter().zip(payload.iter_mut()) {
             match v {
                 Value::Int(_) => *v = std::mem::take(v).coerce(f.ty),
@@ -311,11 +294,8 @@ impl Runtime {
             }
             Handling::Candidates(c) => c,
         };
-        // Left over from a call that returned early; clearing costs one step per write.
-        record_writes.clear();
-        shared_writes.clear();
-        let view = View::committed(&inst.record, shared);
-        let view = View { event: &payload, ..view };
+        let view = View { record: &inst.record, shared, event: &payload };
+        let mut chosen = None;
         for (ci, cand) in cands.iter().enumerate() {
             let guard = match cand {
                 Candidate::Refuse { guard, .. } | Candidate::Take { guard, .. } => guard,
@@ -332,63 +312,67 @@ impl Runtime {
                     }
                 }
             }
-            match cand {
-                Candidate::Refuse { code, message, .. } => {
-                    let text = render(message, &view);
-                    let text = if text.is_empty() { format!("state {sname} refuses event {}", ev.name) } else { text };
-                    return Ok(refused(*code, text));
-                }
-                Candidate::Take { new_run, actions, target, .. } => {
-                    let to = target.unwrap_or(from);
-                    let base: &[Value] = if *new_run { defaults } else { &inst.record };
-                    let mut effects = Vec::new();
-                    let mut step = run_actions(m, actions, base, shared, &payload, record_writes, shared_writes, &mut effects);
-                    if step.is_ok() && (to != from || *new_run) {
-                        step = run_actions(m, &m.states[to].on_entry, base, shared, &payload, record_writes, shared_writes, &mut effects);
-                    }
-                    let arrow = || format!("{sname} --{}--> {}", ev.name, m.states[to].name);
-                    if let Err(e) = step {
-                        return Ok(refused(m.builtin.evaluation_error, format!("{}: {e}; nothing changed", arrow())));
-                    }
-                    let after = View { record: base, shared, event: &payload, record_writes, shared_writes };
-                    let failed = violations_after(m, to, to != from || *new_run, *new_run, &after);
-                    if !failed.is_empty() {
-                        return Ok(refused(
-                            m.builtin.invariant_violation,
-                            format!("{} would break {}; nothing changed", arrow(), failed.join("; ")),
-                        ));
-                    }
-                    // Commit.
-                    let key = key.cloned();
-                    let inst = &mut instances[index];
-                    if *new_run {
-                        inst.record.clone_from(defaults);
-                        inst.seen.clear();
-                    }
-                    record_writes.commit_into(&mut inst.record);
-                    shared_writes.commit_into(shared);
-                    inst.state = to;
-                    if let Some(k) = key {
-                        if inst.seen.capacity() == 0 {
-                            inst.seen.reserve(16); // one allocation for a typical run, not four
-                        }
-                        inst.seen.insert(k);
-                    }
-                    return Ok(Outcome {
-                        accepted: true,
-                        diagnostic: m.builtin.ok,
-                        message: None,
-                        state: to,
-                        transition: Some(Transition { from, event, to }),
-                        effects,
-                    });
-                }
-            }
+            chosen = Some(cand);
+            break;
         }
-        Ok(refused(
-            m.builtin.no_candidate,
-            format!("state {sname}: no candidate for event {} applies; nothing changed", ev.name),
-        ))
+        let (new_run, actions, target, checks) = match chosen {
+            None => {
+                return Ok(refused(
+                    m.builtin.no_candidate,
+                    format!("state {sname}: no candidate for event {} applies; nothing changed", ev.name),
+                ))
+            }
+            Some(Candidate::Refuse { code, message, .. }) => {
+                let text = render(message, &view);
+                let text = if text.is_empty() { format!("state {sname} refuses event {}", ev.name) } else { text };
+                return Ok(refused(*code, text));
+            }
+            Some(Candidate::Take { new_run, actions, target, checks, .. }) => (*new_run, actions, *target, checks),
+        };
+
+        let to = target.unwrap_or(from);
+        let entered = to != from || new_run;
+        let mut pending = Pending { record: &mut inst.record, shared, undo };
+        if new_run {
+            pending.undo.record = Some(std::mem::replace(pending.record, defaults.clone()));
+        }
+        let mut effects = Vec::new();
+        let mut step = run_actions(m, actions, &mut pending, &payload, &mut effects);
+        if step.is_ok() && entered {
+            step = run_actions(m, &m.states[to].on_entry, &mut pending, &payload, &mut effects);
+        }
+        let arrow = || format!("{sname} --{}--> {}", ev.name, m.states[to].name);
+        let failure = match step {
+            Err(e) => Some((m.builtin.evaluation_error, format!("{}: {e}; nothing changed", arrow()))),
+            Ok(()) => {
+                let failed = violations_of(m, to, checks, &pending.view(&payload));
+                (!failed.is_empty())
+                    .then(|| (m.builtin.invariant_violation, format!("{} would break {}; nothing changed", arrow(), failed.join("; "))))
+            }
+        };
+        if let Some((code, message)) = failure {
+            drop(pending); // puts back what was written
+            return Ok(refused(code, message));
+        }
+        pending.commit();
+        if new_run {
+            inst.seen.clear();
+        }
+        inst.state = to;
+        if let Some(k) = key {
+            if inst.seen.capacity() == 0 {
+                inst.seen.reserve(16); // one allocation for a typical run, not four
+            }
+            inst.seen.insert(k.clone());
+        }
+        Ok(Outcome {
+            accepted: true,
+            diagnostic: m.builtin.ok,
+            message: None,
+            state: to,
+            transition: Some(Transition { from, event, to }),
+            effects,
+        })
     }
 
     /// A complete copy of one instance.
@@ -477,32 +461,29 @@ impl Runtime {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Runs assignments (in order, each seeing the ones before it) and evaluates effects,
+/// writing in place and keeping every overwritten value in `undo`.
 fn run_actions(
     m: &Machine,
     actions: &Actions,
-    base: &[Value],
-    shared: &[Value],
+    p: &mut Pending,
     payload: &[Value],
-    rw: &mut Overlay,
-    sw: &mut Overlay,
     effects: &mut Vec<(usize, Vec<Value>)>,
 ) -> Result<(), EvalError> {
     for a in &actions.assigns {
-        let view = View { record: base, shared, event: payload, record_writes: rw, shared_writes: sw };
-        let v = a.expr.eval(&view)?.coerce(a.ty);
-        let (field, writes) = match a.scope {
-            Scope::Shared => (&m.shared[a.index], &mut *sw),
-            _ => (&m.record[a.index], &mut *rw),
+        let v = a.expr.eval(&p.view(payload))?.coerce(a.ty);
+        let (field, target) = match a.scope {
+            Scope::Shared => (&m.shared[a.index], &mut p.shared[a.index]),
+            _ => (&m.record[a.index], &mut p.record[a.index]),
         };
         if v.is_null() && !field.nullable {
             return Err(EvalError(format!("'{}' is not nullable but would be set to null", field.name).into()));
         }
-        writes.set(a.index, v);
+        p.undo.overwritten.push((a.scope, a.index, std::mem::replace(target, v)));
     }
     for call in &actions.effects {
         let def = &m.effects[call.effect];
-        let view = View { record: base, shared, event: payload, record_writes: rw, shared_writes: sw };
+        let view = p.view(payload);
         let mut args = Vec::with_capacity(call.args.len());
         for (f, e) in def.fields.iter().zip(&call.args) {
             let v = e.eval(&view)?.coerce(f.ty);
@@ -516,14 +497,14 @@ fn run_actions(
     Ok(())
 }
 
-/// The invariants a transition into `state` breaks. Invariants that held before and read
-/// no written field are skipped, except that entering a state checks all of its own and
-/// starting a new run (a fresh record) checks everything.
-fn violations_after(m: &Machine, state: usize, entered: bool, new_run: bool, view: &View) -> Vec<String> {
+/// The invariants among `checks` that fail after a transition into `state`.
+fn violations_of(m: &Machine, state: usize, checks: &[Check], view: &View) -> Vec<String> {
     let mut out = Vec::new();
-    let globals = m.invariants.iter().filter(|inv| new_run || view.touches(inv));
-    let own = m.states[state].invariants.iter().filter(|inv| entered || view.touches(inv));
-    for inv in globals.chain(own) {
+    for check in checks {
+        let inv = match *check {
+            Check::Global(i) => &m.invariants[i],
+            Check::OfTarget(i) => &m.states[state].invariants[i],
+        };
         report(m, state, inv, view, &mut out);
     }
     out

@@ -207,3 +207,54 @@ fn invariants_follow_writes_and_entered_states() {
     assert_eq!(code(&mut rt, "BUMP", vec![]), ("INV".into(), "A".into()));
     assert_eq!(rt.shared()[0], Value::Int(1));
 }
+
+/// Writes are made in place during an apply; every way an apply can fail after writing
+/// must put back all of it: the record, the shared record, a fresh run's reset and its
+/// forgotten de-duplication keys.
+const UNDO: &str = r#"{
+  "version": 1, "machine": "undo",
+  "record": {"a": {"type": "decimal", "default": "0"}, "b": {"type": "decimal", "default": "0"}},
+  "shared": {"total": {"type": "decimal", "default": "0"}},
+  "events": {
+    "SET": {"dedup_key": "id", "fields": {"id": {"type": "string"}, "x": {"type": "decimal"}}},
+    "BREAK": {"fields": {"x": {"type": "decimal"}}},
+    "RESET": {"fields": {"x": {"type": "decimal"}}}
+  },
+  "diagnostics": {"ok": "OK", "duplicate": "DUP", "invariant_violation": "INV", "no_candidate": "NONE",
+                  "unhandled": "UNHANDLED", "evaluation_error": "EVAL",
+                  "codes": {"OK": "", "DUP": "", "INV": "", "NONE": "", "UNHANDLED": "", "EVAL": ""}},
+  "states": {
+    "S": {"initial": true,
+      "invariants": [{"check": "a <= 100", "message": "a stays small"}],
+      "on": {
+        "SET": [{"assign": {"a": "a + event.x", "b": "a * 2", "shared.total": "shared.total + event.x"}}],
+        "BREAK": [{"assign": {"a": "a + 1", "shared.total": "shared.total + 1", "b": "1 / event.x"}}],
+        "RESET": [{"new_run": true, "assign": {"a": "event.x"}}]
+      }}
+  }
+}"#;
+
+#[test]
+fn a_failed_apply_puts_back_everything_it_wrote() {
+    let m = Arc::new(Machine::compile_json(UNDO).expect("the spec compiles"));
+    let mut rt = Runtime::new(m.clone(), 1, &[]).unwrap();
+    let mut run = |event: &str, payload: Vec<Value>| {
+        let out = rt.apply(0, m.event_index(event).unwrap(), payload).unwrap();
+        let snap = rt.snapshot(0).unwrap();
+        (m.diagnostics[out.diagnostic].clone(), snap.record, rt.shared()[0].clone(), snap.seen.len())
+    };
+    let id = |s: &str| Value::String(Arc::from(s));
+    let after_set = run("SET", vec![id("k1"), dec("5")]);
+    assert_eq!(after_set, ("OK".into(), vec![dec("5"), dec("10")], dec("5"), 1));
+    let unchanged = |code: &str| (code.to_string(), vec![dec("5"), dec("10")], dec("5"), 1);
+    // `a` and the shared total are written before `b` fails to evaluate.
+    assert_eq!(run("BREAK", vec![dec("0")]), unchanged("EVAL"));
+    // Every assignment runs, then the state's invariant fails.
+    assert_eq!(run("SET", vec![id("k2"), dec("200")]), unchanged("INV"));
+    // A new run resets the record and forgets the keys, then its invariant fails.
+    assert_eq!(run("RESET", vec![dec("500")]), unchanged("INV"));
+    assert_eq!(run("SET", vec![id("k1"), dec("1")]), unchanged("DUP"), "the old run's keys are back");
+    // A new run that holds: defaults, the assignment, no keys.
+    assert_eq!(run("RESET", vec![dec("1")]), ("OK".into(), vec![dec("1"), dec("0")], dec("5"), 0));
+    assert_eq!(run("SET", vec![id("k1"), dec("1")]).0, "OK");
+}

@@ -824,6 +824,24 @@ const POW10: [i128; 29] = {
     }
     t
 };
+/// `BOUND[k]` is the largest mantissa that can be multiplied by `10^k` within i128: checking
+/// against it is one comparison, where `checked_mul` on i128 calls a slow runtime routine.
+const BOUND: [i128; 29] = {
+    let mut t = [0i128; 29];
+    let mut i = 0;
+    while i < 29 {
+        t[i] = i128::MAX / POW10[i];
+        i += 1;
+    }
+    t
+};
+
+#[inline]
+fn scale_up(m: i128, k: u32) -> Option<i128> {
+    let k = k as usize;
+    (m.unsigned_abs() <= BOUND[k] as u128).then(|| m * POW10[k])
+}
+
 /// The mantissas of `a` and `b` at their common (larger) scale, and that scale.
 #[inline]
 fn aligned(a: &Decimal, b: &Decimal) -> Option<(i128, i128, u32)> {
@@ -832,9 +850,9 @@ fn aligned(a: &Decimal, b: &Decimal) -> Option<(i128, i128, u32)> {
     if sa == sb {
         Some((ma, mb, sa))
     } else if sa < sb {
-        Some((ma.checked_mul(POW10[(sb - sa) as usize])?, mb, sb))
+        Some((scale_up(ma, sb - sa)?, mb, sb))
     } else {
-        Some((ma, mb.checked_mul(POW10[(sa - sb) as usize])?, sa))
+        Some((ma, scale_up(mb, sa - sb)?, sa))
     }
 }
 

@@ -51,7 +51,11 @@ impl fmt::Display for Ty {
 
 /// A runtime value. Strings and lists are reference-counted so that copying a record
 /// (snapshots, overlays) never copies their contents.
+// `repr(u64)`: a word-sized tag puts every payload at offset 8, so a value is copied as
+// whole words. With the default one-byte tag a decimal sits at offset 4 and copies of it
+// straddle the stores that wrote it, which measured 10-15% slower on the apply path.
 #[derive(Clone, Debug, PartialEq)]
+#[repr(u64)]
 pub enum Value {
     Null,
     Bool(bool),
@@ -94,10 +98,11 @@ impl Value {
     }
 
     /// Converts a value that [`fits`](Self::fits) `ty` to its stored form.
+    #[inline]
     pub fn coerce(self, ty: Ty) -> Value {
-        match (self, ty) {
-            (Value::Int(i), Ty::Decimal) => Value::Decimal(Decimal::from(i)),
-            (v, _) => v,
+        match self {
+            Value::Int(i) if ty == Ty::Decimal => Value::Decimal(Decimal::from(i)),
+            v => v,
         }
     }
 

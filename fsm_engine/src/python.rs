@@ -5,7 +5,7 @@
 //! Every call is guarded so that a Rust panic surfaces as `EngineError`, never as a crash.
 
 use crate::machine::{Candidate, Handling, Machine as Compiled};
-use crate::runtime::{EngineError as RtError, InstanceSnapshot, Outcome as RtOutcome, Runtime as Rt};
+use crate::runtime::{EngineError as RtError, InstanceSnapshot, Outcome as RtOutcome, Runtime as Rt, Transition};
 use crate::python_decimal::read_decimal;
 use crate::value::{parse_decimal, Ty, Value};
 use pyo3::create_exception;
@@ -145,7 +145,8 @@ fn from_value(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
 
 /// Reads the payload of event `ei` from `payload`: any object whose attributes (or a dict
 /// whose keys) are the event's declared fields; a missing field is null.
-fn read_payload(py: Python<'_>, m: &Machine, ei: usize, payload: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Value>> {
+/// `known`: a field whose value the caller already has (its index and the string).
+fn read_payload(py: Python<'_>, m: &Machine, ei: usize, payload: Option<&Bound<'_, PyAny>>, known: Option<(usize, &Arc<str>)>) -> PyResult<Vec<Value>> {
     let def = &m.inner.events[ei];
     let event = &def.name;
     let mut values = Vec::with_capacity(def.fields.len());
@@ -156,7 +157,11 @@ fn read_payload(py: Python<'_>, m: &Machine, ei: usize, payload: Option<&Bound<'
         return Err(EngineError::new_err(format!("event {event} needs a payload")));
     };
     let dict = obj.cast::<PyDict>().ok();
-    for (f, pyname) in def.fields.iter().zip(&m.event_fields[ei]) {
+    for (i, (f, pyname)) in def.fields.iter().zip(&m.event_fields[ei]).enumerate() {
+        if let Some((_, text)) = known.filter(|(k, _)| *k == i) {
+            values.push(Value::String(Arc::clone(text)));
+            continue;
+        }
         let item = match dict {
             Some(d) => d.get_item(pyname.bind(py))?,
             None => match obj.getattr(pyname.bind(py)) {
@@ -192,6 +197,22 @@ pub struct Machine {
     effect_fields: Vec<Vec<Py<PyString>>>,
     record_fields: Vec<Py<PyString>>,
     shared_fields: Vec<Py<PyString>>,
+    /// `((from, event, to),)` per possible transition, made the first time it is taken:
+    /// outcomes share these immutable tuples instead of building two per event.
+    transition_tuples: Vec<PyOnceLock<Py<PyTuple>>>,
+}
+
+impl Machine {
+    /// The shared `((from, event, to),)` tuple of a transition.
+    fn transition_tuple<'py>(&self, py: Python<'py>, t: Transition) -> PyResult<Bound<'py, PyTuple>> {
+        let (ns, ne) = (self.state_names.len(), self.event_names.len());
+        let cell = &self.transition_tuples[(t.from * ne + t.event) * ns + t.to];
+        let tuple = cell.get_or_try_init(py, || -> PyResult<_> {
+            let names = [self.state_names[t.from].clone_ref(py), self.event_names[t.event].clone_ref(py), self.state_names[t.to].clone_ref(py)];
+            Ok(PyTuple::new(py, [PyTuple::new(py, names)?])?.unbind())
+        })?;
+        Ok(tuple.bind(py).clone())
+    }
 }
 
 fn names(py: Python<'_>, items: impl Iterator<Item = String>) -> Vec<Py<PyString>> {
@@ -224,6 +245,7 @@ impl Machine {
             effect_fields: m.effects.iter().map(|e| names(py, e.fields.iter().map(|f| f.name.clone()))).collect(),
             record_fields: names(py, m.record.iter().map(|f| f.name.clone())),
             shared_fields: names(py, m.shared.iter().map(|f| f.name.clone())),
+            transition_tuples: (0..m.states.len() * m.events.len() * m.states.len()).map(|_| PyOnceLock::new()).collect(),
             inner: m,
         })
     }
@@ -329,12 +351,17 @@ pub struct Runtime {
     rt: Rt,
     machine: Py<Machine>,
     /// Which instance takes the events that carry a given routing key (see `dispatch`).
-    routes: HashMap<Box<str>, Route, foldhash::fast::RandomState>,
+    routes: HashMap<Arc<str>, Route, foldhash::fast::RandomState>,
     dispatcher: Option<Dispatcher>,
 }
 
 struct Route {
     instance: usize,
+    /// `instance` as a Python int, made once (Python caches only the ints up to 256).
+    instance_obj: Py<PyAny>,
+    /// The routing key itself, handed to the engine as the payload's key field (the
+    /// event's key equals it, or the route would not have been found).
+    key: Arc<str>,
     /// Where the accepted events of the logged kinds for this key are appended.
     log: Option<Py<PyList>>,
 }
@@ -348,6 +375,8 @@ struct Dispatcher {
     fallback: Py<PyAny>,
     /// Per event index: whether accepted events of that kind go to the route's log.
     logged: Vec<bool>,
+    /// Per event index: the payload field named like the routing key, if there is one.
+    key_field: Vec<Option<usize>>,
 }
 
 /// What one call did, as a Python object: the engine's outcome with the names the caller
@@ -406,11 +435,7 @@ impl Runtime {
     fn outcome<'py>(&self, py: Python<'py>, out: RtOutcome) -> PyResult<Bound<'py, PyTuple>> {
         let m = self.machine.get();
         let transition = match out.transition {
-            Some(t) => PyTuple::new(
-                py,
-                [m.state_names[t.from].clone_ref(py), m.event_names[t.event].clone_ref(py), m.state_names[t.to].clone_ref(py)],
-            )?
-            .into_any(),
+            Some(t) => m.transition_tuple(py, t)?.get_item(0)?,
             None => py.None().into_bound(py),
         };
         let effects = if out.effects.is_empty() {
@@ -494,7 +519,7 @@ impl Runtime {
                 Err(_) => return fallback(),
             },
         };
-        let Ok(values) = read_payload(py, m, ei, Some(event)) else { return fallback() };
+        let Ok(values) = read_payload(py, m, ei, Some(event), d.key_field[ei].map(|k| (k, &route.key))) else { return fallback() };
         let instance = route.instance;
         let out = match self.rt.apply(instance, ei, values) {
             Ok(out) => out,
@@ -510,13 +535,7 @@ impl Runtime {
             return Ok(Dispatched::Fallback(d.fallback.clone_ref(py), applied));
         }
         let transitions = match out.transition {
-            Some(t) => {
-                let tr = PyTuple::new(
-                    py,
-                    [m.state_names[t.from].clone_ref(py), m.event_names[t.event].clone_ref(py), m.state_names[t.to].clone_ref(py)],
-                )?;
-                PyTuple::new(py, [tr])?.into_any().unbind()
-            }
+            Some(t) => m.transition_tuple(py, t)?.into_any().unbind(),
             None => PyTuple::empty(py).into_any().unbind(),
         };
         let empty = PyTuple::empty(py).into_any().unbind();
@@ -524,7 +543,7 @@ impl Runtime {
             accepted: out.accepted,
             diagnostic_code: m.diagnostic_names[out.diagnostic].clone_ref(py).into_any(),
             state: m.state_names[out.state].clone_ref(py).into_any(),
-            instance: instance.into_pyobject(py)?.into_any().unbind(),
+            instance: route.instance_obj.clone_ref(py),
             transitions,
             emitted_events: empty.clone_ref(py),
             refused_events: empty,
@@ -592,7 +611,7 @@ impl Runtime {
                 .inner
                 .event_index(event)
                 .ok_or_else(|| EngineError::new_err(format!("unknown event '{event}' (events: {})", m.inner.events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", "))))?;
-            let values = read_payload(py, m, ei, payload)?;
+            let values = read_payload(py, m, ei, payload, None)?;
             let out = self.rt.apply(instance, ei, values).map_err(rt_err)?;
             self.outcome(py, out)
         })
@@ -603,11 +622,13 @@ impl Runtime {
     /// Routes events whose routing key is `key` to `instance`. With `log`, the accepted
     /// events of the logged kinds for this key are appended to that list.
     #[pyo3(signature = (key, instance, log=None))]
-    fn route(&mut self, key: &str, instance: usize, log: Option<Bound<'_, PyList>>) -> PyResult<()> {
+    fn route(&mut self, py: Python<'_>, key: &str, instance: usize, log: Option<Bound<'_, PyList>>) -> PyResult<()> {
         if instance >= self.rt.len() {
             return Err(rt_err(RtError::NoSuchInstance { index: instance, count: self.rt.len() }));
         }
-        self.routes.insert(key.into(), Route { instance, log: log.map(Bound::unbind) });
+        let key: Arc<str> = Arc::from(key);
+        let instance_obj = instance.into_pyobject(py)?.into_any().unbind();
+        self.routes.insert(Arc::clone(&key), Route { instance, instance_obj, key, log: log.map(Bound::unbind) });
         Ok(())
     }
 
@@ -681,6 +702,7 @@ impl Runtime {
             outcome_type: outcome_type.unbind(),
             fallback: fallback.unbind(),
             logged: flags,
+            key_field: m.events.iter().map(|e| e.fields.iter().position(|f| f.name == key_attr.to_str().unwrap_or_default())).collect(),
         });
         Ok(())
     }

@@ -207,3 +207,32 @@ def test_a_silent_mock_executes_and_records_requests_but_answers_none():
     assert k.venue.orders[coid].filled == D("0.004")  # the mock executed it; the test reports it
     out = k.on_venue_event(dita.VenueEvent("FULL_FILL", "f1", coid, "M1", D("0.004"), D("60000"), D("0")))
     assert out.state == "POSITION_OPEN" and k.slot(0).size == D("0.004")
+
+
+def test_an_event_with_empty_slots_is_read_as_the_general_path_reads_it():
+    """The dispatcher reads a VenueEvent's slots in place; an attribute never set counts as
+    missing (None), exactly as on the general path."""
+    got = []
+    for general in (False, True):
+        k = quiet_kernel(general)
+        enter(k, 0, "e1", "t1", order_type="LIMIT", limit_price="59000")
+        ev = dita.VenueEvent.__new__(dita.VenueEvent)  # only three of its slots set
+        ev.kind, ev.event_id, ev.client_order_id = "ORDER_ACK", "a1", k.slot(0).active_entry_order.client_order_id
+        got.append((outcome_fields(k.on_venue_event(ev)), k.snapshot()))
+    assert got[0] == got[1]
+    assert got[0][0][:3] == (True, "OK", "ENTRY_WORKING")
+
+
+def test_a_change_to_the_event_class_sends_the_dispatcher_back_to_getattr(monkeypatch):
+    """Slot offsets are only trusted while the class is unchanged: replace the descriptor
+    of `filled_size` and the dispatcher must read what getattr now gives."""
+    k = quiet_kernel(False)
+    enter(k, 0, "e1", "t1", size="0.010", order_type="LIMIT", limit_price="59000")
+    coid = k.slot(0).active_entry_order.client_order_id
+    first = dita.VenueEvent("PARTIALLY_FILLED", "f1", coid, "V1", D("0.004"), D("59000"), D("0.01"))
+    second = dita.VenueEvent("PARTIALLY_FILLED", "f2", coid, "V1", D("0.004"), D("59000"), D("0.01"))
+    assert k.on_venue_event(first).accepted
+    assert k.slot(0).size == D("0.004")
+    monkeypatch.setattr(dita.VenueEvent, "filled_size", property(lambda self: D("0.001")))
+    assert k.on_venue_event(second).accepted
+    assert k.slot(0).size == D("0.005"), "the stale slot would have given 0.008"

@@ -19,6 +19,8 @@ mod value;
 mod python;
 #[cfg(feature = "python")]
 mod python_decimal;
+#[cfg(feature = "python")]
+mod python_members;
 
 pub use expr::EvalError;
 pub use machine::{Machine, Problem, SpecError};

@@ -7,6 +7,7 @@
 use crate::machine::{Candidate, Handling, Machine as Compiled};
 use crate::runtime::{EngineError as RtError, InstanceSnapshot, Outcome as RtOutcome, Runtime as Rt, Transition};
 use crate::python_decimal::read_decimal;
+use crate::python_members::{Member, MemberReader};
 use crate::value::{parse_decimal, Ty, Value};
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
@@ -146,7 +147,15 @@ fn from_value(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
 /// Reads the payload of event `ei` from `payload`: any object whose attributes (or a dict
 /// whose keys) are the event's declared fields; a missing field is null.
 /// `known`: a field whose value the caller already has (its index and the string).
-fn read_payload(py: Python<'_>, m: &Machine, ei: usize, payload: Option<&Bound<'_, PyAny>>, known: Option<(usize, &Arc<str>)>) -> PyResult<Vec<Value>> {
+/// `members`: where each field lives in the payload object, when a [`MemberReader`] may read it.
+fn read_payload(
+    py: Python<'_>,
+    m: &Machine,
+    ei: usize,
+    payload: Option<&Bound<'_, PyAny>>,
+    known: Option<(usize, &Arc<str>)>,
+    members: Option<&[Option<Member>]>,
+) -> PyResult<Vec<Value>> {
     let def = &m.inner.events[ei];
     let event = &def.name;
     let mut values = Vec::with_capacity(def.fields.len());
@@ -157,14 +166,23 @@ fn read_payload(py: Python<'_>, m: &Machine, ei: usize, payload: Option<&Bound<'
         return Err(EngineError::new_err(format!("event {event} needs a payload")));
     };
     let dict = obj.cast::<PyDict>().ok();
+    if let Some(members) = members {
+        for at in members.iter().flatten() {
+            // SAFETY: the caller checked that the reader may read `obj`.
+            unsafe { MemberReader::prefetch(obj, *at) };
+        }
+    }
     for (i, (f, pyname)) in def.fields.iter().zip(&m.event_fields[ei]).enumerate() {
         if let Some((_, text)) = known.filter(|(k, _)| *k == i) {
             values.push(Value::String(Arc::clone(text)));
             continue;
         }
-        let item = match dict {
-            Some(d) => d.get_item(pyname.bind(py))?,
-            None => match obj.getattr(pyname.bind(py)) {
+        let direct = members.and_then(|s| s[i]);
+        let item = match (dict, direct) {
+            // SAFETY: as above; an unset member is a missing attribute, as for getattr.
+            (_, Some(at)) => unsafe { MemberReader::get(obj, at) }.map(|b| b.to_owned()),
+            (Some(d), None) => d.get_item(pyname.bind(py))?,
+            (None, None) => match obj.getattr(pyname.bind(py)) {
                 Ok(v) => Some(v),
                 Err(e) if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) => None,
                 Err(e) => return Err(e),
@@ -377,6 +395,26 @@ struct Dispatcher {
     logged: Vec<bool>,
     /// Per event index: the payload field named like the routing key, if there is one.
     key_field: Vec<Option<usize>>,
+    /// Where the attributes live in objects of `event_type`, when it declares them.
+    members: Option<EventMembers>,
+}
+
+struct EventMembers {
+    reader: MemberReader,
+    kind: Member,
+    key: Member,
+    /// Per event index, per payload field.
+    fields: Vec<Vec<Option<Member>>>,
+}
+
+impl EventMembers {
+    fn new(py: Python<'_>, m: &Machine, ty: &Bound<'_, PyType>, kind: &Bound<'_, PyString>, key: &Bound<'_, PyString>) -> Option<EventMembers> {
+        let kind = MemberReader::member(ty, kind)?;
+        let key = MemberReader::member(ty, key)?;
+        let fields = m.event_fields.iter().map(|names| names.iter().map(|n| MemberReader::member(ty, n.bind(py))).collect()).collect();
+        // Last: the lookups above give the type a version tag if it had none.
+        Some(EventMembers { reader: MemberReader::new(ty)?, kind, key, fields })
+    }
 }
 
 /// What one call did, as a Python object: the engine's outcome with the names the caller
@@ -503,10 +541,17 @@ impl Runtime {
         if !event.get_type().is(d.event_type.bind(py)) {
             return fallback();
         }
-        let key = event.getattr(d.key_attr.bind(py))?;
+        let direct = d.members.as_ref().filter(|s| s.reader.reads(event));
+        // An unset member falls to getattr, which raises the AttributeError it always raised.
+        // SAFETY: `direct` is set only when the reader may read `event`.
+        let attr = |at: Option<Member>, name: &Py<PyString>| match at.and_then(|s| unsafe { MemberReader::get(event, s) }) {
+            Some(v) => Ok(v.to_owned()),
+            None => event.getattr(name.bind(py)),
+        };
+        let key = attr(direct.map(|s| s.key), &d.key_attr)?;
         let Ok(key) = key.cast::<PyString>() else { return fallback() };
         let Some(route) = self.routes.get(key.to_str()?) else { return fallback() };
-        let kind = event.getattr(d.kind_attr.bind(py))?;
+        let kind = attr(direct.map(|s| s.kind), &d.kind_attr)?;
         let m = self.machine.get();
         // Event names are interned, and so usually is the caller's: compare pointers first.
         let ei = match m.event_names.iter().position(|n| n.as_ptr() == kind.as_ptr()) {
@@ -519,7 +564,7 @@ impl Runtime {
                 Err(_) => return fallback(),
             },
         };
-        let Ok(values) = read_payload(py, m, ei, Some(event), d.key_field[ei].map(|k| (k, &route.key))) else { return fallback() };
+        let Ok(values) = read_payload(py, m, ei, Some(event), d.key_field[ei].map(|k| (k, &route.key)), direct.map(|s| &s.fields[ei][..])) else { return fallback() };
         let instance = route.instance;
         let out = match self.rt.apply(instance, ei, values) {
             Ok(out) => out,
@@ -611,7 +656,7 @@ impl Runtime {
                 .inner
                 .event_index(event)
                 .ok_or_else(|| EngineError::new_err(format!("unknown event '{event}' (events: {})", m.inner.events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", "))))?;
-            let values = read_payload(py, m, ei, payload, None)?;
+            let values = read_payload(py, m, ei, payload, None, None)?;
             let out = self.rt.apply(instance, ei, values).map_err(rt_err)?;
             self.outcome(py, out)
         })
@@ -695,14 +740,19 @@ impl Runtime {
             let i = m.event_index(name).ok_or_else(|| EngineError::new_err(format!("logged: unknown event '{name}'")))?;
             flags[i] = true;
         }
+        let kind_attr = PyString::intern(py, kind_attr.to_str()?);
+        let key_attr = PyString::intern(py, key_attr.to_str()?);
+        let members = EventMembers::new(py, self.machine.get(), &event_type, &kind_attr, &key_attr);
+        let m = &self.machine.get().inner;
         self.dispatcher = Some(Dispatcher {
+            members,
             event_type: event_type.unbind(),
-            kind_attr: PyString::intern(py, kind_attr.to_str()?).unbind(),
-            key_attr: PyString::intern(py, key_attr.to_str()?).unbind(),
             outcome_type: outcome_type.unbind(),
             fallback: fallback.unbind(),
             logged: flags,
             key_field: m.events.iter().map(|e| e.fields.iter().position(|f| f.name == key_attr.to_str().unwrap_or_default())).collect(),
+            kind_attr: kind_attr.unbind(),
+            key_attr: key_attr.unbind(),
         });
         Ok(())
     }

@@ -56,6 +56,8 @@ REPO = HERE.parent
 DEFAULT_ANCHORS = REPO.parent / "shared" / "bench" / "anchors_fsm.py"
 WORKLOADS = ["fill", "cancel", "roundtrip"]
 DITA_EXTRAS = ["DitaEngineRuntime", "DitaKernelPrebuilt", "DitaKernelBuildInLoop"]
+# Run with the anchors only: NautilusTrader with one set of events per order, as the kernel has.
+ANCHOR_EXTRAS = ["NautilusApplyPerOrder"]
 
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
@@ -182,7 +184,7 @@ def run_anchors(anchors, args, out_json: Path) -> list[dict]:
     argv = ["--n", str(args.n), "--repeats", str(args.repeats), "--warmup", str(args.warmup), "--fills",
             str(args.fills), "--workloads", ",".join(args.workloads), "--round-s", str(args.round_s),
             "--json", str(out_json)]
-    for cls in DITA_EXTRAS:
+    for cls in DITA_EXTRAS + ANCHOR_EXTRAS:
         argv += ["--extra", f"dita_impls:{cls}"]
     if args.gc:
         argv.append("--gc")
@@ -245,7 +247,7 @@ REFS = [("nautilus-cy apply", "x nt-cy apply"), ("nautilus-cy build+apply", "x n
 
 def print_table(results: list[dict], workloads) -> None:
     order = ["dita rust apply (full)", "dita rust apply (venue)", "dita Runtime.apply (py)", "dita kernel apply",
-             "dita kernel build+apply"]
+             "dita kernel build+apply", "nautilus-cy apply", "nautilus-cy apply (events per order)"]
     w_impl = max([26] + [len(r["impl"]) for r in results])
     head = (f"| {'workload':9} | {'implementation':{w_impl}} | {'ev/seq':>6} | {'n seq':>6} | {'ns/event':>9} | "
             + " | ".join(f"{label:>19}" for _, label in REFS) + " |")

@@ -368,3 +368,48 @@ class DitaKernelBuildInLoop(_DitaKernel):
 
     name = "dita kernel build+apply"
     build = True
+
+
+class NautilusApplyPerOrder:
+    """NautilusTrader's ``order.apply`` with each order's events built before the timer, as
+    for the kernel rows. The anchors' ``nautilus-cy apply`` row builds one event list and
+    applies it to every order, so its events stay in cache while the kernel's (one set per
+    order, since the kernel routes by client order id) do not; this row measures NautilusTrader
+    under the kernel's conditions. It is an extra, for reading the table: the targets are set
+    against the anchors' own rows."""
+
+    name = "nautilus-cy apply (events per order)"
+
+    def available(self):
+        try:
+            import anchors_fsm  # loaded by the harness that runs this class
+        except ImportError as exc:
+            return False, f"anchors_fsm not loaded: {exc!r}"
+        return anchors_fsm.NautilusCython().available()
+
+    def prepare(self, wl, n: int):
+        import anchors_fsm
+
+        nt = anchors_fsm.NautilusCython(build_events_in_loop=False)
+        c = nt._ctx()
+        total = c.Quantity.from_str(anchors_fsm._total_qty_str(wl.fills))
+        specs = list(enumerate(wl.nt_orders))  # (order index, (side, steps))
+        rows = [[(nt._order(c, i, side, total), nt._events(c, i, side, steps, total, str(i)))
+                 for i, (side, steps) in specs] for _ in range(n)]
+
+        def run():
+            cnt = 0
+            for row in rows:
+                for order, evs in row:
+                    ap = order.apply
+                    for ev in evs:
+                        ap(ev)
+                    cnt += len(evs)
+            return cnt
+
+        def check():
+            for row in (rows[0], rows[-1]):
+                got = [nt._status(o) for o, _ in row]
+                assert got == wl.nt_final, (self.name, wl.name, got)
+
+        return run, check

@@ -90,12 +90,15 @@ class Kernel:
         self._rt = _engine.Runtime(self.machine, slots, {"starting_capital": capital, "capital": capital})
         # Venue events are routed by client order id inside the engine; the accepted fills of
         # each routed order are appended to its list in self._fills (see order_progress).
+        self._trades: list[dict] = []           # terminal records of closed trades (see trades)
+        # A trade's terminal record is written by the dispatcher itself when no journal
+        # must see it first: the record goes to self._trades, then TERMINAL_WRITTEN.
         self._rt.configure_dispatch(VenueEvent, "kind", "client_order_id", KernelOutcome,
-                                    self._venue_event_fallback, sorted(_FILL_EVENTS))
+                                    self._venue_event_fallback, sorted(_FILL_EVENTS),
+                                    {"WRITE_TERMINAL": ("TERMINAL_WRITTEN", self._trades, "slot_id")})
         self.slots = slots
         self._order_slot: dict[str, int] = {}   # every client order id ever issued -> its slot
         self._orders: dict[str, Order] = {}     # client order id -> the order as submitted
-        self.trades: list[dict] = []            # terminal records of closed trades
         # What was applied of each order's fills, for Venue.resume: the accepted fill events
         # of the orders of current trades (appending is all the hot path does), folded into
         # [size, value, fees] when asked and once the trade ends.
@@ -149,6 +152,13 @@ class Kernel:
     @property
     def account(self) -> AccountView:
         return AccountView(self._rt.shared())
+
+    @property
+    def trades(self) -> list[dict]:
+        """The terminal records of closed trades, oldest first: the closing fill's
+        WRITE_TERMINAL fields (decimals as Decimal) and ``slot_id``. A property, not an
+        attribute, because the engine's dispatcher appends to this very list."""
+        return self._trades
 
     def order(self, client_order_id: str) -> Order | None:
         """The order the kernel sent under ``client_order_id``, if any."""
@@ -450,7 +460,7 @@ class Kernel:
                 order = Order(**{**sent.__dict__, "asset": args["asset"], "venue_order_id": args["venue_order_id"]})
                 pending.extend(self._call_venue("cancel", order))
             elif name == "WRITE_TERMINAL":
-                self.trades.append(dict(args, slot_id=slot))
+                self._trades.append(dict(args, slot_id=slot))
                 if self._replaying:
                     continue  # the journal holds the TERMINAL_WRITTEN that followed
                 r = self._apply(slot, "TERMINAL_WRITTEN", None, "kernel")
@@ -513,7 +523,10 @@ class Kernel:
             order = _order_from_json(data)
             k._orders[coid] = order
             k._order_slot[coid] = order.slot_id
-        k.trades = [dict(t) for t in snapshot.get("trades") or ()]
+        # The snapshot holds decimals as text; the terminal record's types are the effect's.
+        decimals = {name for name, ty, *_ in k.machine.describe()["effects"].get("WRITE_TERMINAL", ()) if ty == "decimal"}
+        k._trades.extend({f: (Decimal(v) if f in decimals and isinstance(v, str) else v) for f, v in t.items()}
+                         for t in snapshot.get("trades") or ())
         k._progress = {coid: [Decimal(x) for x in p] for coid, p in (snapshot.get("order_progress") or {}).items()}
         k._fills = {}
         k._slot_orders = {int(slot): list(coids) for slot, coids in (snapshot.get("slot_orders") or {}).items()}

@@ -88,3 +88,64 @@ def test_a_rust_problem_never_crashes_python(light):
     with pytest.raises(ValueError):  # EngineError is a ValueError
         light.apply(0, "TIMER", {"tick_id": "x"})
     assert light.state(0) == "GREEN" and light.record(0)["green_seconds"] == 0
+
+
+class Signal:
+    """A traffic-light event object for the engine's dispatcher: which light, what happened."""
+
+    __slots__ = ("kind", "light", "tick_id", "seconds", "count", "reason")
+
+    def __init__(self, kind, light, tick_id=None, seconds=None):
+        self.kind, self.light, self.tick_id, self.seconds = kind, light, tick_id, seconds
+        self.count = self.reason = None
+
+
+def dispatching(light, answers):
+    fallbacks = []
+    light.configure_dispatch(Signal, "kind", "light", dita._engine.Outcome,
+                             lambda event, applied: fallbacks.append((event.kind, applied)) or "fallback", [], answers)
+    light.route("north", 0)
+    return fallbacks
+
+
+def test_the_dispatcher_answers_an_effect_itself_when_told_how(light):
+    """A LAMP effect answered by the dispatcher: its fields go to a list, then BUTTON is
+    applied to the same light, all in the one call; no fallback is called."""
+    lamps = []
+    fallbacks = dispatching(light, {"LAMP": ("BUTTON", lamps, "light")})
+    tick(light, 0, "a", "30")
+    tick(light, 0, "b")
+    assert light.state(0) == "RED" and light.record(0)["waiting"] is False
+    out = light.dispatch(Signal("TIMER", "north", "c", D("5")))
+    assert (out.accepted, out.state, out.instance) == (True, "GREEN", 0)
+    assert out.transitions == (("RED", "TIMER", "GREEN"), ("GREEN", "BUTTON", "GREEN"))
+    assert lamps == [{"colour": "green", "light": 0}]
+    assert light.record(0)["waiting"] is True and fallbacks == []
+    # When any effect has no answer (RED's BEEP), none is answered here: the fallback gets
+    # the applied event and performs them all.
+    light.route("south", 1)
+    tick(light, 1, "a", "30")
+    assert light.dispatch(Signal("TIMER", "south", "b", D("1"))) == "fallback"
+    assert fallbacks[0][0] == "TIMER" and fallbacks[0][1][4] == [("LAMP", {"colour": "red"}), ("BEEP", {})]
+    assert light.state(1) == "RED" and len(lamps) == 1
+
+
+def test_an_answer_the_machine_refuses_is_an_error_naming_it(light):
+    lamps = []
+    dispatching(light, {"LAMP": ("BUTTON", lamps, None)})
+    # GREEN -> YELLOW lights the yellow lamp; YELLOW refuses BUTTON.
+    with pytest.raises(dita.EngineError, match="effect LAMP was answered with BUTTON, which instance 0 refused"):
+        light.dispatch(Signal("TIMER", "north", "a", D("30")))
+    assert lamps == [{"colour": "yellow"}]
+
+
+@pytest.mark.parametrize("answers, error", [
+    ({"GLOW": ("BUTTON", [], None)}, "answers: unknown effect 'GLOW'"),
+    ({"LAMP": ("PRESS", [], None)}, "answers\\['LAMP'\\]: unknown event 'PRESS'"),
+    ({"LAMP": ("CARS", [], None)}, "event CARS takes a payload"),
+    ({"LAMP": ("RESET", [], None)}, "event RESET can emit effects"),
+    ({"LAMP": ("BUTTON", "lamps", None)}, "must be \\(event name, list, instance key or None\\)"),
+])
+def test_answers_the_dispatcher_cannot_give_are_refused_when_configured(light, answers, error):
+    with pytest.raises(dita.EngineError, match=error):
+        dispatching(light, answers)

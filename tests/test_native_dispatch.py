@@ -236,3 +236,27 @@ def test_a_change_to_the_event_class_sends_the_dispatcher_back_to_getattr(monkey
     monkeypatch.setattr(dita.VenueEvent, "filled_size", property(lambda self: D("0.001")))
     assert k.on_venue_event(second).accepted
     assert k.slot(0).size == D("0.005"), "the stale slot would have given 0.008"
+
+
+def test_a_restored_kernel_keeps_writing_terminal_records_to_its_trades():
+    """The dispatcher appends terminal records to the kernel's own list: after a restore
+    the restored records (their decimals Decimals again, not the snapshot's text) and the
+    new ones are in that one list, in order."""
+    def round_trip(k, n):
+        V = dita.VenueEvent
+        enter(k, 0, f"e{n}", f"t{n}", size="0.002", order_type="LIMIT", limit_price="59000")
+        coid = k.slot(0).active_entry_order.client_order_id
+        k.on_venue_event(V("FULL_FILL", f"f{n}", coid, "V1", D("0.002"), D("59000"), D("0.01")))
+        exit_(k, 0, f"x{n}", order_type="LIMIT", limit_price="61000")
+        x = k.slot(0).active_exit_order.client_order_id
+        return k.on_venue_event(V("FULL_FILL", f"xf{n}", x, "VX", D("0.002"), D("61000"), D("0.01")))
+
+    k = quiet_kernel(False)
+    out = round_trip(k, 1)
+    assert out.transitions[-1] == ("CLOSED", "TERMINAL_WRITTEN", "TRADE_TERMINAL_WRITTEN")
+    restored = dita.Kernel.restore(k.snapshot(), venue=MockVenue(prices={"BTC-USDT": "60000"}, silent=True))
+    round_trip(restored, 2)
+    assert [(t["trade_id"], t["slot_id"], t["realized_pnl"]) for t in restored.trades] == [
+        ("t1", 0, D("3.98")), ("t2", 0, D("3.98"))]
+    with pytest.raises(AttributeError):
+        restored.trades = []

@@ -146,6 +146,21 @@ fn from_value(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
 
 /// Reads the payload of event `ei` from `payload`: any object whose attributes (or a dict
 /// whose keys) are the event's declared fields; a missing field is null.
+/// Whether applying event `ei` can emit an effect in some state: one of its candidates
+/// emits one, or leads into a state whose `on_entry` does.
+fn may_emit(m: &Compiled, ei: usize) -> bool {
+    m.states.iter().enumerate().any(|(from, state)| match &state.table[ei] {
+        Handling::Candidates(cands) => cands.iter().any(|c| match c {
+            Candidate::Take { actions, target, new_run, .. } => {
+                let to = target.unwrap_or(from);
+                !actions.effects.is_empty() || ((to != from || *new_run) && !m.states[to].on_entry.effects.is_empty())
+            }
+            Candidate::Refuse { .. } => false,
+        }),
+        _ => false,
+    })
+}
+
 /// `known`: a field whose value the caller already has (its index and the string).
 /// `members`: where each field lives in the payload object, when a [`MemberReader`] may read it.
 fn read_payload(
@@ -397,6 +412,17 @@ struct Dispatcher {
     key_field: Vec<Option<usize>>,
     /// Where the attributes live in objects of `event_type`, when it declares them.
     members: Option<EventMembers>,
+    /// Per effect index: how the dispatcher answers that effect itself, if it does.
+    answers: Vec<Option<Answer>>,
+}
+
+/// An effect the dispatcher performs without the fallback: its fields are appended to
+/// `sink` as a dict (with the instance under `instance_key`, if given), then `event` is
+/// applied to the same instance.
+struct Answer {
+    event: usize,
+    sink: Py<PyList>,
+    instance_key: Option<Py<PyString>>,
 }
 
 struct EventMembers {
@@ -575,19 +601,51 @@ impl Runtime {
                 log.bind(py).append(event)?;
             }
         }
-        if !out.effects.is_empty() {
+        let mut state = out.state;
+        let transitions = if out.effects.is_empty() {
+            match out.transition {
+                Some(t) => m.transition_tuple(py, t)?.into_any().unbind(),
+                None => PyTuple::empty(py).into_any().unbind(),
+            }
+        } else if out.accepted && out.effects.iter().all(|(fx, _)| d.answers[*fx].is_some()) {
+            let mut taken: Vec<Bound<'_, PyAny>> = Vec::with_capacity(1 + out.effects.len());
+            if let Some(t) = out.transition {
+                taken.push(m.transition_tuple(py, t)?.get_item(0)?);
+            }
+            for (fx, args) in &out.effects {
+                let Some(answer) = &d.answers[*fx] else { unreachable!("checked above") };
+                let record = PyDict::new(py);
+                for (name, v) in m.effect_fields[*fx].iter().zip(args) {
+                    record.set_item(name.bind(py), from_value(py, v)?)?;
+                }
+                if let Some(key) = &answer.instance_key {
+                    record.set_item(key.bind(py), route.instance_obj.bind(py))?;
+                }
+                answer.sink.bind(py).append(record)?;
+                let reply = self.rt.apply(instance, answer.event, Vec::new()).map_err(rt_err)?;
+                if !reply.accepted {
+                    return Err(EngineError::new_err(format!(
+                        "effect {} was answered with {}, which instance {instance} refused: {}",
+                        m.inner.effects[*fx].name,
+                        m.inner.events[answer.event].name,
+                        reply.message.unwrap_or_default()
+                    )));
+                }
+                if let Some(t) = reply.transition {
+                    taken.push(m.transition_tuple(py, t)?.get_item(0)?);
+                }
+                state = reply.state;
+            }
+            PyTuple::new(py, taken)?.into_any().unbind()
+        } else {
             let applied = self.outcome(py, out)?.into_any().unbind();
             return Ok(Dispatched::Fallback(d.fallback.clone_ref(py), applied));
-        }
-        let transitions = match out.transition {
-            Some(t) => m.transition_tuple(py, t)?.into_any().unbind(),
-            None => PyTuple::empty(py).into_any().unbind(),
         };
         let empty = PyTuple::empty(py).into_any().unbind();
         let outcome = Outcome {
             accepted: out.accepted,
             diagnostic_code: m.diagnostic_names[out.diagnostic].clone_ref(py).into_any(),
-            state: m.state_names[out.state].clone_ref(py).into_any(),
+            state: m.state_names[state].clone_ref(py).into_any(),
             instance: route.instance_obj.clone_ref(py),
             transitions,
             emitted_events: empty.clone_ref(py),
@@ -691,6 +749,9 @@ impl Runtime {
                 visit.call(log)?;
             }
         }
+        for answer in self.dispatcher.iter().flat_map(|d| d.answers.iter().flatten()) {
+            visit.call(&answer.sink)?;
+        }
         Ok(())
     }
 
@@ -717,7 +778,12 @@ impl Runtime {
     /// `kind_attr` names the event and `key_attr` holds the routing key; outcomes are built
     /// as `outcome_type` (a subclass of `Outcome`); `logged` names the event kinds whose
     /// accepted events go to their route's log; `fallback(event, applied)` handles what the
-    /// fast path does not (see `dispatch`).
+    /// fast path does not (see `dispatch`). `answers` maps an effect name to
+    /// `(event name, list, instance key or None)`: the dispatcher performs that effect itself
+    /// by appending its fields to the list as a dict and applying the event (which must
+    /// take no payload and can emit no effect) to the same instance.
+    #[pyo3(signature = (event_type, kind_attr, key_attr, outcome_type, fallback, logged, answers=None))]
+    #[allow(clippy::too_many_arguments)]
     fn configure_dispatch(
         &mut self,
         event_type: Bound<'_, PyType>,
@@ -726,6 +792,7 @@ impl Runtime {
         outcome_type: Bound<'_, PyType>,
         fallback: Bound<'_, PyAny>,
         logged: Vec<String>,
+        answers: Option<Bound<'_, PyDict>>,
     ) -> PyResult<()> {
         let py = event_type.py();
         if !outcome_type.is_subclass(&py.get_type::<Outcome>())? {
@@ -740,6 +807,22 @@ impl Runtime {
             let i = m.event_index(name).ok_or_else(|| EngineError::new_err(format!("logged: unknown event '{name}'")))?;
             flags[i] = true;
         }
+        let mut answer_of: Vec<Option<Answer>> = (0..m.effects.len()).map(|_| None).collect();
+        for (effect, spec) in answers.iter().flat_map(|d| d.iter()) {
+            let effect: String = effect.extract()?;
+            let fx = m.effects.iter().position(|e| e.name == effect).ok_or_else(|| EngineError::new_err(format!("answers: unknown effect '{effect}'")))?;
+            let (event, sink, instance_key): (String, Bound<'_, PyList>, Option<Bound<'_, PyString>>) = spec
+                .extract()
+                .map_err(|_| EngineError::new_err(format!("answers['{effect}'] must be (event name, list, instance key or None)")))?;
+            let ei = m.event_index(&event).ok_or_else(|| EngineError::new_err(format!("answers['{effect}']: unknown event '{event}'")))?;
+            if !m.events[ei].fields.is_empty() {
+                return Err(EngineError::new_err(format!("answers['{effect}']: event {event} takes a payload; an answer cannot give one")));
+            }
+            if may_emit(m, ei) {
+                return Err(EngineError::new_err(format!("answers['{effect}']: event {event} can emit effects, which the dispatcher would not perform")));
+            }
+            answer_of[fx] = Some(Answer { event: ei, sink: sink.unbind(), instance_key: instance_key.map(|k| PyString::intern(py, k.to_str().unwrap_or_default()).unbind()) });
+        }
         let kind_attr = PyString::intern(py, kind_attr.to_str()?);
         let key_attr = PyString::intern(py, key_attr.to_str()?);
         let members = EventMembers::new(py, self.machine.get(), &event_type, &kind_attr, &key_attr);
@@ -753,6 +836,7 @@ impl Runtime {
             key_field: m.events.iter().map(|e| e.fields.iter().position(|f| f.name == key_attr.to_str().unwrap_or_default())).collect(),
             kind_attr: kind_attr.unbind(),
             key_attr: key_attr.unbind(),
+            answers: answer_of,
         });
         Ok(())
     }

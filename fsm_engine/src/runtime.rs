@@ -272,11 +272,11 @@ impl Runtime {
             effects: Vec::new(),
         };
 
-        let key = match ev.dedup_key.map(|k| &payload[k]) {
-            Some(Value::String(s)) => Some(s),
+        let key = match ev.dedup_key.map(|k| (k, &payload[k])) {
+            Some((i, Value::String(s))) => Some((i, s)),
             _ => None,
         };
-        if let Some(k) = key {
+        if let Some((_, k)) = key {
             if inst.seen.contains(k) {
                 return Ok(refused(
                     m.builtin.duplicate,
@@ -359,11 +359,15 @@ impl Runtime {
             inst.seen.clear();
         }
         inst.state = to;
-        if let Some(k) = key {
+        if let Some((i, _)) = key {
             if inst.seen.capacity() == 0 {
                 inst.seen.reserve(16); // one allocation for a typical run, not four
             }
-            inst.seen.insert(k.clone());
+            // Moved, not cloned: the payload is ours, and a reference count is an atomic
+            // operation, which waits for every memory access before it.
+            if let Value::String(k) = std::mem::take(&mut payload[i]) {
+                inst.seen.insert(k);
+            }
         }
         Ok(Outcome {
             accepted: true,

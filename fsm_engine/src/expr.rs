@@ -864,6 +864,16 @@ fn decimal_cmp(a: &Decimal, b: &Decimal) -> std::cmp::Ordering {
     }
 }
 
+/// Equality of two non-numbers. Two strings that share their storage are equal without
+/// reading it (a routing key shares the instance's copy of the same id; see the bindings).
+#[inline]
+fn same(l: &Value, r: &Value) -> bool {
+    match (l, r) {
+        (Value::String(a), Value::String(b)) => Arc::ptr_eq(a, b) || a == b,
+        _ => l == r,
+    }
+}
+
 #[inline]
 fn compare(op: CmpOp, l: &Value, r: &Value) -> Result<bool, EvalError> {
     let ord = match (l, r) {
@@ -875,8 +885,8 @@ fn compare(op: CmpOp, l: &Value, r: &Value) -> Result<bool, EvalError> {
     Ok(match (op, ord) {
         (CmpOp::Eq, Some(o)) => o.is_eq(),
         (CmpOp::Ne, Some(o)) => o.is_ne(),
-        (CmpOp::Eq, None) => l == r,
-        (CmpOp::Ne, None) => l != r,
+        (CmpOp::Eq, None) => same(l, r),
+        (CmpOp::Ne, None) => !same(l, r),
         (_, None) => return err(format!("cannot order {l} and {r}")),
         (CmpOp::Lt, Some(o)) => o.is_lt(),
         (CmpOp::Le, Some(o)) => o.is_le(),

@@ -729,7 +729,14 @@ impl Runtime {
         if instance >= self.rt.len() {
             return Err(rt_err(RtError::NoSuchInstance { index: instance, count: self.rt.len() }));
         }
-        let key: Arc<str> = Arc::from(key);
+        // The key usually names an id the instance's record holds: share that string, so
+        // that guards comparing the event's key with it compare two pointers.
+        let record = self.rt.record(instance).map_err(rt_err)?;
+        let shared = record.iter().find_map(|v| match v {
+            Value::String(s) if **s == *key => Some(Arc::clone(s)),
+            _ => None,
+        });
+        let key: Arc<str> = shared.unwrap_or_else(|| Arc::from(key));
         let instance_obj = instance.into_pyobject(py)?.into_any().unbind();
         self.routes.insert(Arc::clone(&key), Route { instance, instance_obj, key, log: log.map(Bound::unbind) });
         Ok(())

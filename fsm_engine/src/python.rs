@@ -171,11 +171,26 @@ fn read_payload(
     known: Option<(usize, &Arc<str>)>,
     members: Option<&[Option<Member>]>,
 ) -> PyResult<Vec<Value>> {
+    let mut values = Vec::with_capacity(m.inner.events[ei].fields.len());
+    read_payload_into(py, m, ei, payload, known, members, &mut values)?;
+    Ok(values)
+}
+
+/// [`read_payload`] into `values` (cleared first), so that a caller can reuse one buffer.
+fn read_payload_into(
+    py: Python<'_>,
+    m: &Machine,
+    ei: usize,
+    payload: Option<&Bound<'_, PyAny>>,
+    known: Option<(usize, &Arc<str>)>,
+    members: Option<&[Option<Member>]>,
+    values: &mut Vec<Value>,
+) -> PyResult<()> {
     let def = &m.inner.events[ei];
     let event = &def.name;
-    let mut values = Vec::with_capacity(def.fields.len());
+    values.clear();
     if def.fields.is_empty() {
-        return Ok(values);
+        return Ok(());
     }
     let Some(obj) = payload else {
         return Err(EngineError::new_err(format!("event {event} needs a payload")));
@@ -212,7 +227,7 @@ fn read_payload(
         };
         values.push(v);
     }
-    Ok(values)
+    Ok(())
 }
 
 /// A compiled machine.
@@ -386,6 +401,7 @@ pub struct Runtime {
     /// Which instance takes the events that carry a given routing key (see `dispatch`).
     routes: HashMap<Arc<str>, Route, foldhash::fast::RandomState>,
     dispatcher: Option<Dispatcher>,
+    payload_buffer: Vec<Value>,
 }
 
 struct Route {
@@ -590,9 +606,15 @@ impl Runtime {
                 Err(_) => return fallback(),
             },
         };
-        let Ok(values) = read_payload(py, m, ei, Some(event), d.key_field[ei].map(|k| (k, &route.key)), direct.map(|s| &s.fields[ei][..])) else { return fallback() };
+        // One payload buffer serves every event: no allocation per event.
+        let values = &mut self.payload_buffer;
+        if read_payload_into(py, m, ei, Some(event), d.key_field[ei].map(|k| (k, &route.key)), direct.map(|s| &s.fields[ei][..]), values).is_err() {
+            return fallback();
+        }
         let instance = route.instance;
-        let out = match self.rt.apply(instance, ei, values) {
+        let applied = self.rt.apply_in(instance, ei, values);
+        values.clear();
+        let out = match applied {
             Ok(out) => out,
             Err(_) => return fallback(),
         };
@@ -685,7 +707,7 @@ impl Runtime {
         }
         let _ = py;
         let rt = guarded("Runtime()", || Rt::new(m, instances, &overrides).map_err(rt_err))?;
-        Ok(Runtime { rt, machine, routes: HashMap::default(), dispatcher: None })
+        Ok(Runtime { rt, machine, routes: HashMap::default(), dispatcher: None, payload_buffer: Vec::new() })
     }
 
     fn __len__(&self) -> usize {

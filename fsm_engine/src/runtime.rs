@@ -247,6 +247,12 @@ impl Runtime {
 
     /// Applies event `event` with `payload` (one value per declared field) to an instance.
     pub fn apply(&mut self, index: usize, event: usize, mut payload: Vec<Value>) -> Result<Outcome, EngineError> {
+        self.apply_in(index, event, &mut payload)
+    }
+
+    /// [`apply`](Self::apply) with a payload the caller keeps (to reuse its buffer): its
+    /// values may be changed or moved out; clear it before the next use.
+    pub fn apply_in(&mut self, index: usize, event: usize, payload: &mut [Value]) -> Result<Outcome, EngineError> {
         let Runtime { machine, defaults, instances, shared, undo } = self;
         let m: &Machine = machine;
         let count = instances.len();

@@ -593,6 +593,7 @@ impl Runtime {
         let key = attr(direct.map(|s| s.key), &d.key_attr)?;
         let Ok(key) = key.cast::<PyString>() else { return fallback() };
         let Some(route) = self.routes.get(key.to_str()?) else { return fallback() };
+        self.rt.prefetch(route.instance); // its record arrives while the event is read
         let kind = attr(direct.map(|s| s.kind), &d.kind_attr)?;
         let m = self.machine.get();
         // Event names are interned, and so usually is the caller's: compare pointers first.

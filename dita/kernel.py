@@ -39,6 +39,11 @@ def _version() -> str:
     return __version__
 
 
+def _bad_kind(event: VenueEvent) -> InvalidInputError:
+    return InvalidInputError(f"venue event {event.event_id!r} for order {event.client_order_id!r}: kind must be the name of "
+                             f"a venue event (a string), got {type(event.kind).__name__} {event.kind!r}; nothing changed")
+
+
 class Kernel:
     """An execution kernel over ``slots`` trade slots and one account.
 
@@ -281,6 +286,8 @@ class Kernel:
                                         f"got {event.kind!r} and {event.client_order_id!r}")
             return KernelOutcome(False, "UNKNOWN_ORDER", None, None, message=(
                 f"{event.kind} {event.event_id!r} is for order {event.client_order_id!r}, which this kernel never issued; nothing changed"))
+        if type(event.kind) is not str:
+            raise _bad_kind(event)
         if self._ended and event.client_order_id in self._ended:
             dup = self._ended_duplicate(event, slot)
             if dup is not None:
@@ -330,6 +337,8 @@ class Kernel:
                 return KernelOutcome(False, "UNKNOWN_ORDER", None, None, message=(
                     f"{event.kind} {event.event_id!r} is for order {event.client_order_id!r}, which this kernel "
                     "never issued; nothing changed"))
+            if type(event.kind) is not str:
+                raise _bad_kind(event)
             dup = self._ended_duplicate(event, slot)
             if dup is not None:
                 journal.append("duplicate", slot, {k: v for k, v in event.to_dict().items() if k != "raw"})

@@ -4,6 +4,7 @@ outcomes, slots, account, journal-free order progress — for good and bad event
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -117,6 +118,52 @@ def test_a_decimal_that_is_not_a_number_is_refused_by_name(text):
     before = k.snapshot()
     with pytest.raises(dita.InvalidInputError, match=f"fill_price' must be a finite decimal number, got \"{text}\""):
         k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f1", coid, "V1", D("0.001"), Decimal(text), None))
+    assert k.snapshot() == before
+
+
+@pytest.mark.parametrize("general", [False, True])
+@pytest.mark.parametrize("field, text", [
+    ("filled_size", "0.0010000000000000000000000000001"),   # 31 places: would round to 0.001
+    ("fill_price", "4.9E-28"),                               # 29 places
+    ("fee", "79228162514264337593543950336"),                # beyond 96 bits
+])
+def test_a_decimal_with_more_digits_than_the_engine_holds_is_refused_not_rounded(general, field, text):
+    k = quiet_kernel(general)
+    enter(k, 0, "e1", "t1", order_type="LIMIT", limit_price="59000")
+    coid = k.slot(0).active_entry_order.client_order_id
+    before = k.snapshot()
+    fields = dict(filled_size=D("0.001"), fill_price=D("59000"), fee=D("0.01"))
+    fields[field] = Decimal(text)
+    with pytest.raises(dita.InvalidInputError, match=f"{field}': \"{re.escape(text)}\" cannot be held exactly"):
+        k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f1", coid, "V1", **fields))
+    assert k.snapshot() == before
+
+
+@pytest.mark.parametrize("general", [False, True])
+def test_a_fill_whose_settlement_would_be_rounded_is_refused_and_changes_nothing(general):
+    """capital - 1.5E-27 needs 31 digits: rounding it would leave capital != start + realized."""
+    k = quiet_kernel(general)
+    enter(k, 0, "e1", "t1", order_type="LIMIT", limit_price="59000")
+    coid = k.slot(0).active_entry_order.client_order_id
+    before = k.snapshot()
+    out = k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f1", coid, "V1", D("0.001"), D("59000"), D("1.5E-27")))
+    assert (out.accepted, out.diagnostic_code, out.state) == (False, "EVALUATION_ERROR", "ORDER_REQUESTED")
+    assert "cannot be held exactly" in out.message and "nothing changed" in out.message
+    assert k.snapshot() == before
+    ok = k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f2", coid, "V1", D("0.001"), D("59000"), D("1.5E-20")))
+    assert ok.accepted and k.account.capital == D("1000") - D("1.5E-20")
+    assert k.account.capital == D("1000") + k.account.realized_pnl
+
+
+@pytest.mark.parametrize("general", [False, True])
+@pytest.mark.parametrize("kind", [None, 5, b"FULL_FILL"])
+def test_an_event_kind_that_is_not_a_string_is_refused_by_name(general, kind):
+    k = quiet_kernel(general)
+    enter(k, 0, "e1", "t1", order_type="LIMIT", limit_price="59000")
+    coid = k.slot(0).active_entry_order.client_order_id
+    before = k.snapshot()
+    with pytest.raises(dita.InvalidInputError, match=f"venue event 'f1' for order '{coid}': kind must be the name of a venue event"):
+        k.on_venue_event(dita.VenueEvent(kind, "f1", coid, "V1", D("0.001"), D("59000"), D("0.01")))
     assert k.snapshot() == before
 
 

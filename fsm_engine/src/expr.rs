@@ -101,7 +101,8 @@ pub enum Expr {
     Field(Scope, usize),
     Neg(Box<Expr>),
     Not(Box<Expr>),
-    Arith(ArithOp, Box<Expr>, Box<Expr>),
+    /// `l op r`; the flag says the result must be exact (see [`compile`]).
+    Arith(ArithOp, bool, Box<Expr>, Box<Expr>),
     Cmp(CmpOp, Box<Expr>, Box<Expr>),
     // Specialised comparisons, chosen at compile time for the shapes guards and invariants
     // are mostly made of: they read their operands in place, with no nested dispatch.
@@ -370,6 +371,12 @@ fn problem<T>(code: &'static str, message: impl Into<String>) -> Result<T, ExprP
 }
 
 /// Parses and type-checks `src`, resolving names through `names`.
+///
+/// Exactness: an expression that divides or rounds (`/`, `round`, `floor_to`) asks for a
+/// rounded result, and its sums and products may round too (a weighted mean can be a
+/// repeating decimal, and so is everything computed from it). In every other expression `+`, `-`
+/// and `*` must be exact: a result that needs more than 28 decimal places or 96 bits of
+/// digits is an evaluation error, never a quietly rounded number.
 pub fn compile(src: &str, names: &dyn Names) -> Result<(Expr, ExprTy), ExprProblem> {
     let toks = lex(src).map_err(|m| ExprProblem { code: "syntax_error", message: m })?;
     let mut p = Parser { toks, pos: 0 };
@@ -377,7 +384,41 @@ pub fn compile(src: &str, names: &dyn Names) -> Result<(Expr, ExprTy), ExprProbl
     if p.pos < p.toks.len() {
         return problem("syntax_error", format!("unexpected {:?} after a complete expression", p.toks[p.pos]));
     }
-    check(&ast, names)
+    let (mut expr, ty) = check(&ast, names)?;
+    if expr.rounds() {
+        expr.allow_rounding();
+    }
+    Ok((expr, ty))
+}
+
+impl Expr {
+    /// Whether the expression divides or rounds anywhere.
+    fn rounds(&self) -> bool {
+        match self {
+            Expr::Arith(ArithOp::Div, ..) | Expr::Call(Func::Round | Func::FloorTo, _) => true,
+            Expr::Arith(_, _, l, r) | Expr::Cmp(_, l, r) | Expr::And(l, r) | Expr::Or(l, r) => l.rounds() || r.rounds(),
+            Expr::Neg(e) | Expr::Not(e) => e.rounds(),
+            Expr::Call(_, args) => args.iter().any(Expr::rounds),
+            Expr::Lit(_) | Expr::Field(..) | Expr::IsNull(..) | Expr::CmpFields(..) | Expr::CmpFieldLit(..) => false,
+        }
+    }
+
+    fn allow_rounding(&mut self) {
+        match self {
+            Expr::Arith(_, exact, l, r) => {
+                *exact = false;
+                l.allow_rounding();
+                r.allow_rounding();
+            }
+            Expr::Cmp(_, l, r) | Expr::And(l, r) | Expr::Or(l, r) => {
+                l.allow_rounding();
+                r.allow_rounding();
+            }
+            Expr::Neg(e) | Expr::Not(e) => e.allow_rounding(),
+            Expr::Call(_, args) => args.iter_mut().for_each(Expr::allow_rounding),
+            Expr::Lit(_) | Expr::Field(..) | Expr::IsNull(..) | Expr::CmpFields(..) | Expr::CmpFieldLit(..) => {}
+        }
+    }
 }
 
 fn numeric(t: ExprTy) -> bool {
@@ -469,7 +510,7 @@ fn check(ast: &Ast, names: &dyn Names) -> Result<(Expr, ExprTy), ExprProblem> {
                         "*" => ArithOp::Mul,
                         _ => ArithOp::Div,
                     };
-                    (Expr::Arith(aop, Box::new(le), Box::new(re)), ExprTy { ty: Some(ty), nullable })
+                    (Expr::Arith(aop, true, Box::new(le), Box::new(re)), ExprTy { ty: Some(ty), nullable })
                 }
                 _ => {
                     let cop = match *op {
@@ -721,7 +762,7 @@ impl Expr {
             | Expr::IsNull(..)
             | Expr::CmpFields(..)
             | Expr::CmpFieldLit(..) => self.holds(env).map(Value::Bool),
-            Expr::Arith(op, l, r) => l.with(env, |a| r.with(env, |b| arith(*op, a, b))),
+            Expr::Arith(op, exact, l, r) => l.with(env, |a| r.with(env, |b| arith(*op, *exact, a, b))),
             Expr::Call(func, args) => call(*func, args, env),
         }
     }
@@ -768,7 +809,7 @@ impl Expr {
                 }
             }
             Expr::Neg(e) | Expr::Not(e) => e.fields_read(out),
-            Expr::Arith(_, l, r) | Expr::Cmp(_, l, r) | Expr::And(l, r) | Expr::Or(l, r) => {
+            Expr::Arith(_, _, l, r) | Expr::Cmp(_, l, r) | Expr::And(l, r) | Expr::Or(l, r) => {
                 l.fields_read(out);
                 r.fields_read(out);
             }
@@ -786,7 +827,7 @@ fn truth(v: &Value) -> Result<bool, EvalError> {
 }
 
 #[inline]
-fn arith(op: ArithOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
+fn arith(op: ArithOp, must_be_exact: bool, l: &Value, r: &Value) -> Result<Value, EvalError> {
     if let (Value::Int(a), Value::Int(b), false) = (l, r, op == ArithOp::Div) {
         let res = match op {
             ArithOp::Add => a.checked_add(*b),
@@ -808,7 +849,50 @@ fn arith(op: ArithOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
             a.checked_div(b)
         }
     };
-    res.map(Value::Decimal).ok_or_else(|| overflow(op.symbol()))
+    let res = res.ok_or_else(|| overflow(op.symbol()))?;
+    if must_be_exact && !exact(op, &a, &b, &res) {
+        return err(format!(
+            "{a} {} {b} cannot be held exactly (it needs more than 28 decimal places or 96 bits of digits); \
+             it is refused, not rounded",
+            op.symbol()
+        ));
+    }
+    Ok(Value::Decimal(res))
+}
+
+/// Whether `res`, which rust_decimal computed as `a op b`, is the exact result. When a
+/// result needs more than 28 digits rust_decimal rounds it quietly and gives it fewer
+/// decimal places than the exact result has. A running total must never be rounded (it
+/// would drift from the sum of its parts, and an invariant saying so, itself rounded, would
+/// not notice); see [`compile`] for which expressions may round.
+#[inline]
+fn exact(op: ArithOp, a: &Decimal, b: &Decimal, res: &Decimal) -> bool {
+    match op {
+        ArithOp::Add | ArithOp::Sub => {
+            if res.scale() >= a.scale().max(b.scale()) {
+                return true;
+            }
+            // Fewer places than the operands (rust_decimal also drops them when an operand
+            // is zero): compare with the exact result, computed in i128. If that overflows,
+            // the exact result does not fit in 96 bits at that scale either.
+            let Some((x, y, places)) = aligned(a, b) else { return false };
+            let want = if op == ArithOp::Add { x.checked_add(y) } else { x.checked_sub(y) };
+            want.is_some() && scale_up(res.mantissa(), places - res.scale()) == want
+        }
+        ArithOp::Mul => {
+            let places = a.scale() + b.scale();
+            if res.scale() >= places {
+                return true;
+            }
+            // Fewer places: exact only if the digits dropped were zeros.
+            let product = a.mantissa().checked_mul(b.mantissa());
+            match (product, scale_up(res.mantissa(), places - res.scale())) {
+                (Some(p), Some(r)) => p == r,
+                _ => false,
+            }
+        }
+        ArithOp::Div => true,
+    }
 }
 
 // Comparing decimals is most of what guards and invariants do. rust_decimal's `cmp` is
@@ -915,7 +999,11 @@ fn int_arg(v: &Value, what: &str) -> Result<i64, EvalError> {
 fn sum(items: &[Decimal], func: &str) -> Result<Decimal, EvalError> {
     let mut total = Decimal::ZERO;
     for d in items {
-        total = total.checked_add(*d).ok_or_else(|| overflow(func))?;
+        let next = total.checked_add(*d).ok_or_else(|| overflow(func))?;
+        if !exact(ArithOp::Add, &total, d, &next) {
+            return err(format!("{func}(): {total} + {d} cannot be held exactly; it is refused, not rounded"));
+        }
+        total = next;
     }
     Ok(total)
 }
@@ -1062,6 +1150,63 @@ mod tests {
 
     fn run(src: &str) -> Result<Value, EvalError> {
         compile(src, &Fields).unwrap().0.eval(&data())
+    }
+
+    #[test]
+    fn sums_and_products_that_would_be_rounded_are_refused() {
+        let d = |s: &str| parse_decimal(s).unwrap();
+        let cases = [
+            (ArithOp::Sub, "1000", "0.0000000000000000000000000015", false), // needs 31 digits
+            (ArithOp::Add, "0.0000000000000000000000000001", "1", true),      // 29 digits fit
+            (ArithOp::Add, "1000.10", "-0.05", true),
+            (ArithOp::Sub, "1000", "0.00", true),                               // rust_decimal keeps scale 0
+            (ArithOp::Add, "0.000", "1000", true),
+            (ArithOp::Mul, "1.00000000000001", "1.00000000000001", true),       // 28 places
+            (ArithOp::Mul, "1.000000000000001", "1.000000000000001", false),    // 30 places, last digit 1
+            (ArithOp::Mul, "0.000000000000010", "0.000000000000010", true),     // drops zeros only
+            (ArithOp::Div, "1", "3", true),                                     // division rounds
+        ];
+        for (op, a, b, ok) in cases {
+            let got = arith(op, true, &Value::Decimal(d(a)), &Value::Decimal(d(b)));
+            assert_eq!(got.is_ok(), ok, "{a} {} {b} gave {got:?}", op.symbol());
+            if let Err(e) = got {
+                assert!(e.0.contains("cannot be held exactly"), "{e}");
+            }
+        }
+        assert!(call_sum_of(&["79228162514264337593543950.335", "0.0001"]).is_err());
+        assert_eq!(call_sum_of(&["0.1", "0.2", "0.7"]).unwrap(), d("1.0"));
+    }
+
+    #[test]
+    fn only_an_expression_that_divides_or_rounds_may_round_its_sums_and_products() {
+        let d = |s: &str| Value::Decimal(parse_decimal(s).unwrap());
+        // a = 0.1 in `data()`; 0.1 * 1.000...1 (28 places) needs 29 places.
+        let many = "1.0000000000000000000000000001";
+        assert!(run(&format!("a * {many}")).unwrap_err().0.contains("cannot be held exactly"));
+        assert_eq!(run(&format!("a * {many} / 1")).unwrap(), d("0.1"));
+        assert_eq!(run("a * 1.000000000000000000000000001").unwrap(), d("0.1000000000000000000000000001"));
+        assert_eq!(run(&format!("round(a * {many}, 2)")).unwrap(), d("0.10"));
+        assert!(run(&format!("a * {many} + 0 > 0")).is_err());
+    }
+
+    fn call_sum_of(items: &[&str]) -> Result<Decimal, EvalError> {
+        let items: Vec<Decimal> = items.iter().map(|s| parse_decimal(s).unwrap()).collect();
+        sum(&items, "sum")
+    }
+
+    #[test]
+    fn text_with_more_digits_than_a_decimal_holds_is_refused_not_rounded() {
+        assert_eq!(parse_decimal("0.0010000000000000000000000000").unwrap().to_string(), "0.0010000000000000000000000000");
+        for text in ["0.0010000000000000000000000000001", "4.9E-28", "1E-29", "79228162514264337593543950336"] {
+            let e = parse_decimal(text).unwrap_err();
+            assert!(e.contains("cannot be held exactly"), "{text}: {e}");
+        }
+        for text in ["abc", "1.2.3", "", "NaN", "Infinity", "1e", "--1"] {
+            let e = parse_decimal(text).unwrap_err();
+            assert!(e.contains("is not a decimal number"), "{text}: {e}");
+        }
+        assert_eq!(parse_decimal("1.5E-27").unwrap().to_string(), "0.0000000000000000000000000015");
+        assert_eq!(parse_decimal("1e3").unwrap(), Decimal::from(1000));
     }
 
     #[test]

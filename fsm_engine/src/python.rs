@@ -8,7 +8,7 @@ use crate::machine::{Candidate, Handling, Machine as Compiled};
 use crate::runtime::{EngineError as RtError, InstanceSnapshot, Outcome as RtOutcome, Runtime as Rt, Transition};
 use crate::python_decimal::read_decimal;
 use crate::python_members::{Member, MemberReader};
-use crate::value::{parse_decimal, Ty, Value};
+use crate::value::{parse_decimal, parse_decimal_exact, BadDecimal, Ty, Value};
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -54,8 +54,10 @@ fn to_decimal(obj: &Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<Dec
     // The common case first: exactly a decimal.Decimal, read exactly (see python_decimal).
     let dec = decimal_type(obj.py())?;
     if obj.get_type().is(dec) {
-        return read_decimal(obj, dec)?
-            .map_err(|text| EngineError::new_err(format!("{} must be a finite decimal number, got {text:?}", what())));
+        return read_decimal(obj, dec)?.map_err(|(text, why)| match why {
+            BadDecimal::NotANumber => EngineError::new_err(format!("{} must be a finite decimal number, got {text:?}", what())),
+            BadDecimal::Inexact => EngineError::new_err(format!("{}: {}", what(), why.describe(&text))),
+        });
     }
     let bad = |got: String| EngineError::new_err(format!("{} must be a decimal number, got {got}", what()));
     if obj.is_instance_of::<PyBool>() {
@@ -77,9 +79,10 @@ fn to_decimal(obj: &Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<Dec
     } else {
         return Err(bad(format!("{} {}", obj.get_type().name()?, obj.repr()?)));
     };
-    match parse_decimal(&text) {
+    match parse_decimal_exact(&text) {
         Ok(d) => Ok(d),
-        Err(_) => Err(bad(format!("{text:?}"))),
+        Err(BadDecimal::NotANumber) => Err(bad(format!("{text:?}"))),
+        Err(why) => Err(EngineError::new_err(format!("{}: {}", what(), why.describe(&text)))),
     }
 }
 

@@ -9,7 +9,7 @@
 //! direct path does not cover (more than two words, a positive exponent, a scale above 28,
 //! infinities and NaNs) always go through the text.
 
-use crate::value::parse_decimal;
+use crate::value::{parse_decimal, parse_decimal_exact, BadDecimal};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use rust_decimal::Decimal;
@@ -103,8 +103,8 @@ fn direct_reading_works(decimal_type: &Bound<'_, PyAny>) -> bool {
 }
 
 /// Reads a `decimal.Decimal` (exactly that type): directly when possible, else by its text.
-/// `Err` carries the text of a number that is not a finite decimal.
-pub fn read_decimal(obj: &Bound<'_, PyAny>, decimal_type: &Bound<'_, PyAny>) -> PyResult<Result<Decimal, String>> {
+/// `Err` carries the number's text and why it cannot be held.
+pub fn read_decimal(obj: &Bound<'_, PyAny>, decimal_type: &Bound<'_, PyAny>) -> PyResult<Result<Decimal, (String, BadDecimal)>> {
     if direct_reading_works(decimal_type) {
         if let Some(d) = read_direct(obj) {
             return Ok(Ok(d));
@@ -112,5 +112,5 @@ pub fn read_decimal(obj: &Bound<'_, PyAny>, decimal_type: &Bound<'_, PyAny>) -> 
     }
     let text = obj.str()?;
     let text = text.to_str()?;
-    Ok(parse_decimal(text).map_err(|_| text.to_string()))
+    Ok(parse_decimal_exact(text).map_err(|e| (text.to_string(), e)))
 }

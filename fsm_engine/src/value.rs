@@ -2,7 +2,6 @@
 
 use rust_decimal::Decimal;
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 /// The type of a field or of an expression.
@@ -168,13 +167,49 @@ impl fmt::Display for Value {
     }
 }
 
-/// Parses an exact decimal from its text, accepting exponent notation (`1e-3`).
+/// Why a text is not a decimal the engine can hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadDecimal {
+    NotANumber,
+    /// A number with more than 28 decimal places or more than 96 bits of digits.
+    Inexact,
+}
+
+impl BadDecimal {
+    pub fn describe(self, text: &str) -> String {
+        match self {
+            BadDecimal::NotANumber => format!("{text:?} is not a decimal number"),
+            BadDecimal::Inexact => {
+                format!("{text:?} cannot be held exactly (at most 28 decimal places and 96 bits of digits); it is refused, not rounded")
+            }
+        }
+    }
+}
+
+/// Parses an exact decimal from its text, accepting exponent notation (`1e-3`). A number
+/// that cannot be held exactly is refused, never rounded: a rounded input would be a silently
+/// different number.
 pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
+    parse_decimal_exact(text).map_err(|e| e.describe(text))
+}
+
+/// [`parse_decimal`], saying why a text is refused.
+pub fn parse_decimal_exact(text: &str) -> Result<Decimal, BadDecimal> {
     let t = text.trim();
-    let parsed = if t.contains(['e', 'E']) {
-        Decimal::from_scientific(t)
-    } else {
-        Decimal::from_str(t)
-    };
-    parsed.map_err(|_| format!("{text:?} is not a decimal number"))
+    let exact = if t.contains(['e', 'E']) { Decimal::from_scientific(t) } else { Decimal::from_str_exact(t) };
+    exact.map_err(|_| {
+        // Digits, one point, and an optional signed exponent: a number, just not one we
+        // can hold exactly.
+        let (mantissa, exponent) = match t.find(['e', 'E']) {
+            Some(i) => (&t[..i], Some(&t[i + 1..])),
+            None => (t, None),
+        };
+        let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+        let unsigned = |s: &'_ str| s.strip_prefix(['-', '+']).unwrap_or(s).to_string();
+        let m = unsigned(mantissa);
+        let m = m.as_str();
+        let mantissa_ok = m.matches('.').count() <= 1 && m.chars().any(|c| c.is_ascii_digit()) && m.chars().all(|c| c.is_ascii_digit() || c == '.');
+        let exponent_ok = exponent.map_or(true, |e| digits(&unsigned(e)));
+        if mantissa_ok && exponent_ok && !m.is_empty() { BadDecimal::Inexact } else { BadDecimal::NotANumber }
+    })
 }

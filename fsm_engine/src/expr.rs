@@ -762,7 +762,8 @@ impl Expr {
             | Expr::IsNull(..)
             | Expr::CmpFields(..)
             | Expr::CmpFieldLit(..) => self.holds(env).map(Value::Bool),
-            Expr::Arith(op, exact, l, r) => l.with(env, |a| r.with(env, |b| arith(*op, *exact, a, b))),
+            Expr::Arith(op, false, l, r) => l.with(env, |a| r.with(env, |b| arith(*op, a, b))),
+            Expr::Arith(op, true, l, r) => l.with(env, |a| r.with(env, |b| exact_arith(*op, a, b))),
             Expr::Call(func, args) => call(*func, args, env),
         }
     }
@@ -827,7 +828,7 @@ fn truth(v: &Value) -> Result<bool, EvalError> {
 }
 
 #[inline]
-fn arith(op: ArithOp, must_be_exact: bool, l: &Value, r: &Value) -> Result<Value, EvalError> {
+fn arith(op: ArithOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
     if let (Value::Int(a), Value::Int(b), false) = (l, r, op == ArithOp::Div) {
         let res = match op {
             ArithOp::Add => a.checked_add(*b),
@@ -849,15 +850,51 @@ fn arith(op: ArithOp, must_be_exact: bool, l: &Value, r: &Value) -> Result<Value
             a.checked_div(b)
         }
     };
-    let res = res.ok_or_else(|| overflow(op.symbol()))?;
-    if must_be_exact && !exact(op, &a, &b, &res) {
-        return err(format!(
-            "{a} {} {b} cannot be held exactly (it needs more than 28 decimal places or 96 bits of digits); \
-             it is refused, not rounded",
-            op.symbol()
-        ));
+    res.map(Value::Decimal).ok_or_else(|| overflow(op.symbol()))
+}
+
+/// [`arith`] for an expression that must not round: a result that rust_decimal rounded is
+/// an error. The usual case is settled from the operands alone, before the operation; kept
+/// apart from `arith` because the evaluator is that sensitive to what gets inlined where (a
+/// flag inside `arith`, or a look at the result's scale, measured 15-35% slower per event).
+fn exact_arith(op: ArithOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
+    match (l, r) {
+        (Value::Decimal(a), Value::Decimal(b)) if surely_exact(op, a, b) => {
+            let res = if op == ArithOp::Add { a.checked_add(*b) } else { a.checked_sub(*b) };
+            res.map(Value::Decimal).ok_or_else(|| overflow(op.symbol()))
+        }
+        _ => {
+            let res = arith(op, l, r)?;
+            if let Value::Decimal(d) = &res {
+                let (a, b) = (num(l).unwrap_or_default(), num(r).unwrap_or_default());
+                if !exact(op, &a, &b, d) {
+                    return Err(inexact(op, &a, &b));
+                }
+            }
+            Ok(res)
+        }
     }
-    Ok(Value::Decimal(res))
+}
+
+/// Whether `a op b` is exact whatever the digits, judged from the operands alone: both
+/// mantissas below 2^64 and scales at most 9 apart keep a sum or difference below 2^96 at
+/// the larger scale.
+#[inline(always)]
+fn surely_exact(op: ArithOp, a: &Decimal, b: &Decimal) -> bool {
+    // `serialize` is the decimal's own four words: flags, lo, mid, hi.
+    let (x, y) = (a.serialize(), b.serialize());
+    let small = x[12..16] == [0; 4] && y[12..16] == [0; 4];
+    matches!(op, ArithOp::Add | ArithOp::Sub) && small && a.scale().abs_diff(b.scale()) <= 9
+}
+
+#[cold]
+#[inline(never)]
+fn inexact(op: ArithOp, a: &Decimal, b: &Decimal) -> EvalError {
+    EvalError(Box::new(format!(
+        "{a} {} {b} cannot be held exactly (it needs more than 28 decimal places or 96 bits of digits); \
+         it is refused, not rounded",
+        op.symbol()
+    )))
 }
 
 /// Whether `res`, which rust_decimal computed as `a op b`, is the exact result. When a
@@ -865,34 +902,51 @@ fn arith(op: ArithOp, must_be_exact: bool, l: &Value, r: &Value) -> Result<Value
 /// decimal places than the exact result has. A running total must never be rounded (it
 /// would drift from the sum of its parts, and an invariant saying so, itself rounded, would
 /// not notice); see [`compile`] for which expressions may round.
-#[inline]
+#[inline(always)]
 fn exact(op: ArithOp, a: &Decimal, b: &Decimal, res: &Decimal) -> bool {
-    match op {
+    // The usual case, decided by the scales alone: as many places as the exact result has.
+    let places = match op {
+        ArithOp::Add | ArithOp::Sub => a.scale().max(b.scale()),
+        ArithOp::Mul => a.scale() + b.scale(),
+        ArithOp::Div => return true,
+    };
+    res.scale() >= places || exact_with_fewer_places(op, a, b, res)
+}
+
+/// `res` has fewer places than the exact result: rust_decimal rounded, or dropped places
+/// that held zeros (as it does when an operand is zero, or when the result needs the room).
+/// Compares with the exact result, computed in i128 from the operands without their
+/// trailing zeros. If that overflows i128 the exact result has more than 38 digits, which
+/// no decimal holds (for a product this is conservative: factors of 2 and 5 can still make
+/// trailing zeros).
+#[cold]
+#[inline(never)]
+fn exact_with_fewer_places(op: ArithOp, a: &Decimal, b: &Decimal, res: &Decimal) -> bool {
+    let (a, b) = (a.normalize(), b.normalize());
+    let (want, places) = match op {
         ArithOp::Add | ArithOp::Sub => {
-            if res.scale() >= a.scale().max(b.scale()) {
-                return true;
-            }
-            // Fewer places than the operands (rust_decimal also drops them when an operand
-            // is zero): compare with the exact result, computed in i128. If that overflows,
-            // the exact result does not fit in 96 bits at that scale either.
-            let Some((x, y, places)) = aligned(a, b) else { return false };
-            let want = if op == ArithOp::Add { x.checked_add(y) } else { x.checked_sub(y) };
-            want.is_some() && scale_up(res.mantissa(), places - res.scale()) == want
+            let Some((x, y, places)) = aligned(&a, &b) else { return false };
+            (if op == ArithOp::Add { x.checked_add(y) } else { x.checked_sub(y) }, places)
         }
-        ArithOp::Mul => {
-            let places = a.scale() + b.scale();
-            if res.scale() >= places {
-                return true;
-            }
-            // Fewer places: exact only if the digits dropped were zeros.
-            let product = a.mantissa().checked_mul(b.mantissa());
-            match (product, scale_up(res.mantissa(), places - res.scale())) {
-                (Some(p), Some(r)) => p == r,
-                _ => false,
-            }
-        }
-        ArithOp::Div => true,
+        _ => (a.mantissa().checked_mul(b.mantissa()), a.scale() + b.scale()),
+    };
+    let Some(mut want) = want else { return false };
+    if places < res.scale() {
+        // The operands without their zeros need fewer places than the result has.
+        return scale_up(want, res.scale() - places) == Some(res.mantissa());
     }
+    // Drop the places the result does not have: they must hold zeros.
+    let mut drop = places - res.scale();
+    while drop > 0 {
+        let step = drop.min(28);
+        let p = POW10[step as usize];
+        if want % p != 0 {
+            return false;
+        }
+        want /= p;
+        drop -= step;
+    }
+    want == res.mantissa()
 }
 
 // Comparing decimals is most of what guards and invariants do. rust_decimal's `cmp` is
@@ -923,7 +977,7 @@ const BOUND: [i128; 29] = {
 #[inline]
 fn scale_up(m: i128, k: u32) -> Option<i128> {
     let k = k as usize;
-    (m.unsigned_abs() <= BOUND[k] as u128).then(|| m * POW10[k])
+    (k < POW10.len() && m.unsigned_abs() <= BOUND[k] as u128).then(|| m * POW10[k])
 }
 
 /// The mantissas of `a` and `b` at their common (larger) scale, and that scale.
@@ -1167,7 +1221,7 @@ mod tests {
             (ArithOp::Div, "1", "3", true),                                     // division rounds
         ];
         for (op, a, b, ok) in cases {
-            let got = arith(op, true, &Value::Decimal(d(a)), &Value::Decimal(d(b)));
+            let got = exact_arith(op, &Value::Decimal(d(a)), &Value::Decimal(d(b)));
             assert_eq!(got.is_ok(), ok, "{a} {} {b} gave {got:?}", op.symbol());
             if let Err(e) = got {
                 assert!(e.0.contains("cannot be held exactly"), "{e}");

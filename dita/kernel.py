@@ -307,9 +307,14 @@ class Kernel:
         seen = self._rt.snapshot(slot)["seen"]
         result = self._rt.apply(slot, kind, payload)
         if result[0]:
-            ended = frozenset(seen)
+            # The event ids each order of the ended trade applied (venue events are
+            # de-duplicated within their order: [key field, id, scope field, order id]).
+            applied: dict[str, set[str]] = {}
+            for entry in seen:
+                if len(entry) == 4 and entry[2] == "client_order_id":
+                    applied.setdefault(entry[3], set()).add(entry[1])
             for coid in self._slot_orders.pop(slot):
-                self._ended[coid] = ended
+                self._ended[coid] = frozenset(applied.get(coid, ()))
                 self._fold(coid)
                 self._fills.pop(coid, None)
                 self._rt.unroute(coid)  # its events now need the ended-order checks

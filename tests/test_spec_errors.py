@@ -38,6 +38,10 @@ def mutate(old, new, count=1):
     ("  GREEN:\n    initial: true", "  GREEN:\n    initial: false", "initial_state", "states"),
     ("cycles: {type: int, default: 0,", "cycles: {type: integer, default: 0,", "schema_error", "record.cycles.type"),
     ("  BUTTON:\n    fields: {}", "  BUTTON:\n    feilds: {}", "unknown_key", "events.BUTTON"),
+    ("    dedup_key: tick_id\n", "    dedup_key: tick_id\n    dedup_scope: lamp_id\n", "unknown_field", "events.TIMER.dedup_scope"),
+    ("    dedup_key: tick_id\n", "    dedup_key: tick_id\n    dedup_scope: seconds\n", "type_error", "events.TIMER.dedup_scope"),
+    ("    dedup_key: tick_id\n", "    dedup_key: tick_id\n    dedup_scope: tick_id\n", "type_error", "events.TIMER.dedup_scope"),
+    ("    dedup_key: tick_id\n", "    dedup_scope: tick_id\n", "unknown_field", "events.TIMER.dedup_scope"),
 ])
 def test_each_problem_is_named_with_path_line_and_code(old, new, code, path):
     err = problems_of(mutate(old, new))

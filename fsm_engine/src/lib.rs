@@ -24,6 +24,6 @@ mod python_members;
 
 pub use expr::EvalError;
 pub use machine::{Machine, Problem, SpecError};
-pub use runtime::{EngineError, Outcome, Runtime, Transition, InstanceSnapshot};
+pub use runtime::{EngineError, InstanceSnapshot, Outcome, Runtime, SeenKey, Transition};
 pub use value::{parse_decimal, Ty, Value};
 pub use rust_decimal::Decimal;

@@ -55,6 +55,11 @@ pub struct EventDef {
     pub fields: Vec<FieldDef>,
     /// Index of the payload field whose value de-duplicates this event within a run.
     pub dedup_key: Option<usize>,
+    /// Index of the payload field that scopes the key (the key is unique within it only).
+    pub dedup_scope: Option<usize>,
+    /// Which de-duplication space the event's keys live in: events share one exactly when
+    /// their key fields, and their scope fields, have the same names (`Machine::dedup_spaces`).
+    pub dedup_space: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -169,6 +174,8 @@ pub struct Machine {
     pub invariants: Vec<Invariant>,
     pub states: Vec<StateDef>,
     pub initial: usize,
+    /// The de-duplication spaces: `(key field name, scope field name)`, in first-use order.
+    pub dedup_spaces: Vec<(String, Option<String>)>,
     event_index: HashMap<String, usize>,
     state_index: HashMap<String, usize>,
 }
@@ -457,6 +464,7 @@ impl Compiler {
         let shared = self.fields("shared", &doc.shared, true);
 
         let mut events = Vec::new();
+        let mut dedup_spaces: Vec<(String, Option<String>)> = Vec::new();
         for (name, ev) in &doc.events {
             let fields = self.fields(&format!("events.{name}.fields"), &ev.fields, false);
             let dedup_key = match &ev.dedup_key {
@@ -478,7 +486,42 @@ impl Compiler {
                     }
                 },
             };
-            events.push(EventDef { name: name.clone(), fields, dedup_key });
+            let dedup_scope = match (&ev.dedup_scope, &ev.dedup_key) {
+                (None, _) => None,
+                (Some(scope), None) => {
+                    self.add(format!("events.{name}.dedup_scope"), "unknown_field", format!("dedup scope '{scope}' needs a dedup_key to scope"), None);
+                    None
+                }
+                (Some(scope), Some(key)) => match fields.iter().position(|f| &f.name == scope) {
+                    Some(_) if scope == key => {
+                        self.add(format!("events.{name}.dedup_scope"), "type_error", format!("dedup scope '{scope}' is the dedup key itself"), None);
+                        None
+                    }
+                    Some(i) if fields[i].ty == Ty::String => Some(i),
+                    Some(_) => {
+                        self.add(format!("events.{name}.dedup_scope"), "type_error", format!("dedup scope '{scope}' must be a string field"), None);
+                        None
+                    }
+                    None => {
+                        self.add(
+                            format!("events.{name}.dedup_scope"),
+                            "unknown_field",
+                            format!("dedup scope '{scope}' is not a field of event {name} (fields: {})", known(&fields)),
+                            None,
+                        );
+                        None
+                    }
+                },
+            };
+            let space_name = (ev.dedup_key.clone().unwrap_or_default(), dedup_scope.and(ev.dedup_scope.clone()));
+            let dedup_space = match dedup_spaces.iter().position(|s| *s == space_name) {
+                Some(i) => i,
+                None => {
+                    dedup_spaces.push(space_name);
+                    dedup_spaces.len() - 1
+                }
+            };
+            events.push(EventDef { name: name.clone(), fields, dedup_key, dedup_scope, dedup_space });
         }
         let event_index: HashMap<String, usize> = events.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect();
 
@@ -649,6 +692,7 @@ impl Compiler {
             invariants,
             states,
             initial: initials[0],
+            dedup_spaces,
             event_index,
             state_index,
         })

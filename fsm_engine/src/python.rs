@@ -5,7 +5,7 @@
 //! Every call is guarded so that a Rust panic surfaces as `EngineError`, never as a crash.
 
 use crate::machine::{Candidate, Handling, Machine as Compiled};
-use crate::runtime::{EngineError as RtError, InstanceSnapshot, Outcome as RtOutcome, Runtime as Rt, Transition};
+use crate::runtime::{EngineError as RtError, InstanceSnapshot, Outcome as RtOutcome, Runtime as Rt, SeenKey, Transition};
 use crate::python_decimal::read_decimal;
 use crate::python_members::{Member, MemberReader};
 use crate::value::{parse_decimal, parse_decimal_exact, BadDecimal, Ty, Value};
@@ -84,6 +84,55 @@ fn to_decimal(obj: &Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<Dec
         Err(BadDecimal::NotANumber) => Err(bad(format!("{text:?}"))),
         Err(why) => Err(EngineError::new_err(format!("{}: {}", what(), why.describe(&text)))),
     }
+}
+
+/// A de-duplication key as plain data: `[key field, value]`, or with a scope
+/// `[key field, value, scope field, scope value]`.
+fn seen_to_list(m: &Compiled, s: &SeenKey) -> Vec<String> {
+    let (key_field, scope_field) = &m.dedup_spaces[s.space];
+    let mut out = vec![key_field.clone(), s.key.to_string()];
+    if let (Some(field), Some(value)) = (scope_field, &s.scope) {
+        out.push(field.clone());
+        out.push(value.to_string());
+    }
+    out
+}
+
+fn seen_from_list(m: &Compiled, entry: &Bound<'_, PyAny>) -> PyResult<SeenKey> {
+    let bad = || {
+        EngineError::new_err(format!(
+            "a de-duplication entry is [key field, value] or [key field, value, scope field, scope value], got {}",
+            entry.repr().map(|r| r.to_string()).unwrap_or_default()
+        ))
+    };
+    if entry.is_instance_of::<PyString>() {
+        return Err(bad());
+    }
+    let parts: Vec<String> = entry.extract().map_err(|_| bad())?;
+    let (key_field, key, scope) = match parts.as_slice() {
+        [f, v] => (f, v, None),
+        [f, v, sf, sv] => (f, v, Some((sf, sv))),
+        _ => return Err(bad()),
+    };
+    let wanted = (key_field.clone(), scope.map(|(sf, _)| sf.clone()));
+    let space = m.dedup_spaces.iter().position(|s| *s == wanted).ok_or_else(|| {
+        let known: Vec<String> = m
+            .dedup_spaces
+            .iter()
+            .filter(|(k, _)| !k.is_empty())
+            .map(|(k, s)| match s {
+                Some(s) => format!("{k} within {s}"),
+                None => k.clone(),
+            })
+            .collect();
+        EngineError::new_err(format!(
+            "no event de-duplicates by {}{} (the spec's keys: {})",
+            key_field,
+            scope.map(|(sf, _)| format!(" within {sf}")).unwrap_or_default(),
+            known.join(", ")
+        ))
+    })?;
+    Ok(SeenKey { space, scope: scope.map(|(_, sv)| Arc::from(sv.as_str())), key: Arc::from(key.as_str()) })
 }
 
 fn to_value(obj: &Bound<'_, PyAny>, ty: Ty, nullable: bool, what: &dyn Fn() -> String) -> PyResult<Value> {
@@ -935,7 +984,7 @@ impl Runtime {
             rec.set_item(&f.name, json_to_py(py, &v.to_json())?)?;
         }
         d.set_item("record", rec)?;
-        d.set_item("seen", snap.seen.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        d.set_item("seen", snap.seen.iter().map(|s| seen_to_list(&m.inner, s)).collect::<Vec<_>>())?;
         Ok(d)
     }
 
@@ -972,11 +1021,12 @@ impl Runtime {
                     })?;
                     let rec_obj = snap.get_item("record")?.ok_or_else(|| EngineError::new_err("snapshot has no 'record'"))?;
                     let record = self.record_from_dict(py, &m.record, &rec_obj, "record")?;
-                    let seen: Vec<String> = match snap.get_item("seen")? {
+                    let seen: Vec<Bound<'_, PyAny>> = match snap.get_item("seen")? {
                         Some(s) => s.extract()?,
                         None => Vec::new(),
                     };
-                    Ok(InstanceSnapshot { state, record, seen: seen.into_iter().map(Arc::from).collect() })
+                    let seen = seen.iter().map(|entry| seen_from_list(&m, entry)).collect::<PyResult<Vec<_>>>()?;
+                    Ok(InstanceSnapshot { state, record, seen })
                 })();
                 match parsed {
                     Ok(s) => staged.push((index, s)),

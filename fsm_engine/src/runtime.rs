@@ -6,7 +6,7 @@
 //! outcome says why.
 
 use crate::expr::{Env, EvalError, Scope};
-use crate::machine::{Actions, Candidate, Check, FieldDef, Handling, Invariant, Machine, MessagePart};
+use crate::machine::{Actions, Candidate, Check, EventDef, FieldDef, Handling, Invariant, Machine, MessagePart};
 use crate::value::Value;
 use std::collections::HashSet;
 use std::fmt;
@@ -68,14 +68,24 @@ struct Instance {
     seen: SeenSet,
 }
 
-type SeenSet = HashSet<Arc<str>, foldhash::fast::RandomState>;
+type SeenSet = HashSet<SeenKey, foldhash::fast::RandomState>;
+
+/// One applied event's de-duplication key: its value, the value of the field that scopes
+/// it (if the event declares one), and the space of events it can collide with
+/// (`Machine::dedup_spaces`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeenKey {
+    pub space: usize,
+    pub scope: Option<Arc<str>>,
+    pub key: Arc<str>,
+}
 
 /// A complete, self-contained copy of one instance.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InstanceSnapshot {
     pub state: usize,
     pub record: Vec<Value>,
-    pub seen: Vec<Arc<str>>,
+    pub seen: Vec<SeenKey>,
 }
 
 /// Instances of one machine plus the shared record.
@@ -295,15 +305,29 @@ impl Runtime {
             effects: Vec::new(),
         };
 
-        let key = match ev.dedup_key.map(|k| (k, &payload[k])) {
-            Some((i, Value::String(s))) => Some((i, s)),
+        // The key (and its scope) are moved out of the payload to look them up and put
+        // back: cloning them would be atomic reference counts, which wait for memory.
+        let dedup = match ev.dedup_key {
+            Some(k) if matches!(payload[k], Value::String(_)) => Some(k),
             _ => None,
         };
-        if let Some((_, k)) = key {
-            if inst.seen.contains(k) {
+        if let Some(k) = dedup {
+            let probe = seen_key(ev, payload, k);
+            let seen = inst.seen.contains(&probe);
+            restore_key(ev, payload, k, probe);
+            if seen {
+                let scope = match ev.dedup_scope.map(|s| &payload[s]) {
+                    Some(Value::String(s)) => format!(" for {} {s:?}", ev.fields[ev.dedup_scope.unwrap_or_default()].name),
+                    _ => String::new(),
+                };
                 return Ok(refused(
                     m.builtin.duplicate,
-                    format!("event {} with {} {k:?} was already applied in this run; nothing changed", ev.name, ev.fields[ev.dedup_key.unwrap()].name),
+                    format!(
+                        "event {} with {} {}{scope} was already applied in this run; nothing changed",
+                        ev.name,
+                        ev.fields[k].name,
+                        payload[k]
+                    ),
                 ));
             }
         }
@@ -382,15 +406,12 @@ impl Runtime {
             inst.seen.clear();
         }
         inst.state = to;
-        if let Some((i, _)) = key {
+        if let Some(k) = dedup {
             if inst.seen.capacity() == 0 {
                 inst.seen.reserve(16); // one allocation for a typical run, not four
             }
-            // Moved, not cloned: the payload is ours, and a reference count is an atomic
-            // operation, which waits for every memory access before it.
-            if let Value::String(k) = std::mem::take(&mut payload[i]) {
-                inst.seen.insert(k);
-            }
+            // Moved, not cloned: the payload is ours (see above).
+            inst.seen.insert(seen_key(ev, payload, k));
         }
         Ok(Outcome {
             accepted: true,
@@ -405,7 +426,7 @@ impl Runtime {
     /// A complete copy of one instance.
     pub fn snapshot(&self, index: usize) -> Result<InstanceSnapshot, EngineError> {
         let inst = self.instance(index)?;
-        let mut seen: Vec<Arc<str>> = inst.seen.iter().cloned().collect();
+        let mut seen: Vec<SeenKey> = inst.seen.iter().cloned().collect();
         seen.sort();
         Ok(InstanceSnapshot { state: inst.state, record: inst.record.clone(), seen })
     }
@@ -485,6 +506,28 @@ impl Runtime {
         }
         self.shared = shared;
         Ok(())
+    }
+}
+
+/// The de-duplication key of an event whose key field `k` holds a string, moving the
+/// key and scope strings out of the payload (`restore_key` puts them back).
+fn seen_key(ev: &EventDef, payload: &mut [Value], k: usize) -> SeenKey {
+    let take = |v: &mut Value| match std::mem::take(v) {
+        Value::String(s) => Some(s),
+        other => {
+            *v = other;
+            None
+        }
+    };
+    let key = take(&mut payload[k]).unwrap_or_else(|| Arc::from(""));
+    let scope = ev.dedup_scope.and_then(|s| take(&mut payload[s]));
+    SeenKey { space: ev.dedup_space, scope, key }
+}
+
+fn restore_key(ev: &EventDef, payload: &mut [Value], k: usize, probe: SeenKey) {
+    payload[k] = Value::String(probe.key);
+    if let (Some(s), Some(scope)) = (ev.dedup_scope, probe.scope) {
+        payload[s] = Value::String(scope);
     }
 }
 

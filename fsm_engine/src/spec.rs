@@ -48,6 +48,8 @@ pub struct EventDoc {
     #[serde(default)]
     pub dedup_key: Option<String>,
     #[serde(default)]
+    pub dedup_scope: Option<String>,
+    #[serde(default)]
     pub fields: IndexMap<String, FieldDoc>,
 }
 

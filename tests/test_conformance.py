@@ -34,9 +34,16 @@ def test_every_transition_of_the_spec_is_planned_or_explained():
         assert (t.state, t.event, t.target, t.index) in case.expected[-1]
     # What no path reaches, and why (each reason is checked below, not taken on trust).
     assert sorted(map(str, plan.unreachable)) == [
-        "CLOSED --FULL_FILL[2]--> FROZEN", "CLOSED --PARTIALLY_FILLED[2]--> FROZEN"]
+        "CLOSED --FULL_FILL[2]--> FROZEN", "CLOSED --PARTIALLY_FILLED[2]--> FROZEN",
+        "FROZEN --CANCEL[0]--> FROZEN", "FROZEN --CANCEL[1]--> FROZEN"]
     for t, why in plan.unreachable.items():
-        assert why.startswith("state CLOSED is entered but never stays")
+        if t.state == "CLOSED":
+            assert why.startswith("state CLOSED is entered but never stays")
+        else:
+            # Frozen with an order still working takes a fill of an ended order of the same
+            # trade after a newer order was sent: deeper than the planner's bounded search.
+            # tests/test_dedup_scope.py drives both by hand, on every kernel path.
+            assert why.startswith("no path of up to"), why
 
 
 def test_closed_never_stays_so_no_event_can_reach_it():

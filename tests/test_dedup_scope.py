@@ -111,3 +111,62 @@ def test_a_snapshot_with_a_malformed_or_unknown_dedup_entry_is_refused_by_name(t
         broken["slots"][0]["seen"] = [bad]
         with pytest.raises(dita.ReconcileError, match=re.escape(words)):
             dita.Kernel.restore(broken, venue=MockVenue(prices={"BTC-USDT": "60000"}, silent=True))
+
+
+# ------------------------------------------------------------ a frozen slot can still cancel
+
+
+def frozen_with_a_working_exit(path, tmp_path):
+    """Exit x1 is cancelled and acknowledged, exit x2 is sent, then a fill of x1 that raced
+    its cancel arrives: the slot cannot place it and freezes, with x2 still working."""
+    k = quiet_kernel(path, tmp_path)
+    enter(k, 0, "e1", "t1", size="0.010", order_type="LIMIT", limit_price="59000")
+    entry = k.slot(0).active_entry_order.client_order_id
+    assert fill(k, "1", entry, "0.010", "59000", kind="FULL_FILL").state == "POSITION_OPEN"
+    exit_(k, 0, "x1", order_type="LIMIT", limit_price="61000")
+    x1 = k.slot(0).active_exit_order.client_order_id
+    cancel(k, 0, "c1")
+    assert k.on_venue_event(dita.VenueEvent("CANCEL_ACK", "2", x1, "V-x1")).state == "POSITION_OPEN"
+    exit_(k, 0, "x2", order_type="LIMIT", limit_price="62000")
+    x2 = k.slot(0).active_exit_order.client_order_id
+    late = fill(k, "3", x1, "0.004", "61000")
+    assert (late.accepted, late.state) == (True, "FROZEN")
+    return k, x1, x2
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_frozen_slot_still_sends_the_cancel_of_its_working_order(path, tmp_path):
+    k, x1, x2 = frozen_with_a_working_exit(path, tmp_path)
+    reason = k.slot(0).record["frozen_reason"]
+    assert reason == (f"fill of 0.004 at 61000 for order {x1}, which is neither the entry order (e1) nor the working "
+                      f"exit order ({x2}) of the trade in this slot")
+    sent_before = len(k.venue.received)
+    out = cancel(k, 0, "c2")
+    assert (out.accepted, out.state, out.transitions) == (True, "FROZEN", (("FROZEN", "CANCEL", "FROZEN"),))
+    sent = k.venue.received[sent_before:]
+    assert [(r["action"], r["client_order_id"], r["asset"]) for r in sent] == [("cancel", x2, "BTC-USDT")]
+    # Everything else still waits for reconcile.
+    assert exit_(k, 0, "x3").diagnostic_code == "SLOT_FROZEN"
+    assert k.on_venue_event(dita.VenueEvent("CANCEL_ACK", "4", x2, "V-x2")).diagnostic_code == "SLOT_FROZEN"
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_frozen_slot_with_nothing_working_refuses_cancel_saying_why(path, tmp_path):
+    k = quiet_kernel(path, tmp_path)
+    enter(k, 0, "e1", "t1", size="0.010", order_type="LIMIT", limit_price="59000")
+    entry = k.slot(0).active_entry_order.client_order_id
+    assert fill(k, "1", entry, "0.010", "59000", kind="FULL_FILL").state == "POSITION_OPEN"
+    exit_(k, 0, "x1", order_type="LIMIT", limit_price="61000")
+    x1 = k.slot(0).active_exit_order.client_order_id
+    assert fill(k, "2", x1, "0.010", "61000", kind="FULL_FILL").state == "TRADE_TERMINAL_WRITTEN"
+    enter(k, 0, "e2", "t2", size="0.010", order_type="LIMIT", limit_price="59000")
+    entry2 = k.slot(0).active_entry_order.client_order_id
+    cancel(k, 0, "c1")
+    assert k.on_venue_event(dita.VenueEvent("CANCEL_ACK", "1", entry2, "V")).state == "IDLE"
+    # A fill of the first trade's entry order now cannot be placed: frozen, nothing working.
+    assert fill(k, "9", entry, "0.001", "59000").state == "FROZEN"
+    before = k.snapshot()
+    out = cancel(k, 0, "c2")
+    assert (out.accepted, out.diagnostic_code, out.state) == (False, "SLOT_FROZEN", "FROZEN")
+    assert "with no order working; reconcile it" in out.message
+    assert k.snapshot() == before

@@ -239,7 +239,12 @@ def test_a_slot_the_venue_contradicts_after_recovery_is_frozen_reported_and_jour
     assert s.size == 0 and k2.slot(1).fsm_state == "IDLE"  # nothing guessed, the other slot untouched
     assert k2.recovery_report == [{"slot": 0, "client_order_id": coid, "applied": ["OVERFILL"],
                                    "frozen": s.frozen_reason, "state": "FROZEN"}]
-    assert k2.process_intent(dita.KernelIntent("CANCEL", 0, "c9")).diagnostic_code == "SLOT_FROZEN"
+    assert k2.process_intent(dita.KernelIntent("EXIT", 0, "x9")).diagnostic_code == "SLOT_FROZEN"
+    # Its entry order still works at the venue: a frozen slot still sends its cancel.
+    sent = len(k2.venue.received)
+    out = k2.process_intent(dita.KernelIntent("CANCEL", 0, "c9"))
+    assert (out.accepted, out.state) == (True, "FROZEN")
+    assert [(r["action"], r["client_order_id"]) for r in k2.venue.received[sent:]] == [("cancel", coid)]
     snap = k2.snapshot()
     k2.close()
     # The freeze is in the journal: an offline replay rebuilds it.

@@ -323,7 +323,8 @@ class KernelMachine(RuleBasedStateMachine):
         intent = self._next("x")
         out = exit_(self.k, slot=slot, intent=intent, order_type=order_type, limit_price=limit)
         if state != "POSITION_OPEN":
-            code = "ORDER_WORKING" if state == "EXIT_WORKING" else "NO_POSITION"
+            entry_part_filled = state in ("ENTRY_WORKING", "ENTRY_CANCEL_PENDING") and rec["size"] > 0
+            code = "ORDER_WORKING" if state in ("EXIT_WORKING", "EXIT_CANCEL_PENDING") or entry_part_filled else "NO_POSITION"
             self._assert_unchanged(out, before, received, code)
             return
         assert out.accepted and out.diagnostic_code == "OK", out

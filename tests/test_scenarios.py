@@ -155,6 +155,22 @@ def test_exit_with_nothing_open_is_refused():
     assert (out.accepted, out.diagnostic_code, out.state) == (False, "NO_POSITION", "IDLE")
 
 
+def test_exit_while_the_entry_works_says_whether_part_of_it_filled():
+    k = make_kernel(entry_fill_ratio="0")
+    enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    before = k.snapshot()
+    out = exit_(k)
+    assert (out.accepted, out.diagnostic_code, out.state) == (False, "NO_POSITION", "ENTRY_WORKING")
+    assert "nothing has filled yet" in out.message and k.snapshot() == before
+    coid = k.slot(0).active_entry_order.client_order_id
+    assert k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "p1", coid, "V1", D("0.004"), D("59000"))).accepted
+    before = k.snapshot()
+    out = exit_(k, intent="x2")
+    assert (out.accepted, out.diagnostic_code, out.state) == (False, "ORDER_WORKING", "ENTRY_WORKING")
+    assert f"the entry order {coid} still works with 0.004 of 0.01 filled" in out.message
+    assert k.snapshot() == before and k.venue.received[-1]["action"] != "cancel"
+
+
 # ---------------------------------------------------------------- cycles and exactness
 
 

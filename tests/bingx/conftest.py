@@ -47,6 +47,29 @@ def make_sim():
 
 
 @pytest.fixture
+def exchange():
+    """Builds CCXT bingx clients pointed at a simulator, as BINGX.md §5 describes."""
+    import ccxt
+
+    clients = []
+
+    def build(sim, key=KEY, secret=SECRET):
+        ex = ccxt.bingx({"apiKey": key, "secret": secret})
+        ex.set_sandbox_mode(True)   # before overriding: it swaps urls['api'] for urls['test']
+        for name, url in list(ex.urls["api"].items()):
+            if isinstance(url, str):
+                ex.urls["api"][name] = sim.base_url + "/openApi"
+        ex.options["defaultType"] = "swap"
+        ex.enableLastJsonResponse = True   # so tests can read the exact strings the simulator sent
+        clients.append(ex)
+        return ex
+
+    yield build
+    for ex in clients:
+        ex.session.close()
+
+
+@pytest.fixture
 def make_venue():
     made = []
 

@@ -97,7 +97,9 @@ def test_order_lifecycle_spellings_and_big_integer_ids(sim):
     placed = _place(sim, clientOrderID="life")["data"]["order"]
     assert placed["orderId"] > 2 ** 53 and isinstance(placed["orderId"], int)
     order = _query(sim, orderId=str(placed["orderId"]))["data"]["order"]
-    assert (order["status"], order["executedQty"], order["avgPrice"], order["commission"]) == ("PENDING", "0.0000", "0.0", "0")
+    # Nothing traded yet, printed as BingX does (BINGX.md §2.4 and the captured BTC order).
+    assert (order["status"], order["executedQty"], order["avgPrice"], order["cumQuote"], order["commission"],
+            order["profit"]) == ("PENDING", "0.0000", "0.0", "0", "0.000000", "0.0000")
     assert order["clientOrderId"] == "life"
     opened = raw_call(sim, "GET", "/openApi/swap/v2/trade/openOrders", {}).json()["data"]["orders"]
     assert [o["orderId"] for o in opened] == [placed["orderId"]]
@@ -134,8 +136,10 @@ def test_market_orders_fill_at_once_at_the_mark_with_the_taker_fee(sim):
     body = _place(sim, type="MARKET", price=None, quantity="0.0100", clientOrderID="m")
     assert body["data"]["order"]["status"] == "FILLED"
     order = sim.order("m")
-    assert (order["executedQty"], order["avgPrice"], D(order["cumQuote"]), D(order["commission"])) == (
-        "0.0100", "60000.5", D("600.005"), D("-0.3000025"))
+    # The taker fee, 0.05% of 600.005 = 0.3000025, is charged as BingX prints it: 6 decimals.
+    assert (order["executedQty"], order["avgPrice"], order["cumQuote"], order["commission"]) == (
+        "0.0100", "60000.5", "600.00500", "-0.300003")
+    assert sim.account()["fees_paid"] == D("0.300003")
 
 
 def test_positions_and_balance_follow_the_fills(sim):
@@ -145,7 +149,7 @@ def test_positions_and_balance_follow_the_fills(sim):
     assert len(positions) == 1
     p = positions[0]
     assert (p["symbol"], p["positionSide"], p["positionAmt"], p["avgPrice"], p["unrealizedProfit"], p["leverage"]) == (
-        "BTC-USDT", "LONG", "0.0100", "60000", "10.0000", 5)
+        "BTC-USDT", "LONG", "0.0100", "60000.0", "10.0000", 5)
     balance = raw_call(sim, "GET", "/openApi/swap/v3/user/balance", {}).json()["data"]
     usdt = balance[0]
     fee = D("0.0100") * D("60000") * D("0.0005")

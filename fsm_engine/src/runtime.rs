@@ -408,7 +408,7 @@ impl Runtime {
         inst.state = to;
         if let Some(k) = dedup {
             if inst.seen.capacity() == 0 {
-                // Room for 14 keys in 16 buckets: one allocation for a typical trade. (A
+                // Room for 14 keys in 16 buckets: one allocation for a typical run. (A
                 // key is 40 bytes since keys carry their scope; 16 would take 1.3 KB per
                 // instance, measured slower for the cache misses of 20,000 instances.)
                 inst.seen.reserve(8);

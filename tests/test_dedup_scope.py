@@ -28,15 +28,20 @@ def quiet_kernel(path, tmp_path):
 PATHS = ["native", "general", "journaled"]
 
 
+def working_entry(path, tmp_path):
+    """A kernel whose slot 0 has a resting LIMIT entry of 0.010; the entry's client order id."""
+    k = quiet_kernel(path, tmp_path)
+    enter(k, 0, "e1", "t1", size="0.010", order_type="LIMIT", limit_price="59000")
+    return k, k.slot(0).active_entry_order.client_order_id
+
+
 def fill(k, event_id, coid, size, price, fee="0.01", kind="PARTIALLY_FILLED"):
     return k.on_venue_event(dita.VenueEvent(kind, event_id, coid, "V-" + coid, D(size), D(price), D(fee)))
 
 
 @pytest.mark.parametrize("path", PATHS)
 def test_event_ids_numbered_per_order_are_applied_once_per_order(path, tmp_path):
-    k = quiet_kernel(path, tmp_path)
-    enter(k, 0, "e1", "t1", size="0.010", order_type="LIMIT", limit_price="59000")
-    entry = k.slot(0).active_entry_order.client_order_id
+    k, entry = working_entry(path, tmp_path)
     assert k.on_venue_event(dita.VenueEvent("ORDER_ACK", "1", entry, "V-e")).accepted
     assert fill(k, "2", entry, "0.004", "59000").accepted
     assert fill(k, "3", entry, "0.006", "59000", kind="FULL_FILL").state == "POSITION_OPEN"
@@ -59,9 +64,7 @@ def test_event_ids_numbered_per_order_are_applied_once_per_order(path, tmp_path)
 
 @pytest.mark.parametrize("path", PATHS)
 def test_a_redelivered_fill_within_a_trade_is_refused_and_changes_nothing(path, tmp_path):
-    k = quiet_kernel(path, tmp_path)
-    enter(k, 0, "e1", "t1", size="0.010", order_type="LIMIT", limit_price="59000")
-    entry = k.slot(0).active_entry_order.client_order_id
+    k, entry = working_entry(path, tmp_path)
     assert fill(k, "f1", entry, "0.004", "59000").accepted
     before = k.snapshot()
     dup = fill(k, "f1", entry, "0.004", "59000")
@@ -89,9 +92,7 @@ def test_an_intent_id_never_swallows_a_venue_event_with_the_same_text(path, tmp_
 
 @pytest.mark.parametrize("path", PATHS)
 def test_the_scoped_keys_survive_snapshot_and_restore(path, tmp_path):
-    k = quiet_kernel(path, tmp_path)
-    enter(k, 0, "e1", "t1", size="0.010", order_type="LIMIT", limit_price="59000")
-    entry = k.slot(0).active_entry_order.client_order_id
+    k, entry = working_entry(path, tmp_path)
     assert fill(k, "1", entry, "0.004", "59000").accepted
     snap = json.loads(json.dumps(k.snapshot()))
     assert sorted(map(tuple, snap["slots"][0]["seen"])) == [("event_id", "1", "client_order_id", entry), ("intent_id", "e1")]
@@ -119,9 +120,7 @@ def test_a_snapshot_with_a_malformed_or_unknown_dedup_entry_is_refused_by_name(t
 def frozen_with_a_working_exit(path, tmp_path):
     """Exit x1 is cancelled and acknowledged, exit x2 is sent, then a fill of x1 that raced
     its cancel arrives: the slot cannot place it and freezes, with x2 still working."""
-    k = quiet_kernel(path, tmp_path)
-    enter(k, 0, "e1", "t1", size="0.010", order_type="LIMIT", limit_price="59000")
-    entry = k.slot(0).active_entry_order.client_order_id
+    k, entry = working_entry(path, tmp_path)
     assert fill(k, "1", entry, "0.010", "59000", kind="FULL_FILL").state == "POSITION_OPEN"
     exit_(k, 0, "x1", order_type="LIMIT", limit_price="61000")
     x1 = k.slot(0).active_exit_order.client_order_id
@@ -152,9 +151,7 @@ def test_a_frozen_slot_still_sends_the_cancel_of_its_working_order(path, tmp_pat
 
 @pytest.mark.parametrize("path", PATHS)
 def test_a_frozen_slot_with_nothing_working_refuses_cancel_saying_why(path, tmp_path):
-    k = quiet_kernel(path, tmp_path)
-    enter(k, 0, "e1", "t1", size="0.010", order_type="LIMIT", limit_price="59000")
-    entry = k.slot(0).active_entry_order.client_order_id
+    k, entry = working_entry(path, tmp_path)
     assert fill(k, "1", entry, "0.010", "59000", kind="FULL_FILL").state == "POSITION_OPEN"
     exit_(k, 0, "x1", order_type="LIMIT", limit_price="61000")
     x1 = k.slot(0).active_exit_order.client_order_id

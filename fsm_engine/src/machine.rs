@@ -276,6 +276,24 @@ impl Names for Scope3<'_> {
 }
 
 impl Compiler {
+    /// The index of event `event`'s string field `field`, named by its spec key `key` (e.g.
+    /// `dedup_key`); a problem at that key when there is no such field or it is not a string.
+    fn string_field(&mut self, event: &str, key: &str, what: &str, field: &str, fields: &[FieldDef]) -> Option<usize> {
+        let path = format!("events.{event}.{key}");
+        match fields.iter().position(|f| f.name == field) {
+            Some(i) if fields[i].ty == Ty::String => Some(i),
+            Some(_) => {
+                self.add(path, "type_error", format!("{what} '{field}' must be a string field"), None);
+                None
+            }
+            None => {
+                let message = format!("{what} '{field}' is not a field of event {event} (fields: {})", known(fields));
+                self.add(path, "unknown_field", message, None);
+                None
+            }
+        }
+    }
+
     fn add(&mut self, path: impl Into<String>, code: &'static str, message: impl Into<String>, hint: Option<String>) {
         self.problems.push(Problem { path: path.into(), code, message: message.into(), hint });
     }
@@ -467,51 +485,18 @@ impl Compiler {
         let mut dedup_spaces: Vec<(String, Option<String>)> = Vec::new();
         for (name, ev) in &doc.events {
             let fields = self.fields(&format!("events.{name}.fields"), &ev.fields, false);
-            let dedup_key = match &ev.dedup_key {
-                None => None,
-                Some(key) => match fields.iter().position(|f| &f.name == key) {
-                    Some(i) if fields[i].ty == Ty::String => Some(i),
-                    Some(_) => {
-                        self.add(format!("events.{name}.dedup_key"), "type_error", format!("dedup key '{key}' must be a string field"), None);
-                        None
-                    }
-                    None => {
-                        self.add(
-                            format!("events.{name}.dedup_key"),
-                            "unknown_field",
-                            format!("dedup key '{key}' is not a field of event {name} (fields: {})", known(&fields)),
-                            None,
-                        );
-                        None
-                    }
-                },
-            };
+            let dedup_key = ev.dedup_key.as_ref().and_then(|key| self.string_field(name, "dedup_key", "dedup key", key, &fields));
             let dedup_scope = match (&ev.dedup_scope, &ev.dedup_key) {
                 (None, _) => None,
                 (Some(scope), None) => {
                     self.add(format!("events.{name}.dedup_scope"), "unknown_field", format!("dedup scope '{scope}' needs a dedup_key to scope"), None);
                     None
                 }
-                (Some(scope), Some(key)) => match fields.iter().position(|f| &f.name == scope) {
-                    Some(_) if scope == key => {
-                        self.add(format!("events.{name}.dedup_scope"), "type_error", format!("dedup scope '{scope}' is the dedup key itself"), None);
-                        None
-                    }
-                    Some(i) if fields[i].ty == Ty::String => Some(i),
-                    Some(_) => {
-                        self.add(format!("events.{name}.dedup_scope"), "type_error", format!("dedup scope '{scope}' must be a string field"), None);
-                        None
-                    }
-                    None => {
-                        self.add(
-                            format!("events.{name}.dedup_scope"),
-                            "unknown_field",
-                            format!("dedup scope '{scope}' is not a field of event {name} (fields: {})", known(&fields)),
-                            None,
-                        );
-                        None
-                    }
-                },
+                (Some(scope), Some(key)) if scope == key => {
+                    self.add(format!("events.{name}.dedup_scope"), "type_error", format!("dedup scope '{scope}' is the dedup key itself"), None);
+                    None
+                }
+                (Some(scope), Some(_)) => self.string_field(name, "dedup_scope", "dedup scope", scope, &fields),
             };
             let space_name = (ev.dedup_key.clone().unwrap_or_default(), dedup_scope.and(ev.dedup_scope.clone()));
             let dedup_space = match dedup_spaces.iter().position(|s| *s == space_name) {

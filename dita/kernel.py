@@ -690,7 +690,7 @@ class Kernel:
             self._journal.flush()
         for sid, s in snaps.items():
             record = s.get("record") or {}
-            for key in ("entry_client_order_id", "exit_client_order_id"):
+            for key in ("entry_client_order_id", "exit_client_order_id", "prev_exit_client_order_id"):
                 if record.get(key):
                     self._order_slot.setdefault(record[key], sid)
         self._sync_routes()

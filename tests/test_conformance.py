@@ -35,14 +35,21 @@ def test_every_transition_of_the_spec_is_planned_or_explained():
     # What no path reaches, and why (each reason is checked below, not taken on trust).
     assert sorted(map(str, plan.unreachable)) == [
         "CLOSED --FULL_FILL[2]--> FROZEN", "CLOSED --PARTIALLY_FILLED[2]--> FROZEN",
-        "FROZEN --CANCEL[0]--> FROZEN", "FROZEN --CANCEL[1]--> FROZEN"]
+        "EXIT_CANCEL_PENDING --PARTIALLY_FILLED[8]--> FROZEN", "EXIT_WORKING --PARTIALLY_FILLED[8]--> FROZEN",
+        "FROZEN --CANCEL[0]--> FROZEN", "FROZEN --CANCEL[1]--> FROZEN",
+        "POSITION_OPEN --PARTIALLY_FILLED[8]--> CLOSED"]
     for t, why in plan.unreachable.items():
         if t.state == "CLOSED":
             assert why.startswith("state CLOSED is entered but never stays")
         else:
-            # Frozen with an order still working takes a fill of an ended order of the same
-            # trade after a newer order was sent: deeper than the planner's bounded search.
-            # tests/test_dedup_scope.py drives both by hand, on every kernel path.
+            # - A late fill of the earlier exit order that empties the position while the
+            #   next exit works: the reference venue honours reduce-only, so it rejects that
+            #   next exit (larger than what is left to close) and only a synthetic FULL_FILL
+            #   gets there. Frozen with an order still working follows from it.
+            # - A late partial fill of the exit order before last that closes the trade: a
+            #   longer path than the planner's bounded search.
+            # tests/test_late_exit_fills.py and tests/test_dedup_scope.py drive each by hand,
+            # on every kernel path.
             assert why.startswith("no path of up to"), why
 
 

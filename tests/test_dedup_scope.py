@@ -118,8 +118,9 @@ def test_a_snapshot_with_a_malformed_or_unknown_dedup_entry_is_refused_by_name(t
 
 
 def frozen_with_a_working_exit(path, tmp_path):
-    """Exit x1 is cancelled and acknowledged, exit x2 is sent, then a fill of x1 that raced
-    its cancel arrives: the slot cannot place it and freezes, with x2 still working."""
+    """Exit x1 is cancelled and acknowledged, exit x2 is sent, then a fill of all of x1 that
+    raced its cancel arrives: it would close the position under the working x2, so the slot
+    freezes for a human, with x2 still working."""
     k, entry = working_entry(path, tmp_path)
     assert fill(k, "1", entry, "0.010", "59000", kind="FULL_FILL").state == "POSITION_OPEN"
     exit_(k, 0, "x1", order_type="LIMIT", limit_price="61000")
@@ -128,7 +129,7 @@ def frozen_with_a_working_exit(path, tmp_path):
     assert k.on_venue_event(dita.VenueEvent("CANCEL_ACK", "2", x1, "V-x1")).state == "POSITION_OPEN"
     exit_(k, 0, "x2", order_type="LIMIT", limit_price="62000")
     x2 = k.slot(0).active_exit_order.client_order_id
-    late = fill(k, "3", x1, "0.004", "61000")
+    late = fill(k, "3", x1, "0.010", "61000", kind="FULL_FILL")
     assert (late.accepted, late.state) == (True, "FROZEN")
     return k, x1, x2
 
@@ -137,8 +138,8 @@ def frozen_with_a_working_exit(path, tmp_path):
 def test_a_frozen_slot_still_sends_the_cancel_of_its_working_order(path, tmp_path):
     k, x1, x2 = frozen_with_a_working_exit(path, tmp_path)
     reason = k.slot(0).record["frozen_reason"]
-    assert reason == (f"fill of 0.004 at 61000 for order {x1}, which is neither the entry order (e1) nor the working "
-                      f"exit order ({x2}) of the trade in this slot")
+    assert reason == (f"fill of 0.01 at 61000 for earlier exit order {x1} closes the position while exit order {x2} "
+                      f"still works: cancel it, then reconcile")
     sent_before = len(k.venue.received)
     out = cancel(k, 0, "c2")
     assert (out.accepted, out.state, out.transitions) == (True, "FROZEN", (("FROZEN", "CANCEL", "FROZEN"),))

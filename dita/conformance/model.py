@@ -7,7 +7,11 @@ then replays each path on the venue under test, which must answer the same way:
   one verbatim (a venue may add to it, e.g. the exchange's error code; this model adds
   nothing); otherwise ``ORDER_ACK``, then, for an order that is marketable (MARKET, or
   LIMIT at or through the market), one fill of all of it.
-  A LIMIT order away from the market rests.
+  A LIMIT order away from the market rests. A reduce-only order larger than what its
+  position has left to close (the position its fills made, less the remainders of the
+  reduce-only orders already working on it) is answered ``REJECT``, as a venue that honours
+  reduce-only must: otherwise an exit sent while a late fill is still on its way could
+  close more than is held.
 - ``cancel``: if a fill-before-cancel was scripted, the order's remainder fills first; a
   cancel of an order that is no longer working, or a scripted cancel reject, is answered
   ``CANCEL_REJECT``; otherwise ``CANCEL_ACK``.
@@ -41,6 +45,8 @@ class ModelVenue(Venue):
         self._reject: list[str] = []
         self._cancel_reject: list[str] = []
         self._fill_before_cancel = 0
+        #: (asset, position side) -> the position the fills made.
+        self.positions: dict[tuple[str, str], Decimal] = {}
 
     def instruments(self):
         return {"TEST-USDT": self.INSTRUMENT}
@@ -51,6 +57,7 @@ class ModelVenue(Venue):
         new.__dict__.update(self.__dict__)
         new.market = dict(self.market)
         new.orders = {k: dict(o) for k, o in self.orders.items()}
+        new.positions = dict(self.positions)
         new.requests = list(self.requests)
         new._pending = list(self._pending)
         new._reject = list(self._reject)
@@ -69,6 +76,8 @@ class ModelVenue(Venue):
 
     def _fill(self, o, qty, price=None):
         o["filled"] += qty
+        key = (o["asset"], o["position_side"])
+        self.positions[key] = self.positions.get(key, Decimal(0)) + (-qty if o["reduce_only"] else qty)
         if o["filled"] == o["quantity"]:
             o["live"] = False
         px = price if price is not None else (o["price"] or self.market[o["asset"]])
@@ -83,11 +92,18 @@ class ModelVenue(Venue):
                               "client_order_id": order.client_order_id, "reduce_only": bool(order.reduce_only)})
         o = {"coid": order.client_order_id, "id": f"R{len(self.orders) + 1}", "asset": order.asset,
              "side": order.side, "type": order.order_type, "quantity": Decimal(order.quantity),
-             "price": None if price is None else Decimal(price), "filled": Decimal(0), "live": True, "events": 0}
+             "price": None if price is None else Decimal(price), "filled": Decimal(0), "live": True, "events": 0,
+             "position_side": order.position_side, "reduce_only": bool(order.reduce_only)}
+        key = (o["asset"], o["position_side"])
+        closing = sum((w["quantity"] - w["filled"] for w in self.orders.values()
+                       if w["live"] and w["reduce_only"] and (w["asset"], w["position_side"]) == key), Decimal(0))
         self.orders[o["coid"]] = o
         if self._reject:
             o["live"] = False
             return [self._event(o, "REJECT", reason=self._reject.pop(0))]
+        if o["reduce_only"] and o["quantity"] > self.positions.get(key, Decimal(0)) - closing:
+            o["live"] = False
+            return [self._event(o, "REJECT", reason="reduce-only order exceeds the position left to close")]
         events = [self._event(o, "ORDER_ACK")]
         mkt = self.market[o["asset"]]
         if o["price"] is None or (mkt <= o["price"] if o["side"] == "BUY" else mkt >= o["price"]):

@@ -3,7 +3,10 @@
 Marketable orders (MARKET, or LIMIT at or through the market) fill at once by
 ``entry_fill_ratio`` / ``exit_fill_ratio`` of their size; what does not fill rests, as
 does a LIMIT order away from the market. ``set_price`` fills, entirely, the resting
-orders the new price crosses; ``fill`` reports one fill of any size, for tests. ``script_reject``,
+orders the new price crosses; ``fill`` reports one fill of any size, for tests. As it declares,
+the mock honours reduce-only: it keeps each (asset, position side)'s position from its fills
+and rejects a reduce-only order larger than what the position has left to close (what
+other working reduce-only orders do not already close), as BingX does. ``script_reject``,
 ``script_cancel_reject`` and ``script_fill_before_cancel`` make the venue misbehave on
 purpose, for tests. With ``silent=True`` the venue records and executes every request
 but answers none of them: the caller delivers the venue's events itself (tests and
@@ -73,6 +76,8 @@ class MockVenue(Venue):
         self._reject_next: list[str] = []
         self._cancel_reject_next: list[str] = []
         self._fill_before_cancel = 0
+        #: (asset, position side) -> the position the mock's fills made.
+        self.positions: dict[tuple[str, str], Decimal] = {}
 
     # -- declaration -------------------------------------------------------------------
     def instruments(self):
@@ -148,6 +153,8 @@ class MockVenue(Venue):
         if qty <= 0:
             return []
         mo.filled += qty
+        key = (mo.order.asset, mo.order.position_side)
+        self.positions[key] = self.positions.get(key, Decimal(0)) + (-qty if mo.order.reduce_only else qty)
         done = mo.filled == mo.order.quantity
         mo.status = "FILLED" if done else "PARTIALLY_FILLED"
         fee = qty * at * self.fee_rate
@@ -176,10 +183,23 @@ class MockVenue(Venue):
         if self._reject_next:
             mo.status = "REJECTED"
             return [self._event(mo, "REJECT", reason=self._reject_next.pop(0))]
+        if order.reduce_only and order.quantity > (closable := self._closable(order)):
+            mo.status = "REJECTED"
+            return [self._event(mo, "REJECT", reason=f"reduce-only order of {_plain(order.quantity)} exceeds the "
+                                                      f"{_plain(closable)} of the position left to close")]
         events = [self._event(mo, "ORDER_ACK")]
         if self._crosses(order):
             events += self._fill(mo, self._ratio(order), at=self.prices[order.asset])
         return events
+
+    def _closable(self, order):
+        """What a new reduce-only order may close: the position, less the remainders of the
+        reduce-only orders already working on it."""
+        key = (order.asset, order.position_side)
+        working = sum((mo.remaining for mo in self.orders.values()
+                       if mo.order.reduce_only and mo.order is not order and mo.status in ("NEW", "PARTIALLY_FILLED")
+                       and (mo.order.asset, mo.order.position_side) == key), Decimal(0))
+        return self.positions.get(key, Decimal(0)) - working
 
     def _cancel(self, order):
         self.received.append({"action": "cancel", "client_order_id": order.client_order_id, "asset": order.asset,

@@ -105,3 +105,25 @@ def test_a_venue_without_a_formatter_is_refused_by_name(tmp_path, broken_site):
     assert run.stderr.endswith(f"refused plugins: {message}\n")
     disabled = run_dita("venues", cwd=tmp_path, env={**broken_site, "DITA_DISABLE_PLUGINS": "paper-noformatter"})
     assert disabled.returncode == 0 and disabled.stderr == ""
+
+
+def test_the_paper_venue_honours_the_reduce_only_it_declares():
+    from decimal import Decimal as D
+
+    import dita
+    from dita_paper import PaperVenue
+
+    k = dita.Kernel(venue=PaperVenue(), slots=1, capital=D("1000"))
+    out = k.process_intent(dita.KernelIntent("ENTER", 0, "e1", trade_id="t1", asset="SOL-USDT", side="LONG",
+                                             target_size="1.0"))
+    assert (out.state, k.venue.positions[("SOL-USDT", "LONG")]) == ("POSITION_OPEN", 10)  # lots of 0.1
+
+    def close(coid, qty):
+        return k.venue.submit(dita.Order(coid, "SOL-USDT", "SELL", "LONG", "LIMIT", D(qty), D("200"), True, None,
+                                         "EXIT", 0, "t1"))
+
+    assert [e.kind for e in close("r1", "0.6")] == ["ORDER_ACK"]  # rests above the market
+    # 0.6 of the 1.0 is already being closed: 0.5 more would close more than is held.
+    [rejected] = close("r2", "0.5")
+    assert (rejected.kind, rejected.reason) == ("REJECT", "reduce-only order exceeds the position left to close")
+    assert [e.kind for e in close("r3", "0.4")] == ["ORDER_ACK"]

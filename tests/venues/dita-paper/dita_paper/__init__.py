@@ -4,7 +4,8 @@ Its own small design: prices and sizes live as integers (ticks and lots of the
 instrument), so nothing off the grid can exist inside the venue; the wire text has the
 instrument's fixed number of decimals, as exchanges print it. A LIMIT order rests until
 the market crosses it, then fills entirely at its price; a MARKET order fills at once at
-the market.
+the market. As it declares, it honours reduce-only: a reduce-only order larger than what
+its position has left to close is rejected.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class PaperVenue(dita.Venue):
         self.scripted_rejects: list[str] = []
         self.scripted_cancel_rejects: list[str] = []
         self.fills_before_cancel = 0
+        self.positions: dict[tuple[str, str], int] = {}  # (asset, position side) -> lots
 
     # -- the declaration ---------------------------------------------------------------
     def instruments(self):
@@ -73,6 +75,8 @@ class PaperVenue(dita.Venue):
 
     def _fill(self, o, lots: int, ticks: int):
         o["filled"] += lots
+        key = (o["asset"], o["position_side"])
+        self.positions[key] = self.positions.get(key, 0) + (-lots if o["reduce_only"] else lots)
         done = o["filled"] == o["lots"]
         if done:
             o["status"] = "FILLED"
@@ -95,15 +99,26 @@ class PaperVenue(dita.Venue):
         o = {"coid": order.client_order_id, "id": f"P{next(self.ids)}", "asset": order.asset, "side": order.side,
              "type": order.order_type, "lots": self._to_lots(order.asset, Decimal(request["qty"])),
              "ticks": None if request["price"] is None else self._to_ticks(order.asset, Decimal(request["price"])),
-             "filled": 0, "status": "NEW", "reports": 0, "reduce_only": order.reduce_only}
+             "filled": 0, "status": "NEW", "reports": 0, "reduce_only": order.reduce_only,
+             "position_side": order.position_side}
         self.book[o["coid"]] = o
         if self.scripted_rejects:
             o["status"] = "REJECTED"
             return [self._event(o, "REJECT", reason=self.scripted_rejects.pop(0))]
+        if o["reduce_only"] and o["lots"] > self._closable_lots(o):
+            o["status"] = "REJECTED"
+            return [self._event(o, "REJECT", reason="reduce-only order exceeds the position left to close")]
         events = [self._event(o, "ORDER_ACK")]
         if self._crossed(o):
             events.append(self._fill(o, o["lots"] - o["filled"], self.ticks[o["asset"]]))
         return events
+
+    def _closable_lots(self, new) -> int:
+        """The position of the new order's side, less what working reduce-only orders close."""
+        key = (new["asset"], new["position_side"])
+        working = sum(o["lots"] - o["filled"] for o in self.book.values() if o is not new and o["reduce_only"]
+                      and o["status"] == "NEW" and (o["asset"], o["position_side"]) == key)
+        return self.positions.get(key, 0) - working
 
     def cancel(self, order):
         self.wire.append({"action": "cancel", "symbol": order.asset, "clientId": order.client_order_id})

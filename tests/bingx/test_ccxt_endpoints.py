@@ -182,12 +182,16 @@ def test_margin_type_is_per_symbol_and_isolated_pnl_stays_in_its_margin(sim, exc
     assert usdt["availableMargin"] == "99879.7000"   # balance - usedMargin: the 10 is not spendable
 
 
-def test_close_all_positions_closes_each_with_a_market_order(sim, exchange):
-    ex = exchange(sim)
+def two_positions(ex):
+    """A long 0.01 BTC and a short 0.5 ETH position, opened at market; their ids by symbol."""
     ex.load_markets()
     ex.create_order(SYMBOL, "market", "buy", 0.01)
     ex.create_order(ETH, "market", "sell", 0.5)
-    ids = {p["symbol"]: p["id"] for p in ex.fetch_positions()}
+    return ex, {p["symbol"]: p["id"] for p in ex.fetch_positions()}
+
+
+def test_close_all_positions_closes_each_with_a_market_order(sim, exchange):
+    ex, ids = two_positions(exchange(sim))
     assert set(ids) == {SYMBOL, ETH}
 
     closed = ex.close_all_positions()
@@ -208,11 +212,7 @@ def test_close_all_positions_closes_each_with_a_market_order(sim, exchange):
 
 
 def test_a_position_keeps_its_id_while_it_is_open(sim, exchange):
-    ex = exchange(sim)
-    ex.load_markets()
-    ex.create_order(SYMBOL, "market", "buy", 0.01)
-    ex.create_order(ETH, "market", "sell", 0.5)
-    ids = {p["symbol"]: p["id"] for p in ex.fetch_positions()}
+    ex, ids = two_positions(exchange(sim))
     assert all(i.isdigit() and int(i) > 2 ** 53 for i in ids.values()) and ids[SYMBOL] != ids[ETH]
     assert [p["id"] for p in ex.fetch_positions([ETH])] == [ids[ETH]]   # the same, whatever the listing
 

@@ -58,6 +58,10 @@ def _summary(kind: str, data) -> str:
         a = data.get("args") or {}
         keys = ("client_order_id", "side", "order_type", "quantity", "limit_price", "reduce_only")
         return data["effect"] + " " + " ".join(f"{k}={a[k]}" for k in keys if a.get(k) is not None)
+    if kind == "checkpoint":
+        account = data.get("account") or {}
+        return (f"state of {len(data.get('slots') or ())} slot(s), capital {account.get('capital')}, "
+                f"{len(data.get('orders') or {})} order(s), {len(data.get('trades') or ())} trade(s)")
     if kind == "settlement":
         return f"capital {data.get('capital')} realized {data.get('realized_pnl')} fees {data.get('fees_paid')}"
     return " ".join(f"{k}={v}" for k, v in data.items()) if isinstance(data, dict) else str(data)
@@ -96,15 +100,16 @@ def show(args: argparse.Namespace) -> int:
 
 
 def replay(args: argparse.Namespace) -> int:
-    """Rebuilds the kernel from a journal, checking every recorded verdict and transition,
-    and prints the final slots and account. Nothing is sent anywhere."""
+    """Rebuilds the kernel from a journal's first record, checking every recorded verdict,
+    transition and checkpoint, and prints the final slots and account. Nothing is sent
+    anywhere."""
     from dita.kernel import Kernel
 
     console = _console()
-    k = Kernel.recover(args.path, venue=OfflineVenue(), sync=False)
+    k = Kernel.recover(args.path, venue=OfflineVenue(), sync=False, from_checkpoint=False)
     try:
         n = k.journal.last_seq
-        console.print(f"replayed {n} records of {args.path}: every verdict and transition matched")
+        console.print(f"replayed {n} records of {args.path}: every verdict, transition and checkpoint matched")
         table = Table(title="slots")
         for col in ("slot", "state", "trade", "asset", "side", "size", "entry price", "realized PnL"):
             table.add_column(col)

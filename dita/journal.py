@@ -6,6 +6,13 @@ engine is deterministic: applying them again, in order, to a fresh engine gives 
 states, records and account. The other kinds (``intent``, ``transition``, ``effect``,
 ``settlement``) say what happened and let a replay check itself against the original run.
 
+A ``checkpoint`` record holds the kernel's whole state (its :meth:`~dita.Kernel.snapshot`)
+at a moment between two calls. Recovery starts from the latest one and applies only the
+records after it, so recovering a long journal costs what has happened since its last
+checkpoint, not its whole history; a full replay instead checks each checkpoint against the
+state it has rebuilt by then. The latest checkpoint's sequence number is kept in ``meta``,
+written in the same transaction as the record.
+
 Write-ahead: the kernel flushes the journal before every call to the venue and before each
 public call returns. An order is therefore journaled before it can exist at the venue, and a
 fill is journaled before the strategy hears of it; a fill that was applied in memory but
@@ -98,6 +105,7 @@ class Journal:
         self.batch_ms = batch_ms
         self._conn = conn
         self._pending: list[tuple] = []
+        self._pending_meta: dict[str, Any] = {}
         self._oldest_pending = 0.0
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
@@ -168,6 +176,14 @@ class Journal:
         self._pending.append((self.last_seq, time.time(), kind, slot, _encode(data)))
         return self.last_seq
 
+    def append_checkpoint(self, snapshot: Any) -> int:
+        """Adds a ``checkpoint`` record and commits it, with everything pending, at once;
+        returns its sequence number."""
+        seq = self.append("checkpoint", None, snapshot)
+        self._pending_meta["last_checkpoint"] = seq
+        self.flush(force=True)
+        return seq
+
     def flush(self, force: bool = False) -> None:
         """A flush point. In ``full`` mode (or with ``force``) every pending record is
         committed now; in ``batched`` mode only once the batch is full or old enough."""
@@ -178,14 +194,17 @@ class Journal:
             if len(self._pending) < self.batch_records and age_ms < self.batch_ms:
                 return
         rows, self._pending = self._pending, []
+        meta, self._pending_meta = self._pending_meta, {}
         try:
             self._conn.execute("BEGIN")
             self._conn.executemany("INSERT INTO records (seq, ts, kind, slot, data) VALUES (?, ?, ?, ?, ?)", rows)
+            self._conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, _encode(v)) for k, v in meta.items()])
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
             self._pending = rows + self._pending
+            self._pending_meta = {**meta, **self._pending_meta}
             raise JournalError(f"cannot write journal {self.path}: {exc}") from None
 
     def close(self) -> None:
@@ -207,6 +226,17 @@ class Journal:
         cur = self._conn.execute("SELECT seq, ts, kind, slot, data FROM records WHERE seq > ? ORDER BY seq", (after,))
         for seq, ts, kind, slot, data in cur:
             yield Record(seq, ts, kind, slot, json.loads(data))
+
+    def last_checkpoint(self) -> Record | None:
+        """The latest committed ``checkpoint`` record, or ``None``."""
+        seq = self.meta().get("last_checkpoint")
+        if seq is None:
+            return None
+        row = self._conn.execute("SELECT seq, ts, kind, slot, data FROM records WHERE seq = ?", (seq,)).fetchone()
+        if row is None or row[2] != "checkpoint":
+            raise JournalError(f"journal {self.path}: its meta names record {seq} as the latest checkpoint, "
+                               "which is not a checkpoint record")
+        return Record(row[0], row[1], row[2], row[3], json.loads(row[4]))
 
     def __enter__(self) -> "Journal":
         return self

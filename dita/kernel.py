@@ -9,6 +9,7 @@ the engine emits and feeds the venue's answers back.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import deque
 from decimal import Decimal
@@ -17,7 +18,7 @@ from typing import Any, Iterable, Mapping
 
 from dita import _engine
 from dita.errors import DitaError, InvalidInputError, ReconcileError
-from dita.journal import Journal, JournalError
+from dita.journal import Journal, JournalError, _encode
 from dita.plugins import default_registry
 from dita.spec import compile_text, load_machine, packaged_spec_path
 from dita.types import (AccountView, Instrument, KernelIntent, KernelOutcome, Order, OrderProgress, SlotView, VenueEvent,
@@ -56,13 +57,17 @@ class Kernel:
     :param venue_options: keyword arguments for the venue's factory (never journaled).
     :param durability: ``"full"`` (every record durable before the call returns) or
         ``"batched"`` (a bounded window of records, for throughput); see :mod:`dita.journal`.
+    :param checkpoint_every: with a journal, write a checkpoint (see :meth:`checkpoint`) at the
+        end of the first call after which this many records were written since the last one;
+        ``None`` writes checkpoints only when :meth:`checkpoint` is called.
     """
 
     def __init__(self, venue: str | Venue = "mock", slots: int = 1, capital: Any = 0, journal: Any = None,
                  spec: str | Path | None = None, venue_options: Mapping[str, Any] | None = None,
-                 durability: str = "full"):
+                 durability: str = "full", checkpoint_every: int | None = None):
         if journal is not None and not isinstance(journal, (str, Path)):
             raise InvalidInputError(f"journal must be a file path or None, got {type(journal).__name__}")
+        _check_checkpoint_every(checkpoint_every, journal)
         spec_path = Path(spec) if spec is not None else packaged_spec_path()
         try:
             spec_text = spec_path.read_text()
@@ -75,6 +80,7 @@ class Kernel:
                 "machine": self.machine.name, "spec_text": spec_text, "spec_source": str(spec_path),
                 "venue": self.venue.name or type(self.venue).__name__, "dita_version": _version(),
             }, durability=durability))
+        self._checkpoint_every = checkpoint_every
 
     def _setup(self, venue, slots, capital, machine, spec, venue_options) -> None:
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
@@ -116,6 +122,8 @@ class Kernel:
         self._ended: dict[str, frozenset[str]] = {}
         self._journal: Journal | None = None
         self._replaying = False
+        self._checkpoint_every: int | None = None
+        self._last_checkpoint = 0  # the journal's seq at the latest checkpoint
         # Without a journal, venue events take the engine's native path: this instance's
         # on_venue_event is the engine's dispatcher, which applies a routed event with no
         # effects entirely in Rust and hands anything else to _venue_event_fallback.
@@ -177,6 +185,12 @@ class Kernel:
 
     def process_intent(self, intent: KernelIntent) -> KernelOutcome:
         """Applies an intent, performs what the engine decided, applies the venue's answers."""
+        out = self._process_intent(intent)
+        if self._checkpoint_every is not None:
+            self._checkpoint_if_due()
+        return out
+
+    def _process_intent(self, intent: KernelIntent) -> KernelOutcome:
         if not isinstance(intent, KernelIntent):
             raise InvalidInputError(f"process_intent takes a dita.KernelIntent, got {type(intent).__name__}")
         self._check_slot(intent.slot_id)
@@ -331,6 +345,12 @@ class Kernel:
             "that order belonged to, which has ended; nothing changed"))
 
     def _on_venue_event_journaled(self, event: VenueEvent) -> KernelOutcome:
+        out = self._apply_venue_event_journaled(event)
+        if self._checkpoint_every is not None:
+            self._checkpoint_if_due()
+        return out
+
+    def _apply_venue_event_journaled(self, event: VenueEvent) -> KernelOutcome:
         journal = self._journal
         try:
             slot = self._order_slot.get(event.client_order_id)
@@ -524,45 +544,76 @@ class Kernel:
                 venue_options: Mapping[str, Any] | None = None) -> "Kernel":
         """A kernel rebuilt from :meth:`snapshot`. Every slot is checked against the spec's
         invariants first; a bad snapshot raises :class:`ReconcileError` naming each violation."""
-        if not isinstance(snapshot, Mapping) or snapshot.get("format") != SNAPSHOT_FORMAT:
-            raise ReconcileError([f"not a DITA snapshot of format {SNAPSHOT_FORMAT}"])
-        slots = snapshot.get("slots")
-        if not isinstance(slots, list) or not slots:
-            raise ReconcileError(["snapshot has no slots"])
+        slots = _snapshot_slots(snapshot)
         account = snapshot.get("account") or {}
         k = cls(venue=venue, slots=len(slots), capital=account.get("starting_capital", 0), spec=spec,
                 venue_options=venue_options)
-        k._replace({i: s for i, s in enumerate(slots)}, account)
-        for coid, data in (snapshot.get("orders") or {}).items():
-            order = _order_from_json(data)
-            k._orders[coid] = order
-            k._order_slot[coid] = order.slot_id
-        # The snapshot holds decimals as text; the terminal record's types are the effect's.
-        decimals = {name for name, ty, *_ in k.machine.describe()["effects"].get("WRITE_TERMINAL", ()) if ty == "decimal"}
-        k._trades.extend({f: (Decimal(v) if f in decimals and isinstance(v, str) else v) for f, v in t.items()}
-                         for t in snapshot.get("trades") or ())
-        k._progress = {coid: [Decimal(x) for x in p] for coid, p in (snapshot.get("order_progress") or {}).items()}
-        k._fills = {}
-        k._slot_orders = {int(slot): list(coids) for slot, coids in (snapshot.get("slot_orders") or {}).items()}
-        k._ended = {coid: frozenset(ids) for coid, ids in (snapshot.get("ended_orders") or {}).items()}
-        k._sync_routes()
+        k._load_snapshot(snapshot)
         k._resume_venue()
         return k
+
+    def _load_snapshot(self, snapshot: Mapping[str, Any]) -> None:
+        """Takes every part of a snapshot of a kernel with as many slots (slots, account,
+        orders, order progress, ended orders, trades); the venue is not told."""
+        slots = _snapshot_slots(snapshot)
+        if len(slots) != self.slots:
+            raise ReconcileError([f"the snapshot has {len(slots)} slots, this kernel {self.slots}"])
+        self._replace({i: s for i, s in enumerate(slots)}, snapshot.get("account") or {})
+        for coid, data in (snapshot.get("orders") or {}).items():
+            order = _order_from_json(data)
+            self._orders[coid] = order
+            self._order_slot[coid] = order.slot_id
+        # The snapshot holds decimals as text; the terminal record's types are the effect's.
+        decimals = {name for name, ty, *_ in self.machine.describe()["effects"].get("WRITE_TERMINAL", ()) if ty == "decimal"}
+        self._trades.extend({f: (Decimal(v) if f in decimals and isinstance(v, str) else v) for f, v in t.items()}
+                            for t in snapshot.get("trades") or ())
+        self._progress = {coid: [Decimal(x) for x in p] for coid, p in (snapshot.get("order_progress") or {}).items()}
+        self._fills = {}
+        self._slot_orders = {int(slot): list(coids) for slot, coids in (snapshot.get("slot_orders") or {}).items()}
+        self._ended = {coid: frozenset(ids) for coid, ids in (snapshot.get("ended_orders") or {}).items()}
+        self._sync_routes()
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def checkpoint(self) -> int:
+        """Writes the kernel's whole state (its :meth:`snapshot`) into the journal and commits
+        it; :meth:`recover` then starts from there instead of from the journal's first record.
+        Returns the checkpoint's sequence number. Call it between calls (for instance when
+        the strategy is idle), or let ``checkpoint_every`` do it."""
+        if self._journal is None:
+            raise JournalError("checkpoint() writes into the journal, and this kernel keeps none")
+        self._journal.flush(force=True)
+        self._last_checkpoint = self._journal.append_checkpoint(self._checkpoint_data())
+        return self._last_checkpoint
+
+    def _checkpoint_data(self) -> Any:
+        """The snapshot exactly as a journal record holds it once read back (plain JSON)."""
+        return json.loads(_encode(self.snapshot()))
+
+    def _checkpoint_if_due(self) -> None:
+        journal = self._journal
+        if journal is not None and journal.last_seq - self._last_checkpoint >= self._checkpoint_every:
+            self.checkpoint()
 
     # ------------------------------------------------------------------ journal recovery
 
     @classmethod
     def recover(cls, journal: str | Path, venue: str | Venue = "mock", venue_options: Mapping[str, Any] | None = None,
-                durability: str = "full", sync: bool = True) -> "Kernel":
+                durability: str = "full", sync: bool = True, from_checkpoint: bool = True,
+                checkpoint_every: int | None = None) -> "Kernel":
         """Rebuilds a kernel from its journal and continues writing it.
 
-        The journal's ``apply`` records are applied again, in order, to a fresh engine running
-        the spec the journal was written with; every recorded verdict and transition must come
-        out the same, or :class:`JournalError` names the first record that differs. Nothing is
-        sent to the venue during the replay. Then, with ``sync`` (the default), every order the
-        slots still consider working is queried at the venue, and what happened while the
-        process was down is applied (see :meth:`sync_with_venue`; the findings are in
-        ``recovery_report``)."""
+        The state is taken from the journal's latest checkpoint (with ``from_checkpoint``, the
+        default, and if it has one; its slots are checked against the spec's invariants), then
+        the ``apply`` records after it are applied again, in order, to the engine running the
+        spec the journal was written with; every recorded verdict and transition must come
+        out the same, and a full replay (``from_checkpoint=False``) must also arrive at the
+        state each checkpoint recorded, or :class:`JournalError` names the first record that
+        differs. Nothing is sent to the venue during the replay. Then, with ``sync`` (the
+        default), every order the slots still consider working is queried at the venue, and
+        what happened while the process was down is applied (see :meth:`sync_with_venue`;
+        the findings are in ``recovery_report``). ``checkpoint_every`` is as for the kernel."""
+        _check_checkpoint_every(checkpoint_every, journal)
         j = Journal.open(journal, durability=durability)
         try:
             meta = j.meta()
@@ -570,21 +621,29 @@ class Kernel:
             machine = compile_text(text, meta.get("spec_source", "<journal>")) if text else load_machine(None)
             k = cls.__new__(cls)
             k._setup(venue, int(meta["slots"]), meta["starting_capital"], machine, None, venue_options)
-            k._replay(j)
+            start = j.last_checkpoint() if from_checkpoint else None
+            if start is not None:
+                try:
+                    k._load_snapshot(start.data)
+                except ReconcileError as exc:
+                    raise JournalError(f"journal record {start.seq}: the checkpoint does not hold: {exc}") from None
+                k._last_checkpoint = start.seq
+            k._replay(j, after=start.seq if start is not None else 0)
         except BaseException:
             j.close()
             raise
+        k._checkpoint_every = checkpoint_every
         k._attach_journal(j)
         k._resume_venue()
         k.recovery_report = k.sync_with_venue() if sync else []
         return k
 
-    def _replay(self, journal: Journal) -> None:
+    def _replay(self, journal: Journal, after: int = 0) -> None:
         self._replaying = True
         intent = None
         last = None
         try:
-            for rec in journal.records():
+            for rec in journal.records(after):
                 if rec.kind == "intent":
                     intent = KernelIntent(**rec.data)
                 elif rec.kind == "apply":
@@ -606,6 +665,11 @@ class Kernel:
                     except ReconcileError as exc:
                         raise JournalError(f"journal record {rec.seq}: the recorded reconcile no longer "
                                            f"holds: {exc}") from None
+                elif rec.kind == "checkpoint":
+                    if self._checkpoint_data() != rec.data:
+                        raise JournalError(f"replay diverged at journal record {rec.seq}: the state rebuilt so far "
+                                           "is not the state the checkpoint recorded")
+                    self._last_checkpoint = rec.seq
                 elif rec.kind == "transition":
                     if last is None or list(last[3] or ()) != rec.data:
                         raise JournalError(f"replay diverged at journal record {rec.seq}: the journal has transition "
@@ -705,6 +769,24 @@ class Kernel:
         except _engine.EngineError as exc:
             violations = getattr(exc, "violations", None) or [str(exc)]
             raise ReconcileError([v.replace("instance ", "slot ", 1) for v in violations]) from None
+
+
+def _snapshot_slots(snapshot: Any) -> list:
+    if not isinstance(snapshot, Mapping) or snapshot.get("format") != SNAPSHOT_FORMAT:
+        raise ReconcileError([f"not a DITA snapshot of format {SNAPSHOT_FORMAT}"])
+    slots = snapshot.get("slots")
+    if not isinstance(slots, list) or not slots:
+        raise ReconcileError(["snapshot has no slots"])
+    return slots
+
+
+def _check_checkpoint_every(every: Any, journal: Any) -> None:
+    if every is None:
+        return
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise InvalidInputError(f"checkpoint_every must be a positive int (records) or None, got {every!r}")
+    if journal is None:
+        raise InvalidInputError("checkpoint_every needs a journal: checkpoints are written into it")
 
 
 def _order_to_json(o: Order) -> dict:

@@ -2,8 +2,9 @@
 
 Usage: python crash_child.py BASE_URL API_KEY API_SECRET JOURNAL RUN_TAG SEED
 
-It starts from the journal when one exists (``Kernel.recover``: replay, then ask the venue),
-else with a fresh kernel; prints READY; then trades until it is killed: LIMIT and MARKET
+It starts from the journal when one exists (``Kernel.recover``: the latest checkpoint and the
+records after it, then ask the venue), else with a fresh kernel; it writes a checkpoint every
+CHECKPOINT_EVERY records, so that kills land before, during and after checkpoints; prints READY; then trades until it is killed: LIMIT and MARKET
 entries, partial fills (the simulator's liquidity is limited and the test moves its price),
 cancels of entries and exits, exits in one, two or three legs. Intent ids carry RUN_TAG so
 that no two lives of the session reuse one.
@@ -21,6 +22,7 @@ import dita
 SLOTS = 3
 ASSET = "BTC-USDT"
 SIZES = [Decimal(s) for s in ("0.002", "0.003", "0.005", "0.008")]
+CHECKPOINT_EVERY = 120
 LEGS = [(), (Decimal("0.5"), Decimal("0.5")), (Decimal("0.3"), Decimal("0.3"), Decimal("0.4"))]
 
 
@@ -31,9 +33,10 @@ def main() -> None:
     options = {"base_url": base_url, "api_key": key, "api_secret": secret, "retry_backoff": 0.01, "timeout": 5.0,
                "position_mode": "hedge", "pace": False}  # the test simulator does not throttle
     if Path(journal).exists():
-        k = dita.Kernel.recover(journal, venue="bingx", venue_options=options)
+        k = dita.Kernel.recover(journal, venue="bingx", venue_options=options, checkpoint_every=CHECKPOINT_EVERY)
     else:
-        k = dita.Kernel(venue="bingx", slots=SLOTS, capital=Decimal("100000"), journal=journal, venue_options=options)
+        k = dita.Kernel(venue="bingx", slots=SLOTS, capital=Decimal("100000"), journal=journal, venue_options=options,
+                        checkpoint_every=CHECKPOINT_EVERY)
     print("READY", flush=True)
     rng = random.Random(int(seed))
     n = 0

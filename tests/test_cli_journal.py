@@ -16,6 +16,7 @@ def _journal(tmp_path):
                     slots=2, capital=D("1000"), journal=path)
     assert enter(k, size="0.010", order_type="LIMIT", limit_price="60000").state == "ENTRY_WORKING"
     assert cancel(k).state == "POSITION_OPEN"
+    k.checkpoint()
     assert exit_(k).state == "TRADE_TERMINAL_WRITTEN"
     assert enter(k, slot=1, intent="e2", trade="t2", size="0.002").state == "ENTRY_WORKING"  # half fills
     account = k.account
@@ -29,6 +30,7 @@ def test_journal_show_prints_every_record_and_filters_by_trade(tmp_path, capsys)
     out = capsys.readouterr().out
     assert "SUBMIT_ORDER" in out and "CANCEL_ORDER" in out and "WRITE_TERMINAL" in out
     assert "IDLE --ENTER--> ORDER_REQUESTED" in out
+    assert "checkpoint" in out and "state of 2 slot(s), capital 999.7, 1 order(s), 0 trade(s)" in out
     assert main(["journal", "show", str(path), "--trade", "t2"]) == 0
     only_t2 = capsys.readouterr().out
     assert "e2" in only_t2 and "CANCEL_ORDER" not in only_t2
@@ -39,7 +41,7 @@ def test_journal_replay_verifies_and_prints_the_final_account(tmp_path, capsys):
     path, account = _journal(tmp_path)
     assert main(["journal", "replay", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "every verdict and transition matched" in out
+    assert "every verdict, transition and checkpoint matched" in out
     assert f"capital {account.capital}" in out and "TRADE_TERMINAL_WRITTEN" in out and "ENTRY_WORKING" in out
 
 

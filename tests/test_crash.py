@@ -10,7 +10,9 @@ the journal (replay, then the venue is asked about every working order) and chec
   fills on either side);
 - every invariant of the spec holds (a restore of the snapshot checks them all);
 - the account identity is exact: capital = start + realized, realized = gross - fees;
-- recovery is deterministic: replaying the journal offline gives the same snapshot.
+- recovery is deterministic: replaying the whole journal offline gives the same snapshot,
+  and arrives at the state each checkpoint recorded (the child writes one every 120
+  records; recovery starts from the latest).
 
 The next child then continues the same journal, so each life starts from a recovery.
 ``DITA_CRASH_KILLS`` sets the number of kills (default 50).
@@ -97,12 +99,15 @@ def _check(k: dita.Kernel, sim: BingXSimulator, journal: Path, life: int) -> int
         assert applied == executed, (f"life {life}: order {coid}: the kernel applied {applied}, the exchange "
                                      f"executed {executed}; recovery report {k.recovery_report}")
         fills += applied > 0
-    # Deterministic: the journal alone rebuilds the very same kernel.
-    offline = dita.Kernel.recover(journal, venue=OfflineVenue(), sync=False)
-    try:
-        assert offline.snapshot() == snap, f"life {life}: an offline replay differs from the recovered kernel"
-    finally:
-        offline.close()
+    # Deterministic: the journal alone rebuilds the very same kernel, from its first record
+    # (checking every checkpoint on the way) as from its latest checkpoint.
+    for from_checkpoint in (False, True):
+        offline = dita.Kernel.recover(journal, venue=OfflineVenue(), sync=False, from_checkpoint=from_checkpoint)
+        try:
+            assert offline.snapshot() == snap, (f"life {life}: an offline replay (from_checkpoint={from_checkpoint}) "
+                                                "differs from the recovered kernel")
+        finally:
+            offline.close()
     return fills
 
 
@@ -139,3 +144,7 @@ def test_kill_9_at_random_instants_loses_no_fill_and_applies_none_twice(tmp_path
     assert kills == KILLS
     # The session really traded: many orders were sent and filled across the lives.
     assert applied_orders >= KILLS // 2, f"only {applied_orders} orders filled in {KILLS} lives"
+    # And recoveries really started from checkpoints.
+    with dita.Journal.open(journal) as j:
+        checkpoints = sum(1 for r in j.records() if r.kind == "checkpoint")
+    assert checkpoints >= KILLS // 5, f"only {checkpoints} checkpoints in {KILLS} lives"

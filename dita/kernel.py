@@ -9,6 +9,7 @@ the engine emits and feeds the venue's answers back.
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from collections import deque
@@ -60,14 +61,21 @@ class Kernel:
     :param checkpoint_every: with a journal, write a checkpoint (see :meth:`checkpoint`) at the
         end of the first call after which this many records were written since the last one;
         ``None`` writes checkpoints only when :meth:`checkpoint` is called.
+    :param history_limit: how much of the past the kernel keeps in memory (and in snapshots
+        and checkpoints): the orders of ended trades, with the event ids they applied and their
+        fill progress, and the trades' terminal records, at most this many of each, the most
+        recent; the journal keeps everything. An event for a forgotten order is refused as
+        ``UNKNOWN_ORDER`` and changes nothing. ``None`` (the default) keeps everything, so a
+        long-running kernel grows with its history.
     """
 
     def __init__(self, venue: str | Venue = "mock", slots: int = 1, capital: Any = 0, journal: Any = None,
                  spec: str | Path | None = None, venue_options: Mapping[str, Any] | None = None,
-                 durability: str = "full", checkpoint_every: int | None = None):
+                 durability: str = "full", checkpoint_every: int | None = None, history_limit: int | None = None):
         if journal is not None and not isinstance(journal, (str, Path)):
             raise InvalidInputError(f"journal must be a file path or None, got {type(journal).__name__}")
         _check_checkpoint_every(checkpoint_every, journal)
+        _check_history_limit(history_limit, InvalidInputError)
         spec_path = Path(spec) if spec is not None else packaged_spec_path()
         try:
             spec_text = spec_path.read_text()
@@ -79,8 +87,10 @@ class Kernel:
                 "slots": self.slots, "starting_capital": str(self.account.starting_capital),
                 "machine": self.machine.name, "spec_text": spec_text, "spec_source": str(spec_path),
                 "venue": self.venue.name or type(self.venue).__name__, "dita_version": _version(),
+                "history_limit": history_limit,
             }, durability=durability))
         self._checkpoint_every = checkpoint_every
+        self._history_limit = history_limit
 
     def _setup(self, venue, slots, capital, machine, spec, venue_options) -> None:
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
@@ -124,6 +134,7 @@ class Kernel:
         self._replaying = False
         self._checkpoint_every: int | None = None
         self._last_checkpoint = 0  # the journal's seq at the latest checkpoint
+        self._history_limit: int | None = None
         # Without a journal, venue events take the engine's native path: this instance's
         # on_venue_event is the engine's dispatcher, which applies a routed event with no
         # effects entirely in Rust and hands anything else to _venue_event_fallback.
@@ -169,8 +180,12 @@ class Kernel:
     @property
     def trades(self) -> list[dict]:
         """The terminal records of closed trades, oldest first: the closing fill's
-        WRITE_TERMINAL fields (decimals as Decimal) and ``slot_id``. A property, not an
-        attribute, because the engine's dispatcher appends to this very list."""
+        WRITE_TERMINAL fields (decimals as Decimal) and ``slot_id``; with a ``history_limit``,
+        the most recent that many. A property, not an attribute, because the engine's
+        dispatcher appends to the kernel's list (trimmed when a slot starts its next trade)."""
+        limit = self._history_limit
+        if limit is not None and len(self._trades) > limit:
+            return self._trades[-limit:]
         return self._trades
 
     def order(self, client_order_id: str) -> Order | None:
@@ -299,7 +314,7 @@ class Kernel:
                 raise InvalidInputError(f"venue event {event.event_id!r}: kind and client_order_id are required strings, "
                                         f"got {event.kind!r} and {event.client_order_id!r}")
             return KernelOutcome(False, "UNKNOWN_ORDER", None, None, message=(
-                f"{event.kind} {event.event_id!r} is for order {event.client_order_id!r}, which this kernel never issued; nothing changed"))
+                self._unknown_order(event)))
         if type(event.kind) is not str:
             raise _bad_kind(event)
         if self._ended and event.client_order_id in self._ended:
@@ -332,7 +347,25 @@ class Kernel:
                 self._fold(coid)
                 self._fills.pop(coid, None)
                 self._rt.unroute(coid)  # its events now need the ended-order checks
+            if self._history_limit is not None:
+                self._forget_beyond(self._history_limit)
         return result
+
+    def _forget_beyond(self, limit: int) -> None:
+        """Forgets the oldest ended orders and terminal records beyond ``limit`` of each. Done
+        when a trade ends (at the next ENTER of its slot), in a replay exactly as it was live."""
+        for coid in list(itertools.islice(self._ended, max(0, len(self._ended) - limit))):
+            del self._ended[coid]
+            for kept in (self._orders, self._order_slot, self._progress):
+                kept.pop(coid, None)
+        if len(self._trades) > limit:
+            del self._trades[:len(self._trades) - limit]  # the same list the dispatcher appends to
+
+    def _unknown_order(self, event: VenueEvent) -> str:
+        forgotten = (f", or one it has forgotten (it keeps the orders of the last {self._history_limit} ended)"
+                     if self._history_limit is not None else "")
+        return (f"{event.kind} {event.event_id!r} is for order {event.client_order_id!r}, which this kernel never "
+                f"issued{forgotten}; nothing changed")
 
     def _ended_duplicate(self, event: VenueEvent, slot: int) -> KernelOutcome | None:
         """An event of an ended trade's order that the trade already applied: a re-delivery,
@@ -359,9 +392,7 @@ class Kernel:
                 if type(event.client_order_id) is not str or type(event.kind) is not str:
                     raise InvalidInputError(f"venue event {event.event_id!r}: kind and client_order_id are required "
                                             f"strings, got {event.kind!r} and {event.client_order_id!r}")
-                return KernelOutcome(False, "UNKNOWN_ORDER", None, None, message=(
-                    f"{event.kind} {event.event_id!r} is for order {event.client_order_id!r}, which this kernel "
-                    "never issued; nothing changed"))
+                return KernelOutcome(False, "UNKNOWN_ORDER", None, None, message=self._unknown_order(event))
             if type(event.kind) is not str:
                 raise _bad_kind(event)
             dup = self._ended_duplicate(event, slot)
@@ -532,6 +563,7 @@ class Kernel:
             "slot_orders": {str(slot): list(coids) for slot, coids in self._slot_orders.items()},
             "ended_orders": {coid: sorted(ids) for coid, ids in self._ended.items()},
             "trades": [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in t.items()} for t in self.trades],
+            "history_limit": self._history_limit,
         }
 
     def _progress_json(self) -> dict:
@@ -556,6 +588,7 @@ class Kernel:
         """Takes every part of a snapshot of a kernel with as many slots (slots, account,
         orders, order progress, ended orders, trades); the venue is not told."""
         slots = _snapshot_slots(snapshot)
+        history_limit = _check_history_limit(snapshot.get("history_limit"), ReconcileError)
         if len(slots) != self.slots:
             raise ReconcileError([f"the snapshot has {len(slots)} slots, this kernel {self.slots}"])
         self._replace({i: s for i, s in enumerate(slots)}, snapshot.get("account") or {})
@@ -571,6 +604,7 @@ class Kernel:
         self._fills = {}
         self._slot_orders = {int(slot): list(coids) for slot, coids in (snapshot.get("slot_orders") or {}).items()}
         self._ended = {coid: frozenset(ids) for coid, ids in (snapshot.get("ended_orders") or {}).items()}
+        self._history_limit = history_limit
         self._sync_routes()
 
     # ------------------------------------------------------------------ checkpoints
@@ -621,6 +655,7 @@ class Kernel:
             machine = compile_text(text, meta.get("spec_source", "<journal>")) if text else load_machine(None)
             k = cls.__new__(cls)
             k._setup(venue, int(meta["slots"]), meta["starting_capital"], machine, None, venue_options)
+            k._history_limit = _check_history_limit(meta.get("history_limit"), JournalError)
             start = j.last_checkpoint() if from_checkpoint else None
             if start is not None:
                 try:
@@ -778,6 +813,13 @@ def _snapshot_slots(snapshot: Any) -> list:
     if not isinstance(slots, list) or not slots:
         raise ReconcileError(["snapshot has no slots"])
     return slots
+
+
+def _check_history_limit(limit: Any, error: type[Exception]) -> int | None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        message = f"history_limit must be a positive int or None, got {limit!r}"
+        raise error([message]) if error is ReconcileError else error(message)
+    return limit
 
 
 def _check_checkpoint_every(every: Any, journal: Any) -> None:

@@ -89,6 +89,11 @@ def _plain(value: Any) -> Any:
 _encode = json.JSONEncoder(default=_plain, separators=(",", ":"), ensure_ascii=False).encode
 
 
+def as_recorded(data: Any) -> Any:
+    """``data`` exactly as a record holds it once read back: plain JSON, decimals as text."""
+    return json.loads(_encode(data))
+
+
 class Journal:
     """An append-only SQLite journal. Use :meth:`create` for a new one, :meth:`open` to
     read or continue an existing one."""

@@ -10,7 +10,6 @@ the engine emits and feeds the venue's answers back.
 from __future__ import annotations
 
 import itertools
-import json
 import uuid
 from collections import deque
 from decimal import Decimal
@@ -19,7 +18,7 @@ from typing import Any, Iterable, Mapping
 
 from dita import _engine
 from dita.errors import DitaError, InvalidInputError, ReconcileError
-from dita.journal import Journal, JournalError, _encode
+from dita.journal import Journal, JournalError, as_recorded
 from dita.plugins import default_registry
 from dita.spec import compile_text, load_machine, packaged_spec_path
 from dita.types import (AccountView, Instrument, KernelIntent, KernelOutcome, Order, OrderProgress, SlotView, VenueEvent,
@@ -622,7 +621,7 @@ class Kernel:
 
     def _checkpoint_data(self) -> Any:
         """The snapshot exactly as a journal record holds it once read back (plain JSON)."""
-        return json.loads(_encode(self.snapshot()))
+        return as_recorded(self.snapshot())
 
     def _checkpoint_if_due(self) -> None:
         journal = self._journal

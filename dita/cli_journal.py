@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dita.errors import VenueError
-from dita.journal import Journal
+from dita.journal import Journal, journal_chain
 from dita.venue import Venue
 
 
@@ -84,8 +84,13 @@ def show(args: argparse.Namespace) -> int:
                 keep.append(r)
                 slots_of_trade.add(r.slot)
         records = keep
+    chain = ""
+    if meta.get("continues"):
+        chain += f"; continues {meta['continues'].get('journal')} (from its record {meta['continues'].get('checkpoint')})"
+    if meta.get("continued_in"):
+        chain += f"; continued in {meta['continued_in']}"
     table = Table(title=f"journal {args.path}: machine {meta.get('machine')}, {meta.get('slots')} slot(s), "
-                        f"starting capital {meta.get('starting_capital')}, venue {meta.get('venue')}")
+                        f"starting capital {meta.get('starting_capital')}, venue {meta.get('venue')}{chain}")
     for col in ("seq", "slot", "kind", "what"):
         table.add_column(col, justify="right" if col in ("seq", "slot") else "left")
     for r in records:
@@ -101,15 +106,20 @@ def show(args: argparse.Namespace) -> int:
 
 def replay(args: argparse.Namespace) -> int:
     """Rebuilds the kernel from a journal's first record, checking every recorded verdict,
-    transition and checkpoint, and prints the final slots and account. Nothing is sent
-    anywhere."""
+    transition and checkpoint, and prints the final slots and account. A rotated journal is
+    replayed through every later file of its chain. Nothing is sent anywhere."""
     from dita.kernel import Kernel
 
     console = _console()
+    files, _ = journal_chain(args.path)
     k = Kernel.recover(args.path, venue=OfflineVenue(), sync=False, from_checkpoint=False)
     try:
-        n = k.journal.last_seq
-        console.print(f"replayed {n} records of {args.path}: every verdict, transition and checkpoint matched")
+        n = 0
+        for path in files:
+            with Journal.open(path) as j:
+                n += j.last_seq
+        where = args.path if len(files) == 1 else f"{len(files)} files ({files[0].name} ... {files[-1].name})"
+        console.print(f"replayed {n} records of {where}: every verdict, transition and checkpoint matched")
         table = Table(title="slots")
         for col in ("slot", "state", "trade", "asset", "side", "size", "entry price", "realized PnL"):
             table.add_column(col)

@@ -13,6 +13,11 @@ checkpoint, not its whole history; a full replay instead checks each checkpoint 
 state it has rebuilt by then. The latest checkpoint's sequence number is kept in ``meta``,
 written in the same transaction as the record.
 
+Rotation (:meth:`dita.Kernel.rotate_journal`) bounds the file: the kernel continues in a new
+file that opens with a checkpoint of its state, while the old one ends with the same
+checkpoint and is written no more. The two name each other in ``meta`` (``continued_in``,
+``continues``), by paths relative to their folder; :func:`journal_chain` lists a chain's files.
+
 Write-ahead: the kernel flushes the journal before every call to the venue and before each
 public call returns. An order is therefore journaled before it can exist at the venue, and a
 fill is journaled before the strategy hears of it; a fill that was applied in memory but
@@ -189,12 +194,17 @@ class Journal:
         self.flush(force=True)
         return seq
 
+    def set_meta(self, key: str, value: Any) -> None:
+        """Sets a ``meta`` key, committed with the next flush (in the same transaction as the
+        records pending then)."""
+        self._pending_meta[key] = value
+
     def flush(self, force: bool = False) -> None:
         """A flush point. In ``full`` mode (or with ``force``) every pending record is
         committed now; in ``batched`` mode only once the batch is full or old enough."""
-        if not self._pending:
+        if not self._pending and not self._pending_meta:
             return
-        if not force and self.durability == "batched":
+        if self._pending and not force and self.durability == "batched":
             age_ms = (time.monotonic() - self._oldest_pending) * 1000
             if len(self._pending) < self.batch_records and age_ms < self.batch_ms:
                 return
@@ -232,6 +242,17 @@ class Journal:
         for seq, ts, kind, slot, data in cur:
             yield Record(seq, ts, kind, slot, json.loads(data))
 
+    def first_record(self) -> Record | None:
+        """The committed record with the lowest sequence number, or ``None``."""
+        return next(self.records(), None)
+
+    def continued_in(self) -> Path | None:
+        """The file this journal continues in, if it was rotated (see
+        :meth:`dita.Kernel.rotate_journal`): stored relative to this journal's folder, so
+        that the files can be moved together."""
+        link = self.meta().get("continued_in")
+        return None if link is None else self.path.parent / link
+
     def last_checkpoint(self) -> Record | None:
         """The latest committed ``checkpoint`` record, or ``None``."""
         seq = self.meta().get("last_checkpoint")
@@ -251,3 +272,30 @@ class Journal:
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r}, durability={self.durability!r}, last_seq={self.last_seq})"
+
+
+def journal_chain(path: str | Path) -> tuple[list[Path], bool]:
+    """The files of the journal chain from ``path`` on (see :meth:`dita.Kernel.rotate_journal`), and
+    whether the last one names a next file that is not one. That is the trace of a rotation
+    a crash interrupted before the next file held its checkpoint: the file naming it is then
+    the latest, complete, and the stale link is dropped when recovery continues it."""
+    path = Path(path)
+    chain: list[Path] = []
+    while True:
+        with Journal.open(path) as j:
+            chain.append(path)
+            nxt = j.continued_in()
+        if nxt is None:
+            return chain, False
+        follow = nxt.is_file() and all(nxt.resolve() != p.resolve() for p in chain)
+        if follow:
+            try:
+                with Journal.open(nxt) as probe:
+                    back = probe.meta().get("continues") or {}
+                    follow = (probe.last_checkpoint() is not None
+                              and (nxt.parent / back.get("journal", "")).resolve() == path.resolve())
+            except JournalError:
+                follow = False
+        if not follow:
+            return chain, True
+        path = nxt

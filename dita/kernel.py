@@ -10,6 +10,8 @@ the engine emits and feeds the venue's answers back.
 from __future__ import annotations
 
 import itertools
+import os
+import re
 import uuid
 from collections import deque
 from decimal import Decimal
@@ -18,7 +20,7 @@ from typing import Any, Iterable, Mapping
 
 from dita import _engine
 from dita.errors import DitaError, InvalidInputError, ReconcileError
-from dita.journal import Journal, JournalError, as_recorded
+from dita.journal import Journal, JournalError, as_recorded, journal_chain
 from dita.plugins import default_registry
 from dita.spec import compile_text, load_machine, packaged_spec_path
 from dita.types import (AccountView, Instrument, KernelIntent, KernelOutcome, Order, OrderProgress, SlotView, VenueEvent,
@@ -60,6 +62,10 @@ class Kernel:
     :param checkpoint_every: with a journal, write a checkpoint (see :meth:`checkpoint`) at the
         end of the first call after which this many records were written since the last one;
         ``None`` writes checkpoints only when :meth:`checkpoint` is called.
+    :param rotate_every: with a journal, continue it in a new file (see :meth:`rotate_journal`)
+        at the end of the first call after which the file in use holds this many records, so
+        that no file grows without bound; ``None`` rotates only when :meth:`rotate_journal`
+        is called.
     :param history_limit: how much of the past the kernel keeps in memory (and in snapshots
         and checkpoints): the orders of ended trades, with the event ids they applied and their
         fill progress, and the trades' terminal records, at most this many of each, the most
@@ -70,10 +76,12 @@ class Kernel:
 
     def __init__(self, venue: str | Venue = "mock", slots: int = 1, capital: Any = 0, journal: Any = None,
                  spec: str | Path | None = None, venue_options: Mapping[str, Any] | None = None,
-                 durability: str = "full", checkpoint_every: int | None = None, history_limit: int | None = None):
+                 durability: str = "full", checkpoint_every: int | None = None, history_limit: int | None = None,
+                 rotate_every: int | None = None):
         if journal is not None and not isinstance(journal, (str, Path)):
             raise InvalidInputError(f"journal must be a file path or None, got {type(journal).__name__}")
-        _check_checkpoint_every(checkpoint_every, journal)
+        _check_every("checkpoint_every", checkpoint_every, journal)
+        _check_every("rotate_every", rotate_every, journal)
         _check_history_limit(history_limit, InvalidInputError)
         spec_path = Path(spec) if spec is not None else packaged_spec_path()
         try:
@@ -89,6 +97,7 @@ class Kernel:
                 "history_limit": history_limit,
             }, durability=durability))
         self._checkpoint_every = checkpoint_every
+        self._rotate_every = rotate_every
         self._history_limit = history_limit
 
     def _setup(self, venue, slots, capital, machine, spec, venue_options) -> None:
@@ -132,6 +141,7 @@ class Kernel:
         self._journal: Journal | None = None
         self._replaying = False
         self._checkpoint_every: int | None = None
+        self._rotate_every: int | None = None
         self._last_checkpoint = 0  # the journal's seq at the latest checkpoint
         self._history_limit: int | None = None
         # Without a journal, venue events take the engine's native path: this instance's
@@ -200,8 +210,8 @@ class Kernel:
     def process_intent(self, intent: KernelIntent) -> KernelOutcome:
         """Applies an intent, performs what the engine decided, applies the venue's answers."""
         out = self._process_intent(intent)
-        if self._checkpoint_every is not None:
-            self._checkpoint_if_due()
+        if self._journal is not None:
+            self._upkeep_journal()
         return out
 
     def _process_intent(self, intent: KernelIntent) -> KernelOutcome:
@@ -378,8 +388,7 @@ class Kernel:
 
     def _on_venue_event_journaled(self, event: VenueEvent) -> KernelOutcome:
         out = self._apply_venue_event_journaled(event)
-        if self._checkpoint_every is not None:
-            self._checkpoint_if_due()
+        self._upkeep_journal()
         return out
 
     def _apply_venue_event_journaled(self, event: VenueEvent) -> KernelOutcome:
@@ -623,17 +632,61 @@ class Kernel:
         """The snapshot exactly as a journal record holds it once read back (plain JSON)."""
         return as_recorded(self.snapshot())
 
-    def _checkpoint_if_due(self) -> None:
+    def _upkeep_journal(self) -> None:
+        """At the end of a public call that returned normally: rotate or checkpoint, if due."""
         journal = self._journal
-        if journal is not None and journal.last_seq - self._last_checkpoint >= self._checkpoint_every:
+        if self._rotate_every is not None and journal.last_seq >= self._rotate_every:
+            self.rotate_journal()  # the new file starts with a checkpoint
+        elif self._checkpoint_every is not None and journal.last_seq - self._last_checkpoint >= self._checkpoint_every:
             self.checkpoint()
+
+    def rotate_journal(self, path: str | Path | None = None) -> Path:
+        """Continues the journal in a new file that starts with a checkpoint of the kernel's
+        state, and returns the new file's path. The file in use until now is complete on its
+        own (it ends with the same checkpoint) and is written no more: archive it or delete it.
+        Each file names the other (``continued_in`` / ``continues`` in its meta, relative to
+        its folder), and :meth:`recover` given any file of the chain follows it to the latest.
+
+        ``path`` defaults to the next free name in the chain: ``run.sqlite``, ``run.2.sqlite``,
+        ``run.3.sqlite``, ... A path that holds records already is refused and nothing changes.
+        Call it between calls, or let ``rotate_every`` do it."""
+        old = self._journal
+        if old is None:
+            raise JournalError("rotate_journal() continues the journal in a new file, and this kernel keeps none")
+        new_path = Path(path) if path is not None else _next_free_journal_path(old.path)
+        if new_path.resolve() == old.path.resolve():
+            raise JournalError(f"{new_path} is the journal in use; give rotate_journal() a new file")
+        meta = {k: v for k, v in old.meta().items()
+                if k not in ("schema_version", "created_at", "last_checkpoint", "continued_in", "continues")}
+        meta["history_limit"] = self._history_limit
+        meta["dita_version"] = _version()
+        # Created first and empty: a path that cannot be used is refused before the journal
+        # in use is touched. A crash from here on leaves a chain that recover() can follow
+        # (or, if the new file holds no checkpoint yet, the old file, which is complete).
+        new = Journal.create(new_path, meta, durability=old.durability, batch_records=old.batch_records,
+                             batch_ms=old.batch_ms)
+        try:
+            state = self._checkpoint_data()
+            old.flush(force=True)
+            old.set_meta("continued_in", _relative_to(new.path, old.path.parent))
+            ended_at = old.append_checkpoint(state)
+            new.set_meta("continues", {"journal": _relative_to(old.path, new.path.parent), "checkpoint": ended_at})
+            self._last_checkpoint = new.append_checkpoint(state)
+        except BaseException:
+            # Not switched: the journal in use stays in use, and names no next file.
+            old.set_meta("continued_in", None)
+            new.close()
+            raise
+        old.close()
+        self._journal = new
+        return new.path
 
     # ------------------------------------------------------------------ journal recovery
 
     @classmethod
     def recover(cls, journal: str | Path, venue: str | Venue = "mock", venue_options: Mapping[str, Any] | None = None,
                 durability: str = "full", sync: bool = True, from_checkpoint: bool = True,
-                checkpoint_every: int | None = None) -> "Kernel":
+                checkpoint_every: int | None = None, rotate_every: int | None = None) -> "Kernel":
         """Rebuilds a kernel from its journal and continues writing it.
 
         The state is taken from the journal's latest checkpoint (with ``from_checkpoint``, the
@@ -645,9 +698,18 @@ class Kernel:
         differs. Nothing is sent to the venue during the replay. Then, with ``sync`` (the
         default), every order the slots still consider working is queried at the venue, and
         what happened while the process was down is applied (see :meth:`sync_with_venue`;
-        the findings are in ``recovery_report``). ``checkpoint_every`` is as for the kernel."""
-        _check_checkpoint_every(checkpoint_every, journal)
-        j = Journal.open(journal, durability=durability)
+        the findings are in ``recovery_report``). ``checkpoint_every`` and ``rotate_every``
+        are as for the kernel.
+
+        A rotated journal (see :meth:`rotate_journal`) is a chain of files: given any of them,
+        recovery follows the chain to its latest file, which the kernel then continues
+        (``k.journal.path``). A full replay goes through every file from the one given (which,
+        if it continues an earlier file, is replayed from the checkpoint it opens with), and
+        checks that each next file opens with the state the replay has arrived at."""
+        _check_every("checkpoint_every", checkpoint_every, journal)
+        _check_every("rotate_every", rotate_every, journal)
+        chain, stale_link = journal_chain(Path(journal))
+        j = Journal.open(chain[-1] if from_checkpoint else chain[0], durability=durability)
         try:
             meta = j.meta()
             text = meta.get("spec_text")
@@ -656,17 +718,35 @@ class Kernel:
             k._setup(venue, int(meta["slots"]), meta["starting_capital"], machine, None, venue_options)
             k._history_limit = _check_history_limit(meta.get("history_limit"), JournalError)
             start = j.last_checkpoint() if from_checkpoint else None
+            if start is None and meta.get("continues") is not None:
+                # This file continues another: its history before here is in that one.
+                start = j.first_record()
+                if start is None or start.kind != "checkpoint":
+                    raise JournalError(f"journal {j.path} continues {meta['continues'].get('journal')} but does not "
+                                       "open with a checkpoint")
             if start is not None:
                 try:
                     k._load_snapshot(start.data)
                 except ReconcileError as exc:
-                    raise JournalError(f"journal record {start.seq}: the checkpoint does not hold: {exc}") from None
+                    raise JournalError(f"journal {j.path}, record {start.seq}: the checkpoint does not hold: "
+                                       f"{exc}") from None
                 k._last_checkpoint = start.seq
             k._replay(j, after=start.seq if start is not None else 0)
+            if not from_checkpoint:
+                # The later files: each opens with a checkpoint, which _replay checks against
+                # the state rebuilt from the files before it.
+                for path in chain[1:]:
+                    j.close()
+                    j = Journal.open(path, durability=durability)
+                    k._last_checkpoint = 0
+                    k._replay(j)
+            if stale_link:
+                j.set_meta("continued_in", None)
         except BaseException:
             j.close()
             raise
         k._checkpoint_every = checkpoint_every
+        k._rotate_every = rotate_every
         k._attach_journal(j)
         k._resume_venue()
         k.recovery_report = k.sync_with_venue() if sync else []
@@ -701,8 +781,8 @@ class Kernel:
                                            f"holds: {exc}") from None
                 elif rec.kind == "checkpoint":
                     if self._checkpoint_data() != rec.data:
-                        raise JournalError(f"replay diverged at journal record {rec.seq}: the state rebuilt so far "
-                                           "is not the state the checkpoint recorded")
+                        raise JournalError(f"replay diverged at journal record {rec.seq} (of {journal.path.name}): the "
+                                           "state rebuilt so far is not the state the checkpoint recorded")
                     self._last_checkpoint = rec.seq
                 elif rec.kind == "transition":
                     if last is None or list(last[3] or ()) != rec.data:
@@ -821,13 +901,31 @@ def _check_history_limit(limit: Any, error: type[Exception]) -> int | None:
     return limit
 
 
-def _check_checkpoint_every(every: Any, journal: Any) -> None:
+def _check_every(name: str, every: Any, journal: Any) -> None:
     if every is None:
         return
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise InvalidInputError(f"checkpoint_every must be a positive int (records) or None, got {every!r}")
+        raise InvalidInputError(f"{name} must be a positive int (records) or None, got {every!r}")
     if journal is None:
-        raise InvalidInputError("checkpoint_every needs a journal: checkpoints are written into it")
+        raise InvalidInputError(f"{name} needs a journal: it says when to "
+                                f"{'write a checkpoint into' if name == 'checkpoint_every' else 'continue'} it")
+
+
+def _relative_to(path: Path, folder: Path) -> str:
+    """``path`` as a link stored in a journal in ``folder``: relative, so that the files of a
+    chain can be moved together (and no machine's absolute path is written)."""
+    return os.path.relpath(path.resolve(), folder.resolve())
+
+
+def _next_free_journal_path(current: Path) -> Path:
+    """The next name of a journal chain that no file has: run.sqlite -> run.2.sqlite -> run.3.sqlite."""
+    m = re.fullmatch(r"(?P<base>.+?)(?:\.(?P<n>\d+))?(?P<ext>\.[^.\d][^.]*)?", current.name)
+    base, n, ext = m["base"], int(m["n"] or 1), m["ext"] or ""
+    while True:
+        n += 1
+        candidate = current.with_name(f"{base}.{n}{ext}")
+        if not candidate.exists():
+            return candidate
 
 
 def _order_to_json(o: Order) -> dict:

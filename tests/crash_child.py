@@ -4,7 +4,8 @@ Usage: python crash_child.py BASE_URL API_KEY API_SECRET JOURNAL RUN_TAG SEED
 
 It starts from the journal when one exists (``Kernel.recover``: the latest checkpoint and the
 records after it, then ask the venue), else with a fresh kernel; it writes a checkpoint every
-CHECKPOINT_EVERY records, so that kills land before, during and after checkpoints; prints READY; then trades until it is killed: LIMIT and MARKET
+CHECKPOINT_EVERY records and continues the journal in a new file every ROTATE_EVERY, so that
+kills land before, during and after checkpoints and rotations; prints READY; then trades until it is killed: LIMIT and MARKET
 entries, partial fills (the simulator's liquidity is limited and the test moves its price),
 cancels of entries and exits, exits in one, two or three legs. Intent ids carry RUN_TAG so
 that no two lives of the session reuse one.
@@ -23,6 +24,7 @@ SLOTS = 3
 ASSET = "BTC-USDT"
 SIZES = [Decimal(s) for s in ("0.002", "0.003", "0.005", "0.008")]
 CHECKPOINT_EVERY = 120
+ROTATE_EVERY = 1000
 LEGS = [(), (Decimal("0.5"), Decimal("0.5")), (Decimal("0.3"), Decimal("0.3"), Decimal("0.4"))]
 
 
@@ -33,10 +35,11 @@ def main() -> None:
     options = {"base_url": base_url, "api_key": key, "api_secret": secret, "retry_backoff": 0.01, "timeout": 5.0,
                "position_mode": "hedge", "pace": False}  # the test simulator does not throttle
     if Path(journal).exists():
-        k = dita.Kernel.recover(journal, venue="bingx", venue_options=options, checkpoint_every=CHECKPOINT_EVERY)
+        k = dita.Kernel.recover(journal, venue="bingx", venue_options=options, checkpoint_every=CHECKPOINT_EVERY,
+                                rotate_every=ROTATE_EVERY)
     else:
         k = dita.Kernel(venue="bingx", slots=SLOTS, capital=Decimal("100000"), journal=journal, venue_options=options,
-                        checkpoint_every=CHECKPOINT_EVERY)
+                        checkpoint_every=CHECKPOINT_EVERY, rotate_every=ROTATE_EVERY)
     print("READY", flush=True)
     rng = random.Random(int(seed))
     n = 0

@@ -12,7 +12,8 @@ the journal (replay, then the venue is asked about every working order) and chec
 - the account identity is exact: capital = start + realized, realized = gross - fees;
 - recovery is deterministic: replaying the whole journal offline gives the same snapshot,
   and arrives at the state each checkpoint recorded (the child writes one every 120
-  records; recovery starts from the latest).
+  records; recovery starts from the latest), through every file of the journal (the child
+  continues it in a new file every 1000 records; recovery follows the chain).
 
 The next child then continues the same journal, so each life starts from a recovery.
 ``DITA_CRASH_KILLS`` sets the number of kills (default 50).
@@ -34,6 +35,7 @@ import pytest
 
 import dita
 from dita.cli_journal import OfflineVenue
+from dita.journal import journal_chain
 
 dita_bingx = pytest.importorskip("dita_bingx")
 from dita_bingx.simulator import BingXSimulator  # noqa: E402
@@ -144,7 +146,11 @@ def test_kill_9_at_random_instants_loses_no_fill_and_applies_none_twice(tmp_path
     assert kills == KILLS
     # The session really traded: many orders were sent and filled across the lives.
     assert applied_orders >= KILLS // 2, f"only {applied_orders} orders filled in {KILLS} lives"
-    # And recoveries really started from checkpoints.
-    with dita.Journal.open(journal) as j:
-        checkpoints = sum(1 for r in j.records() if r.kind == "checkpoint")
+    # And recoveries really started from checkpoints, in a journal continued in new files.
+    files, stale = journal_chain(journal)
+    checkpoints = 0
+    for path in files:
+        with dita.Journal.open(path) as j:
+            checkpoints += sum(1 for r in j.records() if r.kind == "checkpoint")
     assert checkpoints >= KILLS // 5, f"only {checkpoints} checkpoints in {KILLS} lives"
+    assert len(files) >= 3 and not stale, f"the journal was rotated into {len(files)} files"

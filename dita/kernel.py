@@ -669,7 +669,7 @@ class Kernel:
             state = self._checkpoint_data()
             old.flush(force=True)
             old.set_meta("continued_in", _relative_to(new.path, old.path.parent))
-            ended_at = old.append_checkpoint(state)
+            ended_at = self._last_checkpoint = old.append_checkpoint(state)
             new.set_meta("continues", {"journal": _relative_to(old.path, new.path.parent), "checkpoint": ended_at})
             self._last_checkpoint = new.append_checkpoint(state)
         except BaseException:

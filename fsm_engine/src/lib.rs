@@ -11,6 +11,7 @@
 
 mod expr;
 mod machine;
+mod proof;
 mod runtime;
 pub mod spec;
 mod value;

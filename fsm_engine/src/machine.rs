@@ -646,7 +646,7 @@ impl Compiler {
                     if let Candidate::Take { new_run, actions, target, checks, .. } = cand {
                         let to = target.unwrap_or(from);
                         let entered = to != from || *new_run;
-                        *checks = checks_after(&invariants, &states[to], actions, entered, *new_run);
+                        *checks = checks_after((&record, &shared), &invariants, &states[to], actions, entered, *new_run);
                     }
                 }
                 states[from].table[e] = Handling::Candidates(filled);
@@ -729,17 +729,21 @@ impl Compiler {
 }
 
 /// The invariants a transition into `target` must evaluate. One that held before and reads
-/// no field the transition writes still holds after it, so it is left out; except that
-/// entering a state checks all of its own and starting a new run (a fresh record) checks
-/// everything. The fields written are known statically: every assignment of the candidate
-/// runs, and those of the target's `on_entry` when the state is entered.
-fn checks_after(globals: &[Invariant], target: &StateDef, actions: &Actions, entered: bool, new_run: bool) -> Vec<Check> {
-    let mut written: Vec<(Scope, usize)> = actions.assigns.iter().map(|a| (a.scope, a.index)).collect();
+/// no field the transition writes still holds after it, so it is left out, and so is one
+/// the transition's assignments provably keep (see `proof`); except that entering a state
+/// checks all of its own and starting a new run (a fresh record) checks everything. The
+/// fields written are known statically: every assignment of the candidate runs, and those
+/// of the target's `on_entry` when the state is entered.
+fn checks_after(m: (&[FieldDef], &[FieldDef]), globals: &[Invariant], target: &StateDef, actions: &Actions, entered: bool, new_run: bool) -> Vec<Check> {
+    let mut assigns: Vec<&Assign> = actions.assigns.iter().collect();
     if entered {
-        written.extend(target.on_entry.assigns.iter().map(|a| (a.scope, a.index)));
+        assigns.extend(&target.on_entry.assigns);
     }
-    let touches = |inv: &Invariant| inv.reads.iter().any(|r| written.contains(r));
-    let mut out: Vec<Check> = globals.iter().enumerate().filter(|(_, inv)| new_run || touches(inv)).map(|(i, _)| Check::Global(i)).collect();
-    out.extend(target.invariants.iter().enumerate().filter(|(_, inv)| entered || touches(inv)).map(|(i, _)| Check::OfTarget(i)));
+    let may_break = |inv: &Invariant| {
+        let touched = inv.reads.iter().any(|r| assigns.iter().any(|a| (a.scope, a.index) == *r));
+        touched && !crate::proof::preserved(inv, &assigns, m.0, m.1)
+    };
+    let mut out: Vec<Check> = globals.iter().enumerate().filter(|(_, inv)| new_run || may_break(inv)).map(|(i, _)| Check::Global(i)).collect();
+    out.extend(target.invariants.iter().enumerate().filter(|(_, inv)| entered || may_break(inv)).map(|(i, _)| Check::OfTarget(i)));
     out
 }

@@ -166,7 +166,7 @@ impl<'a> View<'a> {
 }
 
 impl Env for View<'_> {
-    #[inline]
+    #[inline(always)]
     fn get(&self, scope: Scope, index: usize) -> &Value {
         match scope {
             Scope::Record => &self.record[index],

@@ -115,19 +115,20 @@ fn shared_decimal(rt: &Runtime, m: &Machine, name: &str) -> fsm_engine::Decimal 
 /// The timed part of a round, apart so that a profiler can be told to count it alone
 /// (e.g. `valgrind --tool=callgrind --toggle-collect='bench_apply::timed'`).
 #[inline(never)]
-fn timed(rt: &mut Runtime, p: &Plan, n: usize, mut payloads: Vec<Vec<Value>>) -> usize {
+fn timed(rt: &mut Runtime, p: &Plan, n: usize, payloads: &mut [Vec<Value>]) -> usize {
     let per = p.per_seq;
     let mut refused = 0usize;
+    let mut payloads = payloads.iter_mut();
     for i in 0..n {
         let base = i * per;
         for s in &p.timed {
-            let payload = payloads.pop().unwrap_or_default();
-            let out = rt.apply(base + s.offset, s.event, payload).unwrap();
+            let payload = payloads.next().expect("one payload per timed event");
+            let out = rt.apply_in(base + s.offset, s.event, payload).unwrap();
             refused += !out.accepted as usize;
             if !p.feedback.is_empty() {
                 for (fx, _) in &out.effects {
                     if let Some((_, ev)) = p.feedback.iter().find(|(e, _)| e == fx) {
-                        let fb = rt.apply(base + s.offset, *ev, Vec::new()).unwrap();
+                        let fb = rt.apply_in(base + s.offset, *ev, &mut []).unwrap();
                         refused += !fb.accepted as usize;
                         black_box(&fb);
                     }
@@ -150,13 +151,14 @@ fn round(machine: &Arc<Machine>, capital: &Value, p: &Plan, n: usize) -> (u128, 
             assert!(out.accepted, "setup step {} refused: {:?}", machine.events[s.event].name, out.message);
         }
     }
-    // Each apply consumes its payload, as the Python binding's freshly extracted one is;
-    // the copies are made before the timer.
+    // Each apply reads its payload from a buffer it may take values out of, as the Python
+    // binding's reused payload buffer is: the copies are made before the timer and
+    // dropped after it.
     let mut payloads: Vec<Vec<Value>> = (0..n).flat_map(|_| p.timed.iter().map(|s| s.payload.clone())).collect();
-    payloads.reverse();
     let t0 = Instant::now();
-    let refused = timed(&mut rt, p, n, payloads);
+    let refused = timed(&mut rt, p, n, &mut payloads);
     let dt = t0.elapsed().as_nanos();
+    drop(payloads);
     assert_eq!(refused, 0, "{}/{}: the engine refused timed events", p.workload, p.mode);
     for slot in 0..n * per {
         let want = p.finals[slot % per];

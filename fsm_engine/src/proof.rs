@@ -4,7 +4,7 @@
 //! assignments that keep books move their terms by the same amounts (`credits += x`,
 //! `debits += y`, `balance += x - y`). When such an identity held before a transition it holds after
 //! it, whatever the numbers, so evaluating it again can only say "yes": the runtime skips
-//! it. This module decides, for one invariant and one candidate's assignments, whether that
+//! it. The same holds for `position <= entered` when both grow by the same amount. This module decides, for one invariant and one candidate's assignments, whether that
 //! is so, by running the assignments over symbols instead of numbers.
 //!
 //! Why skipping gives exactly the outcome evaluating would:
@@ -21,11 +21,14 @@
 //!   or failed (a failed assignment refuses the event before any invariant is looked at).
 //!   A value that may have been rounded (an expression that divides or rounds) is an
 //!   unknown of its own, never a sum of others.
-//! - It is `field == field`, `field == literal` or `field == a ± b` (a, b fields or
-//!   literals): after the transition both sides are equal as numbers, and the one that is
-//!   a field is stored, so the exact `a ± b` is a number a decimal holds. Evaluating it
-//!   cannot fail, and the comparison says "equal". A longer sum could overflow in a partial
-//!   sum even though its total fits, so it is always evaluated.
+//! - It compares a field with a field or a literal (`==`, `!=`, `<`, `<=`, `>`, `>=`), or
+//!   it is `field == a ± b` (a, b fields or literals), and the difference of its two sides
+//!   is, symbolically, what it was. Then the comparison says what it said before. A plain
+//!   comparison cannot fail; for `field == a ± b` both sides are equal after the
+//!   transition and the field is stored, so the exact `a ± b` is a number a decimal holds
+//!   and cannot fail either. A longer sum could overflow in a partial sum even though its
+//!   total fits, and `field <= a + b` could overflow where the field is far from it, so
+//!   those are always evaluated.
 
 use crate::expr::{ArithOp, CmpOp, Expr, Scope};
 use crate::machine::{Assign, FieldDef, Invariant};
@@ -146,18 +149,20 @@ impl Symbols {
     }
 }
 
-/// `l - r` for an invariant `l == r` of a shape whose evaluation cannot fail once both
-/// sides are equal (see the module docs), as an expression tree to run symbolically.
+/// `(l, r)` for an invariant `l op r` of a shape whose evaluation cannot fail once `l - r`
+/// is what it was (see the module docs): its truth depends on that difference alone.
 fn difference(check: &Expr) -> Option<(Expr, Expr)> {
-    let (l, r) = match check {
-        Expr::Cmp(CmpOp::Eq, l, r) => ((**l).clone(), (**r).clone()),
-        Expr::CmpFields(CmpOp::Eq, (s1, i1), (s2, i2)) => (Expr::Field(*s1, *i1), Expr::Field(*s2, *i2)),
-        Expr::CmpFieldLit(CmpOp::Eq, (s, i), lit) => (Expr::Field(*s, *i), Expr::Lit(lit.clone())),
+    let (op, l, r) = match check {
+        Expr::Cmp(op, l, r) => (*op, (**l).clone(), (**r).clone()),
+        Expr::CmpFields(op, (s1, i1), (s2, i2)) => (*op, Expr::Field(*s1, *i1), Expr::Field(*s2, *i2)),
+        Expr::CmpFieldLit(op, (s, i), lit) => (*op, Expr::Field(*s, *i), Expr::Lit(lit.clone())),
         _ => return None,
     };
     let leaf = |e: &Expr| matches!(e, Expr::Field(..) | Expr::Lit(Value::Decimal(_) | Value::Int(_)));
+    // Beside a stored field that equals it, a single exact `a ± b` is a number a decimal
+    // holds; beside one it is merely less or greater than, it may not be.
     let simple = |e: &Expr| match e {
-        Expr::Arith(ArithOp::Add | ArithOp::Sub, true, a, b) => leaf(a) && leaf(b),
+        Expr::Arith(ArithOp::Add | ArithOp::Sub, true, a, b) => op == CmpOp::Eq && leaf(a) && leaf(b),
         e => leaf(e),
     };
     let shaped = (matches!(l, Expr::Field(..)) && simple(&r)) || (matches!(r, Expr::Field(..)) && simple(&l));
@@ -216,7 +221,8 @@ mod tests {
         {"check": "balance == credit - debit", "message": "balance is credit less debit"},
         {"check": "shared.total == shared.base + shared.sum", "message": "total is base plus sum"},
         {"check": "balance - credit + debit == 0", "message": "the same, as a longer sum"},
-        {"check": "shared.sum <= balance or n >= 0", "message": "reads both records"}
+        {"check": "shared.sum <= balance or n >= 0", "message": "reads both records"},
+        {"check": "balance <= credit", "message": "the debits are never negative"}
       ],
       "states": {
         "A": {"initial": true,
@@ -257,8 +263,10 @@ mod tests {
         // (`last`, an unknown of its own): both identities are kept by construction. The
         // longer sum is evaluated all the same (a partial sum could overflow), and so is
         // the invariant that reads both records.
-        assert_eq!(checked(&m, "A", "BOOK"), ["balance - credit + debit == 0", "shared.sum <= balance or n >= 0"]);
-        // Scaled by a literal on either side, the same.
+        // `balance <= credit` moves by the debit, so it is evaluated.
+        assert_eq!(checked(&m, "A", "BOOK"), ["balance - credit + debit == 0", "shared.sum <= balance or n >= 0", "balance <= credit"]);
+        // Scaled by a literal on either side, the same; and `balance - credit` is what it
+        // was, so `balance <= credit` says what it said.
         assert_eq!(checked(&m, "A", "TWICE"), ["balance - credit + debit == 0", "shared.sum <= balance or n >= 0", "n >= 0"]);
     }
 
@@ -266,11 +274,14 @@ mod tests {
     fn what_may_break_an_identity_is_still_evaluated() {
         let m = Machine::compile_json(LEDGER).unwrap();
         // One term moves alone.
-        assert_eq!(checked(&m, "A", "SKEW"), ["balance == credit - debit", "balance - credit + debit == 0"]);
+        assert_eq!(checked(&m, "A", "SKEW"), ["balance == credit - debit", "balance - credit + debit == 0", "balance <= credit"]);
         // Two expressions that divide: each may round on its own, so nothing says they agree.
-        assert_eq!(checked(&m, "A", "THIRD"), ["balance == credit - debit", "balance - credit + debit == 0", "shared.sum <= balance or n >= 0"]);
+        assert_eq!(
+            checked(&m, "A", "THIRD"),
+            ["balance == credit - debit", "balance - credit + debit == 0", "shared.sum <= balance or n >= 0", "balance <= credit"]
+        );
         // A fresh record, and a state entered, are checked in full.
-        assert_eq!(checked(&m, "A", "FRESH").len(), 5);
+        assert_eq!(checked(&m, "A", "FRESH").len(), 6);
         assert_eq!(checked(&m, "A", "GO"), ["shared.sum <= balance or n >= 0", "n == 1"]);
         // Staying in B, its own invariant held before and `n: n` keeps it.
         assert_eq!(checked(&m, "B", "GO"), ["shared.sum <= balance or n >= 0"]);

@@ -10,6 +10,7 @@ use crate::machine::{Actions, Candidate, Check, EventDef, FieldDef, Handling, In
 use crate::value::Value;
 use std::collections::HashSet;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 /// A misuse of the runtime by its caller (as opposed to an event the machine refuses).
@@ -65,10 +66,51 @@ struct Instance {
     record: Vec<Value>,
     /// De-duplication keys seen in the current run. Cleared only when a new run starts,
     /// never evicted by size: forgetting an applied event would let it apply twice.
-    seen: SeenSet,
+    seen: Seen,
 }
 
-type SeenSet = HashSet<SeenKey, foldhash::fast::RandomState>;
+/// The de-duplication keys of an instance's current run, each kept with its hash. An
+/// event's key is hashed once: looked up before the apply, and inserted after it without
+/// a second search (it was just looked up, and nothing the apply does can add it).
+#[derive(Clone, Debug, Default)]
+struct Seen(hashbrown::HashTable<(u64, SeenKey)>);
+
+impl Seen {
+    fn from_keys(hasher: &KeyHasher, keys: Vec<SeenKey>) -> Seen {
+        let mut seen = Seen::default();
+        for key in keys {
+            let hash = hasher.hash_one(&key);
+            if !seen.contains(hash, &key) {
+                seen.insert_new(hash, key);
+            }
+        }
+        seen
+    }
+
+    #[inline]
+    fn contains(&self, hash: u64, key: &SeenKey) -> bool {
+        self.0.find(hash, |(h, k)| *h == hash && k == key).is_some()
+    }
+
+    /// Adds a key that [`contains`](Self::contains) just said is not there.
+    #[inline]
+    fn insert_new(&mut self, hash: u64, key: SeenKey) {
+        self.0.insert_unique(hash, (hash, key), |(h, _)| *h);
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &SeenKey> {
+        self.0.iter().map(|(_, k)| k)
+    }
+}
+
+/// Hashes de-duplication keys: several times faster than SipHash on small ids, and seeded
+/// per runtime so that crafted ids cannot degrade the tables (every instance of a runtime
+/// shares the seed: a stored hash must match a fresh one).
+type KeyHasher = foldhash::fast::RandomState;
 
 /// One applied event's de-duplication key: its value, the value of the field that scopes
 /// it (if the event declares one), and the space of events it can collide with
@@ -98,6 +140,7 @@ pub struct Runtime {
     /// The values overwritten by the apply in progress (kept between calls so that an
     /// apply allocates nothing for it).
     undo: Undo,
+    hasher: KeyHasher,
 }
 
 /// Writes are made in place, so that every read during an apply is a plain index; each
@@ -208,10 +251,11 @@ impl Runtime {
             shared_values[idx] = value.clone().coerce(machine.shared[idx].ty);
         }
         check_values(|| "shared record".into(), &machine.shared, &shared_values).map_err(EngineError::BadRecord)?;
-        let instance = Instance { state: machine.initial, record: defaults.clone(), seen: SeenSet::default() };
+        let instance = Instance { state: machine.initial, record: defaults.clone(), seen: Seen::default() };
         let rt = Runtime {
             instances: vec![instance; count],
             undo: Undo::default(),
+            hasher: KeyHasher::default(),
             defaults,
             shared: shared_values,
             machine,
@@ -280,7 +324,7 @@ impl Runtime {
     /// [`apply`](Self::apply) with a payload the caller keeps (to reuse its buffer): its
     /// values may be changed or moved out; clear it before the next use.
     pub fn apply_in(&mut self, index: usize, event: usize, payload: &mut [Value]) -> Result<Outcome, EngineError> {
-        let Runtime { machine, defaults, instances, shared, undo } = self;
+        let Runtime { machine, defaults, instances, shared, undo, hasher } = self;
         let m: &Machine = machine;
         let count = instances.len();
         let ev = m.events.get(event).ok_or_else(|| EngineError::NoSuchEvent(format!("#{event}")))?;
@@ -311,9 +355,11 @@ impl Runtime {
             Some(k) if matches!(payload[k], Value::String(_)) => Some(k),
             _ => None,
         };
+        let mut key_hash = 0;
         if let Some(k) = dedup {
             let probe = seen_key(ev, payload, k);
-            let seen = inst.seen.contains(&probe);
+            key_hash = hasher.hash_one(&probe);
+            let seen = inst.seen.contains(key_hash, &probe);
             restore_key(ev, payload, k, probe);
             if seen {
                 let scope = match ev.dedup_scope.map(|s| &payload[s]) {
@@ -403,18 +449,18 @@ impl Runtime {
         }
         pending.commit();
         if new_run {
-            inst.seen.clear();
+            inst.seen.0.clear();
         }
         inst.state = to;
         if let Some(k) = dedup {
-            if inst.seen.capacity() == 0 {
-                // Room for 14 keys in 16 buckets: one allocation for a typical run. (A
-                // key is 40 bytes since keys carry their scope; 16 would take 1.3 KB per
+            if inst.seen.0.capacity() == 0 {
+                // Room for 14 keys in 16 buckets: one allocation for a typical run. (An
+                // entry is 48 bytes since keys carry their scope; 16 would take 1.5 KB per
                 // instance, measured slower for the cache misses of 20,000 instances.)
-                inst.seen.reserve(8);
+                inst.seen.0.reserve(8, |(h, _)| *h);
             }
             // Moved, not cloned: the payload is ours (see above).
-            inst.seen.insert(seen_key(ev, payload, k));
+            inst.seen.insert_new(key_hash, seen_key(ev, payload, k));
         }
         Ok(Outcome {
             accepted: true,
@@ -429,7 +475,7 @@ impl Runtime {
     /// A complete copy of one instance.
     pub fn snapshot(&self, index: usize) -> Result<InstanceSnapshot, EngineError> {
         let inst = self.instance(index)?;
-        let mut seen: Vec<SeenKey> = inst.seen.iter().cloned().collect();
+        let mut seen: Vec<SeenKey> = inst.seen.keys().cloned().collect();
         seen.sort();
         Ok(InstanceSnapshot { state: inst.state, record: inst.record.clone(), seen })
     }
@@ -505,7 +551,7 @@ impl Runtime {
             return Err(problems);
         }
         for (index, snap) in staged {
-            self.instances[index] = Instance { state: snap.state, record: snap.record, seen: snap.seen.into_iter().collect::<SeenSet>() };
+            self.instances[index] = Instance { state: snap.state, record: snap.record, seen: Seen::from_keys(&self.hasher, snap.seen) };
         }
         self.shared = shared;
         Ok(())

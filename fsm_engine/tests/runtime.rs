@@ -117,6 +117,27 @@ fn dedup_keys_are_never_evicted_within_a_run() {
 }
 
 #[test]
+fn dedup_keys_survive_a_snapshot_and_replace_once_each() {
+    let mut rt = runtime();
+    let ev = rt.machine().event_index("ADD").unwrap();
+    for id in ["a", "b"] {
+        assert!(rt.apply(0, ev, add(id, "1").1).unwrap().accepted);
+    }
+    let mut snap = rt.snapshot(0).unwrap();
+    assert_eq!(snap.seen.iter().map(|k| &*k.key).collect::<Vec<_>>(), ["a", "b"]);
+    // A key listed twice (a hand-edited snapshot) is kept once.
+    snap.seen.push(snap.seen[0].clone());
+    let mut other = runtime();
+    other.replace(vec![(1, snap)], Some(rt.shared().to_vec())).unwrap();
+    assert_eq!(other.seen_count(1).unwrap(), 2);
+    let again = other.apply(1, ev, add("a", "1").1).unwrap();
+    assert!(!again.accepted && again.message.unwrap().contains("already applied"));
+    assert!(other.apply(1, ev, add("c", "1").1).unwrap().accepted);
+    assert_eq!(other.snapshot(1).unwrap().seen.iter().map(|k| &*k.key).collect::<Vec<_>>(), ["a", "b", "c"]);
+    assert_eq!(other.record(1).unwrap()[0], dec("3"));
+}
+
+#[test]
 fn bad_payloads_and_indices_are_errors_not_panics() {
     let mut rt = runtime();
     let ev = rt.machine().event_index("ADD").unwrap();

@@ -259,23 +259,33 @@ fn read_payload_into(
             values.push(Value::String(Arc::clone(text)));
             continue;
         }
-        let direct = members.and_then(|s| s[i]);
-        let item = match (dict, direct) {
-            // SAFETY: as above; an unset member is a missing attribute, as for getattr.
-            (_, Some(at)) => unsafe { MemberReader::get(obj, at) }.map(|b| b.to_owned()),
-            (Some(d), None) => d.get_item(pyname.bind(py))?,
-            (None, None) => match obj.getattr(pyname.bind(py)) {
-                Ok(v) => Some(v),
-                Err(e) if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) => None,
-                Err(e) => return Err(e),
-            },
-        };
         // A field with a default may be left out or None: the engine supplies the default.
         let optional = f.nullable || !f.default.is_null();
-        let v = match item {
-            Some(v) => to_value(&v, f.ty, optional, &|| format!("event {event}: field '{}'", f.name))?,
-            None if optional => Value::Null,
-            None => return Err(EngineError::new_err(format!("event {event}: field '{}' is missing", f.name))),
+        let what = || format!("event {event}: field '{}'", f.name);
+        let missing = || EngineError::new_err(format!("event {event}: field '{}' is missing", f.name));
+        let v = if let Some(at) = members.and_then(|s| s[i]) {
+            // Read in place, without a reference of our own: the event holds one while we
+            // read, and taking ours would write to every (often cold) object it points to.
+            // SAFETY: as above; an unset member is a missing attribute, as for getattr.
+            match unsafe { MemberReader::get(obj, at) } {
+                Some(item) => to_value(&item, f.ty, optional, &what)?,
+                None if optional => Value::Null,
+                None => return Err(missing()),
+            }
+        } else {
+            let item = match dict {
+                Some(d) => d.get_item(pyname.bind(py))?,
+                None => match obj.getattr(pyname.bind(py)) {
+                    Ok(v) => Some(v),
+                    Err(e) if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) => None,
+                    Err(e) => return Err(e),
+                },
+            };
+            match item {
+                Some(item) => to_value(&item, f.ty, optional, &what)?,
+                None if optional => Value::Null,
+                None => return Err(missing()),
+            }
         };
         values.push(v);
     }

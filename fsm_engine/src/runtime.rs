@@ -95,11 +95,22 @@ impl Seen {
     /// Adds a key that [`contains`](Self::contains) just said is not there.
     #[inline]
     fn insert_new(&mut self, hash: u64, key: SeenKey) {
+        if self.0.capacity() == 0 {
+            // Room for 14 keys in 16 buckets: one allocation for a typical run. (An entry
+            // is 48 bytes since keys carry their scope; 16 would take 1.5 KB per instance,
+            // measured slower for the cache misses of 20,000 instances.)
+            self.0.reserve(8, |(h, _)| *h);
+        }
         self.0.insert_unique(hash, (hash, key), |(h, _)| *h);
     }
 
     fn len(&self) -> usize {
         self.0.len()
+    }
+
+    /// Empties the set for a new run, keeping its room.
+    fn clear(&mut self) {
+        self.0.clear();
     }
 
     fn keys(&self) -> impl Iterator<Item = &SeenKey> {
@@ -449,16 +460,10 @@ impl Runtime {
         }
         pending.commit();
         if new_run {
-            inst.seen.0.clear();
+            inst.seen.clear();
         }
         inst.state = to;
         if let Some(k) = dedup {
-            if inst.seen.0.capacity() == 0 {
-                // Room for 14 keys in 16 buckets: one allocation for a typical run. (An
-                // entry is 48 bytes since keys carry their scope; 16 would take 1.5 KB per
-                // instance, measured slower for the cache misses of 20,000 instances.)
-                inst.seen.0.reserve(8, |(h, _)| *h);
-            }
             // Moved, not cloned: the payload is ours (see above).
             inst.seen.insert_new(key_hash, seen_key(ev, payload, k));
         }

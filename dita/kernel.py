@@ -10,6 +10,7 @@ the engine emits and feeds the venue's answers back.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import re
 import uuid
@@ -26,6 +27,8 @@ from dita.spec import compile_text, load_machine, packaged_spec_path
 from dita.types import (AccountView, Instrument, KernelIntent, KernelOutcome, Order, OrderProgress, SlotView, VenueEvent,
                         to_decimal)
 from dita.venue import Venue
+
+_log = logging.getLogger("dita")
 
 SNAPSHOT_FORMAT = 1
 _FILL_EVENTS = frozenset({"PARTIALLY_FILLED", "FULL_FILL"})
@@ -65,7 +68,11 @@ class Kernel:
     :param rotate_every: with a journal, continue it in a new file (see :meth:`rotate_journal`)
         at the end of the first call after which the file in use holds this many records, so
         that no file grows without bound; ``None`` rotates only when :meth:`rotate_journal`
-        is called.
+        is called. A checkpoint or rotation that fails at the end of a call does not take
+        that call's outcome away (its work is applied and journaled already): the call
+        returns normally, the failure is logged (logger ``dita``) and kept in
+        :attr:`upkeep_error`, and the checkpoint or rotation is tried again at the end of the
+        next call.
     :param history_limit: how much of the past the kernel keeps in memory (and in snapshots
         and checkpoints): the orders of ended trades, with the event ids they applied and their
         fill progress, and the trades' terminal records, at most this many of each, the most
@@ -144,6 +151,9 @@ class Kernel:
         self._rotate_every: int | None = None
         self._last_checkpoint = 0  # the journal's seq at the latest checkpoint
         self._history_limit: int | None = None
+        #: The exception of the last automatic checkpoint or rotation, if it failed and has
+        #: not succeeded since (see ``checkpoint_every``); ``None`` otherwise.
+        self.upkeep_error: Exception | None = None
         # Without a journal, venue events take the engine's native path: this instance's
         # on_venue_event is the engine's dispatcher, which applies a routed event with no
         # effects entirely in Rust and hands anything else to _venue_event_fallback.
@@ -633,7 +643,23 @@ class Kernel:
         return as_recorded(self.snapshot())
 
     def _upkeep_journal(self) -> None:
-        """At the end of a public call that returned normally: rotate or checkpoint, if due."""
+        """At the end of a public call that returned normally: rotate or checkpoint, if due.
+
+        The call's work is applied and journaled by now, so a failure here must not turn its
+        outcome into an exception (a strategy would take a submitted order for a refused
+        one): it is logged and kept in ``upkeep_error``, and the next call tries again (a
+        failed rotation leaves the journal in use as it was; see :meth:`rotate_journal`)."""
+        try:
+            self._rotate_or_checkpoint_if_due()
+        except Exception as exc:
+            self.upkeep_error = exc
+            _log.error("journal %s: the automatic checkpoint or rotation failed (the call's outcome stands; "
+                       "it is tried again after the next call): %s", self._journal.path if self._journal else None,
+                       exc, exc_info=True)
+        else:
+            self.upkeep_error = None
+
+    def _rotate_or_checkpoint_if_due(self) -> None:
         journal = self._journal
         if self._rotate_every is not None and journal.last_seq >= self._rotate_every:
             self.rotate_journal()  # the new file starts with a checkpoint
@@ -673,9 +699,13 @@ class Kernel:
             new.set_meta("continues", {"journal": _relative_to(old.path, new.path.parent), "checkpoint": ended_at})
             self._last_checkpoint = new.append_checkpoint(state)
         except BaseException:
-            # Not switched: the journal in use stays in use, and names no next file.
+            # Not switched: the journal in use stays in use, and names no next file. The new
+            # file, which no file names now, is removed, so that a rotation tried again
+            # after each call while (say) the disk is full leaves no trail of them.
             old.set_meta("continued_in", None)
             new.close()
+            for leftover in (new.path, *(new.path.with_name(new.path.name + s) for s in ("-wal", "-shm"))):
+                leftover.unlink(missing_ok=True)
             raise
         old.close()
         self._journal = new

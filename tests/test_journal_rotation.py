@@ -5,6 +5,7 @@ through all of them, and a rotation that a crash or an error cuts short loses no
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from decimal import Decimal as D
 
@@ -222,12 +223,55 @@ def test_a_rotation_that_fails_leaves_the_kernel_on_its_journal(tmp_path, monkey
         k.rotate_journal()
     monkeypatch.setattr(dita.Journal, "append_checkpoint", real)
     assert k.journal.path == path and k.snapshot() == before
+    assert not (tmp_path / "run.2.sqlite").exists()  # the file it started, which nothing names
     _round_trip(k, 1, 5)
     assert _meta(path).get("continued_in") is None
     live = k.snapshot()
     k.close()
     k2 = dita.Kernel.recover(path, venue=venue, sync=False, from_checkpoint=False)
     assert k2.journal.path == path and k2.snapshot() == live
+    k2.close()
+
+
+def test_an_automatic_rotation_that_fails_leaves_the_calls_outcome_and_is_tried_again(tmp_path, monkeypatch, caplog):
+    """The call's work is applied and journaled before its upkeep: a rotation failing then
+    must not turn a submitted order into an exception the strategy would read as a refusal."""
+    path = tmp_path / "run.sqlite"
+    venue = _venue()
+    k = dita.Kernel(venue=venue, slots=2, capital=D("1000"), journal=path, rotate_every=3)
+    real = dita.Journal.append_checkpoint
+
+    def failing(self, snapshot):
+        if self.path != path:  # the new file's opening checkpoint
+            raise dita.JournalError("disk full")
+        return real(self, snapshot)
+
+    monkeypatch.setattr(dita.Journal, "append_checkpoint", failing)
+    with caplog.at_level(logging.ERROR, logger="dita"):
+        out = enter(k, size="0.004")
+    assert out.accepted and out.state == "POSITION_OPEN"
+    assert [t[1] for t in out.transitions] == ["ENTER", "ORDER_ACK", "FULL_FILL"]
+    assert [(r["action"], r["client_order_id"], r["quantity"]) for r in venue.received] == [
+        ("submit", k.slot(0).entry_client_order_id, "0.004")]
+    assert isinstance(k.upkeep_error, dita.JournalError) and "disk full" in str(k.upkeep_error)
+    assert "the automatic checkpoint or rotation failed" in caplog.text and "disk full" in caplog.text
+    assert k.journal.path == path and not list(tmp_path.glob("run.2*"))
+
+    # Tried again after the next call, which keeps its outcome too; no trail of files.
+    out = exit_(k)
+    assert out.accepted and out.state == "TRADE_TERMINAL_WRITTEN"
+    assert isinstance(k.upkeep_error, dita.JournalError)
+    assert k.journal.path == path and not list(tmp_path.glob("run.2*"))
+
+    # Once the disk has room, the next call rotates and the error is cleared.
+    monkeypatch.setattr(dita.Journal, "append_checkpoint", real)
+    assert enter(k, slot=1, intent="e2", trade="t2", size="0.004").state == "POSITION_OPEN"
+    assert k.upkeep_error is None and k.journal.path == tmp_path / "run.2.sqlite"
+    live = k.snapshot()
+    k.close()
+    k2 = dita.Kernel.recover(path, venue=venue, sync=False)
+    assert k2.journal.path == tmp_path / "run.2.sqlite" and k2.snapshot() == live
+    assert_account_identity(k2)
     k2.close()
 
 

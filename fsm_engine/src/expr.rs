@@ -762,9 +762,42 @@ impl Expr {
             | Expr::IsNull(..)
             | Expr::CmpFields(..)
             | Expr::CmpFieldLit(..) => self.holds(env).map(Value::Bool),
-            Expr::Arith(op, false, l, r) => l.with(env, |a| r.with(env, |b| arith(*op, a, b))),
-            Expr::Arith(op, true, l, r) => l.with(env, |a| r.with(env, |b| exact_arith(*op, a, b))),
+            Expr::Arith(op, exact, l, r) => {
+                // Operands are read in place when they are fields or literals (most are),
+                // and computed into a temporary otherwise. Not with `with`: its closures,
+                // nested, stay calls of their own here (measured: 5% more instructions per event).
+                let (left, right);
+                let a = match l.leaf(env) {
+                    Some(v) => v,
+                    None => {
+                        left = l.eval(env)?;
+                        &left
+                    }
+                };
+                let b = match r.leaf(env) {
+                    Some(v) => v,
+                    None => {
+                        right = r.eval(env)?;
+                        &right
+                    }
+                };
+                if *exact {
+                    exact_arith(*op, a, b)
+                } else {
+                    arith(*op, a, b)
+                }
+            }
             Expr::Call(func, args) => call(*func, args, env),
+        }
+    }
+
+    /// The value of a field or literal, by reference; `None` for anything else.
+    #[inline(always)]
+    fn leaf<'v, E: Env>(&'v self, env: &'v E) -> Option<&'v Value> {
+        match self {
+            Expr::Field(scope, idx) => Some(env.get(*scope, *idx)),
+            Expr::Lit(v) => Some(v),
+            _ => None,
         }
     }
 
@@ -860,7 +893,13 @@ fn arith(op: ArithOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
 fn exact_arith(op: ArithOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
     match (l, r) {
         (Value::Decimal(a), Value::Decimal(b)) if surely_exact(op, a, b) => {
-            let res = if op == ArithOp::Add { a.checked_add(*b) } else { a.checked_sub(*b) };
+            let res = if a.scale() == b.scale() {
+                same_scale_sum(op, a, b)
+            } else if op == ArithOp::Add {
+                a.checked_add(*b)
+            } else {
+                a.checked_sub(*b)
+            };
             res.map(Value::Decimal).ok_or_else(|| overflow(op.symbol()))
         }
         _ => {
@@ -874,6 +913,15 @@ fn exact_arith(op: ArithOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
             Ok(res)
         }
     }
+}
+
+/// `a + b` or `a - b` for decimals of one scale whose mantissas are below 2^64 (see
+/// [`surely_exact`]): the sum of the mantissas at that scale, which is what rust_decimal
+/// gives (a test compares them bit for bit) in a third of its instructions.
+#[inline(always)]
+fn same_scale_sum(op: ArithOp, a: &Decimal, b: &Decimal) -> Option<Decimal> {
+    let m = if op == ArithOp::Add { a.mantissa() + b.mantissa() } else { a.mantissa() - b.mantissa() };
+    Decimal::try_from_i128_with_scale(m, a.scale()).ok()
 }
 
 /// Whether `a op b` is exact whatever the digits, judged from the operands alone: both
@@ -1296,6 +1344,33 @@ mod tests {
         let mut read = Vec::new();
         compile("a < n", &Fields).unwrap().0.fields_read(&mut read);
         assert_eq!(read, vec![(Scope::Record, 0), (Scope::Record, 1)]);
+    }
+
+    #[test]
+    fn same_scale_sums_are_rust_decimals_bit_for_bit() {
+        // Mantissas from zero to 2^64 - 1, both signs (and a negative zero), every scale;
+        // zero results included.
+        let mantissas: Vec<i128> = [0i128, 1, 2, 7, 10, 999, 1 << 31, (1 << 32) - 1, 1 << 32, 123_456_789_012_345, (1 << 63) - 1, 1 << 63, (1i128 << 64) - 1]
+            .iter()
+            .flat_map(|m| [*m, -*m])
+            .collect();
+        let mut checked = 0;
+        for scale in 0..=28 {
+            let mut ds: Vec<Decimal> = mantissas.iter().map(|m| Decimal::from_i128_with_scale(*m, scale)).collect();
+            ds.push(Decimal::from_parts(0, 0, 0, true, scale)); // a negative zero
+            for a in &ds {
+                for b in &ds {
+                    for op in [ArithOp::Add, ArithOp::Sub] {
+                        assert!(surely_exact(op, a, b));
+                        let want = if op == ArithOp::Add { a.checked_add(*b) } else { a.checked_sub(*b) };
+                        let got = same_scale_sum(op, a, b);
+                        assert_eq!(got.map(|d| d.serialize()), want.map(|d| d.serialize()), "{a} {} {b}", op.symbol());
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 29 * 27 * 27 * 2);
     }
 
     #[test]

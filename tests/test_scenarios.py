@@ -402,3 +402,25 @@ def test_a_fill_of_an_ended_trade_delivered_again_is_a_duplicate_not_a_frozen_ne
     new = dita.VenueEvent("PARTIALLY_FILLED", "late-1", old_fill.client_order_id, None, D("0.001"), D("60000"))
     out = k.on_venue_event(new)
     assert out.accepted and out.state == "FROZEN"
+
+
+def test_a_late_ack_or_cancel_reject_of_a_filled_order_changes_nothing_and_says_why():
+    """FIX order-state matrices: an ExecType=New (or a cancel reject) that a stream delivers
+    after the order's fill. The order stays filled, nothing moves, and the refusal says why."""
+    k = make_kernel(silent=True)
+    assert enter(k, size="0.010").state == "ORDER_REQUESTED"
+    coid = k.slot(0).entry_client_order_id
+    fill = k.on_venue_event(dita.VenueEvent("FULL_FILL", "f1", coid, "V-1", D("0.010"), D("60000"), D("0.24")))
+    assert fill.accepted and fill.state == "POSITION_OPEN"
+    before = k.snapshot()
+    for kind, event_id in (("ORDER_ACK", "a1"), ("CANCEL_REJECT", "cr1")):
+        out = k.on_venue_event(dita.VenueEvent(kind, event_id, coid, "V-1", reason="too late to cancel"))
+        assert (out.accepted, out.diagnostic_code, out.state, list(out.transitions)) == (False, "STALE_EVENT", "POSITION_OPEN", [])
+        assert out.message == (f"state POSITION_OPEN refuses event {kind} (STALE_EVENT: A well-formed event for an "
+                               "order that is not working.); nothing changed")
+    assert k.snapshot() == before
+    assert k.slot(0).size == D("0.010") and k.account.fees_paid == D("0.24")
+    # A CANCEL with nothing working says so in the same way.
+    out = cancel(k)
+    assert (out.accepted, out.diagnostic_code) == (False, "NO_WORKING_ORDER")
+    assert out.message == "state POSITION_OPEN refuses event CANCEL (NO_WORKING_ORDER: CANCEL with no order working.); nothing changed"

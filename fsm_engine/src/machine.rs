@@ -170,6 +170,9 @@ pub struct Machine {
     pub events: Vec<EventDef>,
     pub effects: Vec<EffectDef>,
     pub diagnostics: Vec<String>,
+    /// What each diagnostic means, as the spec describes it (what a refusal by a state's
+    /// `refuse` table says after naming the state and the event).
+    pub diagnostic_descriptions: Vec<String>,
     pub builtin: BuiltinDiagnostics,
     pub invariants: Vec<Invariant>,
     pub states: Vec<StateDef>,
@@ -518,6 +521,7 @@ impl Compiler {
 
         // Diagnostics: the declared codes, then the engine's own must be among them.
         let diagnostics: Vec<String> = doc.diagnostics.codes.keys().cloned().collect();
+        let diagnostic_descriptions: Vec<String> = doc.diagnostics.codes.values().map(|d| d.trim().to_string()).collect();
         let diag_index: HashMap<&str, usize> = diagnostics.iter().enumerate().map(|(i, d)| (d.as_str(), i)).collect();
         let builtin_code = |this: &mut Self, key: &str, code: &str| -> usize {
             match diag_index.get(code) {
@@ -673,6 +677,7 @@ impl Compiler {
             events,
             effects,
             diagnostics,
+            diagnostic_descriptions,
             builtin,
             invariants,
             states,

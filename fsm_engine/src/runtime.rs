@@ -393,9 +393,7 @@ impl Runtime {
             Handling::Unhandled => {
                 return Ok(refused(m.builtin.unhandled, format!("state {sname} does not handle event {}", ev.name)))
             }
-            Handling::Refuse(code) => {
-                return Ok(refused(*code, format!("state {sname} refuses event {}", ev.name)));
-            }
+            Handling::Refuse(code) => return Ok(refused(*code, plain_refusal(m, sname, ev, *code))),
             Handling::Candidates(c) => c,
         };
         let view = View { record: &inst.record, shared, event: &payload };
@@ -428,7 +426,7 @@ impl Runtime {
             }
             Some(Candidate::Refuse { code, message, .. }) => {
                 let text = render(message, &view);
-                let text = if text.is_empty() { format!("state {sname} refuses event {}", ev.name) } else { text };
+                let text = if text.is_empty() { plain_refusal(m, sname, ev, *code) } else { text };
                 return Ok(refused(*code, text));
             }
             Some(Candidate::Take { new_run, actions, target, checks, .. }) => (*new_run, actions, *target, checks),
@@ -560,6 +558,16 @@ impl Runtime {
         }
         self.shared = shared;
         Ok(())
+    }
+}
+
+/// The message of a refusal the spec gives no text for: the state, the event, and what
+/// the spec says the diagnostic means.
+#[cold]
+fn plain_refusal(m: &Machine, state: &str, ev: &EventDef, code: usize) -> String {
+    match m.diagnostic_descriptions[code].as_str() {
+        "" => format!("state {state} refuses event {}; nothing changed", ev.name),
+        why => format!("state {state} refuses event {} ({}: {why}); nothing changed", ev.name, m.diagnostics[code]),
     }
 }
 

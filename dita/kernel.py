@@ -152,7 +152,7 @@ class Kernel:
         self._last_checkpoint = 0  # the journal's seq at the latest checkpoint
         self._history_limit: int | None = None
         #: The exception of the last automatic checkpoint or rotation, if it failed and has
-        #: not succeeded since (see ``checkpoint_every``); ``None`` otherwise.
+        #: not succeeded since (see the ``rotate_every`` parameter); ``None`` otherwise.
         self.upkeep_error: Exception | None = None
         # Without a journal, venue events take the engine's native path: this instance's
         # on_venue_event is the engine's dispatcher, which applies a routed event with no

@@ -689,6 +689,7 @@ class Kernel:
         # Created first and empty: a path that cannot be used is refused before the journal
         # in use is touched. A crash from here on leaves a chain that recover() can follow
         # (or, if the new file holds no checkpoint yet, the old file, which is complete).
+        existed = new_path.exists()
         new = Journal.create(new_path, meta, durability=old.durability, batch_records=old.batch_records,
                              batch_ms=old.batch_ms)
         try:
@@ -700,12 +701,14 @@ class Kernel:
             self._last_checkpoint = new.append_checkpoint(state)
         except BaseException:
             # Not switched: the journal in use stays in use, and names no next file. The new
-            # file, which no file names now, is removed, so that a rotation tried again
-            # after each call while (say) the disk is full leaves no trail of them.
+            # file, which no file names now, is removed if this rotation made it, so that a
+            # rotation tried again after each call while (say) the disk is full leaves no
+            # trail of them.
             old.set_meta("continued_in", None)
             new.close()
-            for leftover in (new.path, *(new.path.with_name(new.path.name + s) for s in ("-wal", "-shm"))):
-                leftover.unlink(missing_ok=True)
+            if not existed:
+                for leftover in (new.path, *(new.path.with_name(new.path.name + s) for s in ("-wal", "-shm"))):
+                    leftover.unlink(missing_ok=True)
             raise
         old.close()
         self._journal = new

@@ -214,16 +214,22 @@ def test_a_rotation_that_fails_leaves_the_kernel_on_its_journal(tmp_path, monkey
     real = dita.Journal.append_checkpoint
 
     def failing(self, snapshot):
-        if self.path.name == "run.2.sqlite":
+        if self.path.name in ("run.2.sqlite", "mine.sqlite"):
             raise dita.JournalError("disk full")
         return real(self, snapshot)
 
     monkeypatch.setattr(dita.Journal, "append_checkpoint", failing)
     with pytest.raises(dita.JournalError, match="disk full"):
         k.rotate_journal()
+    assert not (tmp_path / "run.2.sqlite").exists()  # the file it started, which nothing names
+    # A file that was there before (empty, so it could be used) is the owner's: it stays.
+    mine = tmp_path / "mine.sqlite"
+    mine.touch()
+    with pytest.raises(dita.JournalError, match="disk full"):
+        k.rotate_journal(mine)
+    assert mine.exists()
     monkeypatch.setattr(dita.Journal, "append_checkpoint", real)
     assert k.journal.path == path and k.snapshot() == before
-    assert not (tmp_path / "run.2.sqlite").exists()  # the file it started, which nothing names
     _round_trip(k, 1, 5)
     assert _meta(path).get("continued_in") is None
     live = k.snapshot()

@@ -112,6 +112,9 @@ pub enum Expr {
     CmpFields(CmpOp, (Scope, usize), (Scope, usize)),
     /// `field op literal`.
     CmpFieldLit(CmpOp, (Scope, usize), Value),
+    /// `field op 0` (the literal kept for a field that is not a number): a sign test,
+    /// where a decimal comparison would align two scales first.
+    CmpFieldZero(CmpOp, (Scope, usize), Value),
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
     Call(Func, Vec<Expr>),
@@ -399,7 +402,7 @@ impl Expr {
             Expr::Arith(_, _, l, r) | Expr::Cmp(_, l, r) | Expr::And(l, r) | Expr::Or(l, r) => l.rounds() || r.rounds(),
             Expr::Neg(e) | Expr::Not(e) => e.rounds(),
             Expr::Call(_, args) => args.iter().any(Expr::rounds),
-            Expr::Lit(_) | Expr::Field(..) | Expr::IsNull(..) | Expr::CmpFields(..) | Expr::CmpFieldLit(..) => false,
+            Expr::Lit(_) | Expr::Field(..) | Expr::IsNull(..) | Expr::CmpFields(..) | Expr::CmpFieldLit(..) | Expr::CmpFieldZero(..) => false,
         }
     }
 
@@ -416,7 +419,7 @@ impl Expr {
             }
             Expr::Neg(e) | Expr::Not(e) => e.allow_rounding(),
             Expr::Call(_, args) => args.iter_mut().for_each(Expr::allow_rounding),
-            Expr::Lit(_) | Expr::Field(..) | Expr::IsNull(..) | Expr::CmpFields(..) | Expr::CmpFieldLit(..) => {}
+            Expr::Lit(_) | Expr::Field(..) | Expr::IsNull(..) | Expr::CmpFields(..) | Expr::CmpFieldLit(..) | Expr::CmpFieldZero(..) => {}
         }
     }
 }
@@ -558,9 +561,19 @@ fn comparison(op: CmpOp, l: Expr, r: Expr) -> Expr {
             Expr::IsNull(s, i, op == CmpOp::Eq)
         }
         (Expr::Field(s1, i1), Expr::Field(s2, i2)) => Expr::CmpFields(op, (s1, i1), (s2, i2)),
+        (Expr::Field(s, i), Expr::Lit(v)) if is_zero(&v) => Expr::CmpFieldZero(op, (s, i), v),
+        (Expr::Lit(v), Expr::Field(s, i)) if is_zero(&v) => Expr::CmpFieldZero(flip(op), (s, i), v),
         (Expr::Field(s, i), Expr::Lit(v)) => Expr::CmpFieldLit(op, (s, i), v),
         (Expr::Lit(v), Expr::Field(s, i)) => Expr::CmpFieldLit(flip(op), (s, i), v),
         (l, r) => Expr::Cmp(op, Box::new(l), Box::new(r)),
+    }
+}
+
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Int(i) => *i == 0,
+        Value::Decimal(d) => d.is_zero(),
+        _ => false,
     }
 }
 
@@ -761,7 +774,8 @@ impl Expr {
             | Expr::Cmp(..)
             | Expr::IsNull(..)
             | Expr::CmpFields(..)
-            | Expr::CmpFieldLit(..) => self.holds(env).map(Value::Bool),
+            | Expr::CmpFieldLit(..)
+            | Expr::CmpFieldZero(..) => self.holds(env).map(Value::Bool),
             Expr::Arith(op, exact, l, r) => {
                 // Operands are read in place when they are fields or literals (most are),
                 // and computed into a temporary otherwise. Not with `with`: its closures,
@@ -822,6 +836,11 @@ impl Expr {
             Expr::IsNull(s, i, want) => Ok(env.get(*s, *i).is_null() == *want),
             Expr::CmpFields(op, (s1, i1), (s2, i2)) => compare(*op, env.get(*s1, *i1), env.get(*s2, *i2)),
             Expr::CmpFieldLit(op, (s, i), lit) => compare(*op, env.get(*s, *i), lit),
+            Expr::CmpFieldZero(op, (s, i), zero) => match env.get(*s, *i) {
+                Value::Decimal(d) => Ok(ordered(*op, sign(d))),
+                Value::Int(n) => Ok(ordered(*op, n.cmp(&0))),
+                other => compare(*op, other, zero),
+            },
             other => other.with(env, truth),
         }
     }
@@ -830,7 +849,10 @@ impl Expr {
     pub fn fields_read(&self, out: &mut Vec<(Scope, usize)>) {
         match self {
             Expr::Lit(_) => {}
-            Expr::Field(scope, idx) | Expr::IsNull(scope, idx, _) | Expr::CmpFieldLit(_, (scope, idx), _) => {
+            Expr::Field(scope, idx)
+            | Expr::IsNull(scope, idx, _)
+            | Expr::CmpFieldLit(_, (scope, idx), _)
+            | Expr::CmpFieldZero(_, (scope, idx), _) => {
                 if !out.contains(&(*scope, *idx)) {
                     out.push((*scope, *idx));
                 }
@@ -1079,6 +1101,31 @@ fn compare(op: CmpOp, l: &Value, r: &Value) -> Result<bool, EvalError> {
         (CmpOp::Gt, Some(o)) => o.is_gt(),
         (CmpOp::Ge, Some(o)) => o.is_ge(),
     })
+}
+
+/// How `d` compares with zero (a negative zero is zero).
+#[inline]
+fn sign(d: &Decimal) -> std::cmp::Ordering {
+    use std::cmp::Ordering::*;
+    if d.is_zero() {
+        Equal
+    } else if d.is_sign_negative() {
+        Less
+    } else {
+        Greater
+    }
+}
+
+#[inline]
+fn ordered(op: CmpOp, o: std::cmp::Ordering) -> bool {
+    match op {
+        CmpOp::Eq => o.is_eq(),
+        CmpOp::Ne => o.is_ne(),
+        CmpOp::Lt => o.is_lt(),
+        CmpOp::Le => o.is_le(),
+        CmpOp::Gt => o.is_gt(),
+        CmpOp::Ge => o.is_ge(),
+    }
 }
 
 #[inline]
@@ -1330,11 +1377,15 @@ mod tests {
             ("null == event.s", "coalesce(event.s, 'x') == 'x'"),
             ("event.s != null", "coalesce(event.s, 'x') != 'x'"),
             ("event.s == 'k'", "coalesce(event.s, 'x') == 'k'"),
+            ("a > 0", "a + 0 > 0"),
+            ("0 >= a", "0 >= a + 0"),
+            ("n == 0", "n + 0 == 0"),
+            ("n != 0.0", "n + 0 != 0.0"),
         ];
         for (special, general) in cases {
             let (e, _) = compile(special, &Fields).unwrap();
             assert!(
-                matches!(e, Expr::IsNull(..) | Expr::CmpFields(..) | Expr::CmpFieldLit(..)),
+                matches!(e, Expr::IsNull(..) | Expr::CmpFields(..) | Expr::CmpFieldLit(..) | Expr::CmpFieldZero(..)),
                 "{special} did not compile to a specialised node: {e:?}"
             );
             assert_eq!(run(special), run(general), "{special} vs {general}");
@@ -1344,6 +1395,23 @@ mod tests {
         let mut read = Vec::new();
         compile("a < n", &Fields).unwrap().0.fields_read(&mut read);
         assert_eq!(read, vec![(Scope::Record, 0), (Scope::Record, 1)]);
+    }
+
+    #[test]
+    fn a_comparison_with_zero_is_the_general_comparison() {
+        let values = ["-0.5", "0", "-0", "0.000", "-0.000", "1e-28", "-1e-28", "79228162514264337593543950335", "-3"];
+        for text in values {
+            let v = Value::Decimal(parse_decimal(text).unwrap());
+            let data = Data(vec![v.clone(), Value::Int(-3), Value::Null], vec![Value::Null]);
+            for (op, sym) in [(CmpOp::Eq, "=="), (CmpOp::Ne, "!="), (CmpOp::Lt, "<"), (CmpOp::Le, "<="), (CmpOp::Gt, ">"), (CmpOp::Ge, ">=")] {
+                for (src, field) in [(format!("a {sym} 0"), &v), (format!("n {sym} 0.0"), &Value::Int(-3))] {
+                    let (e, _) = compile(&src, &Fields).unwrap();
+                    assert!(matches!(e, Expr::CmpFieldZero(..)), "{src}: {e:?}");
+                    let want = compare(op, field, &Value::Decimal(Decimal::ZERO)).unwrap();
+                    assert_eq!(e.holds(&data), Ok(want), "{src} with a = {text}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -155,7 +155,7 @@ fn difference(check: &Expr) -> Option<(Expr, Expr)> {
     let (op, l, r) = match check {
         Expr::Cmp(op, l, r) => (*op, (**l).clone(), (**r).clone()),
         Expr::CmpFields(op, (s1, i1), (s2, i2)) => (*op, Expr::Field(*s1, *i1), Expr::Field(*s2, *i2)),
-        Expr::CmpFieldLit(op, (s, i), lit) => (*op, Expr::Field(*s, *i), Expr::Lit(lit.clone())),
+        Expr::CmpFieldLit(op, (s, i), lit) | Expr::CmpFieldZero(op, (s, i), lit) => (*op, Expr::Field(*s, *i), Expr::Lit(lit.clone())),
         _ => return None,
     };
     let leaf = |e: &Expr| matches!(e, Expr::Field(..) | Expr::Lit(Value::Decimal(_) | Value::Int(_)));

@@ -34,10 +34,10 @@ def test_every_transition_of_the_spec_is_planned_or_explained():
         assert (t.state, t.event, t.target, t.index) in case.expected[-1]
     # What no path reaches, and why (each reason is checked below, not taken on trust).
     assert sorted(map(str, plan.unreachable)) == [
-        "CLOSED --FULL_FILL[2]--> FROZEN", "CLOSED --PARTIALLY_FILLED[2]--> FROZEN",
-        "EXIT_CANCEL_PENDING --PARTIALLY_FILLED[8]--> FROZEN", "EXIT_WORKING --PARTIALLY_FILLED[8]--> FROZEN",
+        "CLOSED --FULL_FILL[1]--> FROZEN", "CLOSED --PARTIALLY_FILLED[1]--> FROZEN",
+        "EXIT_CANCEL_PENDING --PARTIALLY_FILLED[7]--> FROZEN", "EXIT_WORKING --PARTIALLY_FILLED[7]--> FROZEN",
         "FROZEN --CANCEL[0]--> FROZEN", "FROZEN --CANCEL[1]--> FROZEN",
-        "POSITION_OPEN --PARTIALLY_FILLED[8]--> CLOSED"]
+        "POSITION_OPEN --PARTIALLY_FILLED[7]--> CLOSED"]
     for t, why in plan.unreachable.items():
         if t.state == "CLOSED":
             assert why.startswith("state CLOSED is entered but never stays")
@@ -91,10 +91,11 @@ def test_the_probe_names_the_candidate_the_engine_chooses():
                              fill_price=Decimal("50000"))
         return probe.which(slot.fsm_state, slot.record, shared, "PARTIALLY_FILLED", ev)
 
-    # states.ENTRY_WORKING.on.PARTIALLY_FILLED: bad_fill, freeze_if_not_entry, entry_overfill,
+    # A fill of nothing is refused by the event's payload_checks, before any candidate; then
+    # states.ENTRY_WORKING.on.PARTIALLY_FILLED: freeze_if_not_entry, entry_overfill,
     # entry_fill_completes, the partial fill
-    assert [fill("0"), fill("0.004", coid="other"), fill("0.011"), fill("0.010"), fill("0.004")] == [0, 1, 2, 3, 4]
-    for size, index in (("0.010", 3), ("0.004", 4)):
+    assert [fill("0"), fill("0.004", coid="other"), fill("0.011"), fill("0.010"), fill("0.004")] == [None, 0, 1, 2, 3]
+    for size, index in (("0.010", 2), ("0.004", 3)):
         ev = dita.VenueEvent("PARTIALLY_FILLED", f"real{size}", "e1", filled_size=Decimal(size),
                              fill_price=Decimal("50000"))
         k2 = make_kernel()
@@ -146,7 +147,7 @@ def case_for(name):
 def test_a_venue_that_splits_a_fill_fails_the_replay_with_the_reason():
     with pytest.raises(ConformanceFailure, match=r"harness.fill\('e1', 0\.004\) must make the venue report exactly "
                                                  r"one fill of 0\.004 for that order"):
-        replay(case_for("ORDER_REQUESTED.PARTIALLY_FILLED[4]"), SplitFillHarness(), None)
+        replay(case_for("ORDER_REQUESTED.PARTIALLY_FILLED[3]"), SplitFillHarness(), None)
 
 
 def test_a_venue_that_never_acknowledges_fails_at_the_step():

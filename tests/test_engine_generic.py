@@ -47,12 +47,37 @@ def test_traffic_light_diagnostics_come_from_its_own_spec(light):
     tick(light, 0, "a")
     out = tick(light, 0, "a")
     assert out[:3] == (False, "DUPLICATE_TICK", "GREEN")
-    assert light.apply(0, "CARS", {"count": -3})[1:] == ("BAD_DATA", "GREEN", None, (), "a count of -3 cars makes no sense")
+    assert light.apply(0, "CARS", {"count": -3})[1:] == ("BAD_DATA", "GREEN", None, (), "event CARS: a count of -3 cars makes no sense")
     assert light.apply(0, "CARS", {"count": 4})[0] is True
     assert light.shared()["cars_passed"] == 4
     light.apply(0, "FAULT", {"reason": None})
     assert light.apply(0, "TIMER", {"tick_id": "z", "seconds": 1})[:3] == (False, "IGNORED", "FLASHING")
     assert light.apply(0, "RESET", {})[2] == "GREEN"
+
+
+def test_a_payload_check_refuses_the_event_in_every_state_before_de_duplication(light):
+    """An event's payload_checks are said once for all states: the light refuses a negative
+    count of cars whatever it shows (YELLOW would otherwise add it, RED refuse it as stopped
+    cars), and a refused tick leaves its id free for the corrected one."""
+    def cars(count):
+        return light.apply(0, "CARS", {"count": count})
+
+    shown = []
+    for expected in ("GREEN", "YELLOW", "RED"):
+        assert light.state(0) == expected
+        before = (light.record(0), light.shared(), light.seen_count(0))
+        assert cars(-2)[:2] == (False, "BAD_DATA")
+        assert (light.record(0), light.shared(), light.seen_count(0)) == before, "nothing changed"
+        shown.append(cars(3)[1])  # a good count: what the state itself says
+        bad_tick = light.apply(0, "TIMER", {"tick_id": f"t-{expected}", "seconds": D("-5")})
+        assert bad_tick == (False, "BAD_DATA", expected, None, (), "event TIMER: a tick of -5 seconds runs time backwards")
+        light.apply(0, "BUTTON", {})
+        # The same tick id, now well-formed: not a duplicate of the refused one.
+        assert light.apply(0, "TIMER", {"tick_id": f"t-{expected}", "seconds": D("10")})[:2] == (True, "OK")
+    assert shown == ["OK", "OK", "CARS_STOPPED"]
+    assert light.shared()["cars_passed"] == 6
+    light.apply(0, "FAULT", {"reason": None})
+    assert cars(-1)[1:3] == ("BAD_DATA", "FLASHING") and cars(1)[1:3] == ("IGNORED", "FLASHING")
 
 
 def test_the_engine_source_has_no_trading_words():

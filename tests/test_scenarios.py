@@ -424,3 +424,40 @@ def test_a_late_ack_or_cancel_reject_of_a_filled_order_changes_nothing_and_says_
     out = cancel(k)
     assert (out.accepted, out.diagnostic_code) == (False, "NO_WORKING_ORDER")
     assert out.message == "state POSITION_OPEN refuses event CANCEL (NO_WORKING_ORDER: CANCEL with no order working.); nothing changed"
+
+
+@pytest.mark.parametrize("kind", ["ORDER_ACK", "CANCEL_ACK", "CANCEL_REJECT", "REJECT", "EXPIRED"])
+@pytest.mark.parametrize("carried", ["fill", "fee"])
+def test_an_order_event_that_carries_a_fill_or_a_fee_is_refused_so_no_money_is_dropped(kind, carried):
+    """A cancel confirmation (or any event that reports no fill) with a fill riding on it: the
+    kernel used to take the cancel and drop the fill, so the slot went IDLE with 0.004 still
+    held at the venue. Now the event is refused whole, in every state, and says what to do."""
+    k = make_kernel(fee_rate="0.001")
+    resting_entry(k, size="0.010", price="59000")
+    extra = {"filled_size": D("0.004"), "fill_price": D("59000")} if carried == "fill" else {"fee": D("0.05")}
+    before, sent = k.snapshot(), list(k.venue.received)
+    out = k.on_venue_event(dita.VenueEvent(kind, "v1", "e1", "M1", reason="cancelled", **extra))
+    assert (out.accepted, out.diagnostic_code, out.state, out.transitions) == (False, "INVALID_EVENT", "ENTRY_WORKING", ())
+    what = "a fill of 0.004" if carried == "fill" else "a fee of 0.05"
+    assert out.message.startswith(f"event {kind}: it carries {what} for order e1, but reports no fill")
+    assert k.snapshot() == before and k.venue.received == sent
+    assert (k.slot(0).size, k.account.fees_paid) == (0, 0)
+    # The refused event left its id free: the adapter's corrected report is not a duplicate.
+    again = k.on_venue_event(dita.VenueEvent(kind, "v1", "e1", "M1", reason="cancelled"))
+    assert again.diagnostic_code != "DUPLICATE_EVENT"
+    # The same event is refused in a state whose table would only have called it stale.
+    k = make_kernel()
+    assert enter(k).state == "POSITION_OPEN"
+    out = k.on_venue_event(dita.VenueEvent(kind, "v2", k.slot(0).entry_client_order_id, **extra))
+    assert (out.accepted, out.diagnostic_code) == (False, "INVALID_EVENT")
+
+
+def test_a_cancel_reported_with_a_zero_last_fill_is_a_plain_cancel():
+    """FIX's ExecType=Canceled carries LastQty=0: a zero fill and a zero fee are no fill."""
+    k = make_kernel(silent=True)
+    resting = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert resting.state == "ORDER_REQUESTED"
+    coid = k.slot(0).entry_client_order_id
+    out = k.on_venue_event(dita.VenueEvent("CANCEL_ACK", "c1", coid, "V-1", D("0"), D("59000"), D("0"), "cancelled"))
+    assert (out.accepted, out.state, out.transitions) == (True, "IDLE", (("ORDER_REQUESTED", "CANCEL_ACK", "IDLE"),))
+    assert k.slot(0).size == 0 and k.account.capital == D("1000")

@@ -26,10 +26,12 @@ def mutate(old, new, count=1):
     ("TIMER: [{target: RED}]", "TIMER: [{target: REDD}]", "unknown_target", "states.YELLOW.on.TIMER[0].target"),
     ('assign: {green_seconds: "green_seconds + event.seconds"}', 'assign: {green_seconds: "green_seconds + true"}',
      "type_error", "states.GREEN.on.TIMER[1].assign.green_seconds"),
-    ('guard: "event.count < 0"', 'guard: "event.cnt < 0"', "unknown_field", "states.GREEN.on.CARS[0].guard"),
-    ('guard: "event.count < 0"', 'guard: "event.count"', "type_error", "states.GREEN.on.CARS[0].guard"),
-    ('guard: "event.count < 0"', 'guard: "event.count < "', "syntax_error", "states.GREEN.on.CARS[0].guard"),
-    ('guard: "event.count < 0"', 'guard: "sqrt(event.count) < 0"', "unknown_function", "states.GREEN.on.CARS[0].guard"),
+    ('"waiting or green_seconds + event.seconds >= 30"', '"waiting or green_seconds + event.secs >= 30"',
+     "unknown_field", "states.GREEN.on.TIMER[0].guard"),
+    ('guard: "event.count < 0"', 'guard: "event.cnt < 0"', "unknown_field", "events.CARS.payload_checks[0].guard"),
+    ('guard: "event.count < 0"', 'guard: "event.count"', "type_error", "events.CARS.payload_checks[0].guard"),
+    ('guard: "event.count < 0"', 'guard: "event.count < "', "syntax_error", "events.CARS.payload_checks[0].guard"),
+    ('guard: "event.count < 0"', 'guard: "sqrt(event.count) < 0"', "unknown_function", "events.CARS.payload_checks[0].guard"),
     ("IGNORED: [BUTTON]", "IGNORED: [BUTTONS]", "unknown_event", "states.YELLOW.refuse.IGNORED[0]"),
     ("{effect: BEEP}", "{effect: BOOP}", "unknown_effect", "states.RED.on_entry.effects[1].effect"),
     ("CARS_STOPPED: [CARS]", "CARS_HALTED: [CARS]", "unknown_diagnostic", "states.RED.refuse.CARS_HALTED"),
@@ -42,6 +44,12 @@ def mutate(old, new, count=1):
     ("    dedup_key: tick_id\n", "    dedup_key: tick_id\n    dedup_scope: seconds\n", "type_error", "events.TIMER.dedup_scope"),
     ("    dedup_key: tick_id\n", "    dedup_key: tick_id\n    dedup_scope: tick_id\n", "type_error", "events.TIMER.dedup_scope"),
     ("    dedup_key: tick_id\n", "    dedup_scope: tick_id\n", "unknown_field", "events.TIMER.dedup_scope"),
+    ('guard: "event.count < 0"', 'guard: "cycles < 0"', "unknown_field", "events.CARS.payload_checks[0].guard"),
+    ("refuse: BAD_DATA\n        message: \"a count", "refuse: BAD_DATAA\n        message: \"a count",
+     "unknown_diagnostic", "events.CARS.payload_checks[0].refuse"),
+    ("refuse: BAD_DATA\n        message: \"a count", "refuses: BAD_DATA\n        message: \"a count",
+     "unknown_key", "events.CARS.payload_checks[0]"),
+    ("{event.count} cars", "{cycles} cars", "unknown_field", "events.CARS.payload_checks[0].message"),
 ])
 def test_each_problem_is_named_with_path_line_and_code(old, new, code, path):
     err = problems_of(mutate(old, new))
@@ -50,6 +58,14 @@ def test_each_problem_is_named_with_path_line_and_code(old, new, code, path):
     problem = next(p for p in err.problems if p.code == code)
     assert problem.line is not None and problem.line > 1
     assert f"[{code}]" in str(err) and "light.yaml" in str(err)
+
+
+def test_a_payload_check_may_read_its_event_only_and_says_so():
+    # Its answer must be the same in every state, so a record or shared field is refused.
+    for field in ("cycles", "shared.cars_passed"):
+        err = problems_of(mutate('guard: "event.count < 0"', f'guard: "{field} < 0"'))
+        assert [p.message for p in err.problems] == [
+            f"'{field}' is not an event field: a payload check reads its event's fields only in `{field} < 0`"]
 
 
 def test_all_problems_are_reported_at_once():

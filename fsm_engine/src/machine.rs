@@ -5,7 +5,7 @@
 //! name the problem it expects.
 
 use crate::expr::{self, Expr, ExprProblem, ExprTy, Names, Scope};
-use crate::spec::{ActionsDoc, CandidateDoc, EffectCallDoc, FieldDoc, InvariantDoc, SpecDoc};
+use crate::spec::{ActionsDoc, CandidateDoc, EffectCallDoc, FieldDoc, InvariantDoc, PayloadCheckDoc, SpecDoc};
 use crate::value::{Ty, Value};
 use indexmap::IndexMap;
 use std::collections::HashMap;
@@ -60,6 +60,17 @@ pub struct EventDef {
     /// Which de-duplication space the event's keys live in: events share one exactly when
     /// their key fields, and their scope fields, have the same names (`Machine::dedup_spaces`).
     pub dedup_space: usize,
+    /// Refusals decided by the payload alone, tried in order before de-duplication and
+    /// before the state's own handling: what no state may take, said once for all of them.
+    pub checks: Vec<PayloadCheck>,
+}
+
+/// A payload check: when `guard` holds, the event is refused with diagnostic `code`.
+#[derive(Clone, Debug)]
+pub struct PayloadCheck {
+    pub guard: Expr,
+    pub code: usize,
+    pub message: Vec<MessagePart>,
 }
 
 #[derive(Clone, Debug)]
@@ -243,6 +254,8 @@ struct Scope3<'a> {
     record: &'a [FieldDef],
     shared: &'a [FieldDef],
     event: Option<&'a EventDef>,
+    /// A payload check reads its event's fields only: its answer is the same in every state.
+    event_only: bool,
 }
 
 fn known(fields: &[FieldDef]) -> String {
@@ -256,6 +269,9 @@ fn known(fields: &[FieldDef]) -> String {
 
 impl Names for Scope3<'_> {
     fn resolve(&self, scope: Scope, name: &str) -> Result<(usize, Ty, bool), String> {
+        if self.event_only && scope != Scope::Event {
+            return Err(format!("'{}{name}' is not an event field: a payload check reads its event's fields only", scope.prefix()));
+        }
         let fields: &[FieldDef] = match scope {
             Scope::Record => self.record,
             Scope::Shared => self.shared,
@@ -480,6 +496,28 @@ impl Compiler {
         parts
     }
 
+    fn payload_checks(&mut self, path: &str, docs: &[PayloadCheckDoc], event: &EventDef, diag_index: &HashMap<&str, usize>) -> Vec<PayloadCheck> {
+        let names = Scope3 { record: &[], shared: &[], event: Some(event), event_only: true };
+        let mut out = Vec::new();
+        for (i, doc) in docs.iter().enumerate() {
+            let here = format!("{path}[{i}]");
+            let guard = self.condition(&format!("{here}.guard"), &doc.guard, &names);
+            let code = diag_index.get(doc.refuse.as_str()).copied();
+            if code.is_none() {
+                let message = format!("diagnostic '{}' is not declared in diagnostics.codes", doc.refuse);
+                self.add(format!("{here}.refuse"), "unknown_diagnostic", message, None);
+            }
+            let message = match &doc.message {
+                Some(text) => self.message(&format!("{here}.message"), text, &names),
+                None => Vec::new(),
+            };
+            if let (Some(guard), Some(code)) = (guard, code) {
+                out.push(PayloadCheck { guard, code, message });
+            }
+        }
+        out
+    }
+
     fn run(mut self, doc: &SpecDoc) -> Result<Machine, SpecError> {
         let record = self.fields("record", &doc.record, true);
         let shared = self.fields("shared", &doc.shared, true);
@@ -509,7 +547,7 @@ impl Compiler {
                     dedup_spaces.len() - 1
                 }
             };
-            events.push(EventDef { name: name.clone(), fields, dedup_key, dedup_scope, dedup_space });
+            events.push(EventDef { name: name.clone(), fields, dedup_key, dedup_scope, dedup_space, checks: Vec::new() });
         }
         let event_index: HashMap<String, usize> = events.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect();
 
@@ -547,6 +585,11 @@ impl Compiler {
             evaluation_error: builtin_code(&mut self, "evaluation_error", &d.evaluation_error),
         };
 
+        for (e, (name, ev)) in doc.events.iter().enumerate() {
+            let checks = self.payload_checks(&format!("events.{name}.payload_checks"), &ev.payload_checks, &events[e], &diag_index);
+            events[e].checks = checks;
+        }
+
         let state_names: Vec<&String> = doc.states.keys().collect();
         let state_index: HashMap<String, usize> = state_names.iter().enumerate().map(|(i, s)| ((*s).clone(), i)).collect();
         let state_hint = Some(format!(
@@ -558,7 +601,7 @@ impl Compiler {
             events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
         ));
 
-        let no_event = Scope3 { record: &record, shared: &shared, event: None };
+        let no_event = Scope3 { record: &record, shared: &shared, event: None, event_only: false };
         let invariants = self.invariants("invariants", &doc.invariants, &no_event);
 
         let mut states = Vec::new();
@@ -613,7 +656,7 @@ impl Compiler {
                 if !matches!(table[e], Handling::Unhandled) {
                     self.add(&opath, "duplicate_handling", format!("state {sname} both takes and refuses event {ename}"), None);
                 }
-                let names = Scope3 { record: &record, shared: &shared, event: Some(&events[e]) };
+                let names = Scope3 { record: &record, shared: &shared, event: Some(&events[e]), event_only: false };
                 let mut compiled = Vec::new();
                 for (i, cand) in cands.iter().enumerate() {
                     let cpath = format!("{opath}[{i}]");

@@ -360,6 +360,27 @@ impl Runtime {
             effects: Vec::new(),
         };
 
+        if !ev.checks.is_empty() {
+            let view = View { record: &inst.record, shared, event: payload };
+            for (ci, check) in ev.checks.iter().enumerate() {
+                match check.guard.holds(&view) {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        // Named here, as the check's text is often shared by several events.
+                        let text = match render(&check.message, &view) {
+                            text if text.is_empty() => plain_check_refusal(m, ev, check.code),
+                            text => format!("event {}: {text}", ev.name),
+                        };
+                        return Ok(refused(check.code, text));
+                    }
+                    Err(e) => {
+                        let text = format!("event {}: payload check {ci} failed: {e}; nothing changed", ev.name);
+                        return Ok(refused(m.builtin.evaluation_error, text));
+                    }
+                }
+            }
+        }
+
         // The key (and its scope) are moved out of the payload to look them up and put
         // back: cloning them would be atomic reference counts, which wait for memory.
         let dedup = match ev.dedup_key {
@@ -568,6 +589,15 @@ fn plain_refusal(m: &Machine, state: &str, ev: &EventDef, code: usize) -> String
     match m.diagnostic_descriptions[code].as_str() {
         "" => format!("state {state} refuses event {}; nothing changed", ev.name),
         why => format!("state {state} refuses event {} ({}: {why}); nothing changed", ev.name, m.diagnostics[code]),
+    }
+}
+
+/// The message of a payload check's refusal that the spec gives no text for.
+#[cold]
+fn plain_check_refusal(m: &Machine, ev: &EventDef, code: usize) -> String {
+    match m.diagnostic_descriptions[code].as_str() {
+        "" => format!("event {} is refused by its payload ({}); nothing changed", ev.name, m.diagnostics[code]),
+        why => format!("event {} is refused by its payload ({}: {why}); nothing changed", ev.name, m.diagnostics[code]),
     }
 }
 

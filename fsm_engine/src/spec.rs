@@ -51,6 +51,18 @@ pub struct EventDoc {
     pub dedup_scope: Option<String>,
     #[serde(default)]
     pub fields: IndexMap<String, FieldDoc>,
+    #[serde(default)]
+    pub payload_checks: Vec<PayloadCheckDoc>,
+}
+
+/// A refusal decided by an event's payload alone, in whatever state the instance is.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct PayloadCheckDoc {
+    pub guard: String,
+    pub refuse: String,
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 #[derive(Deserialize, Debug)]

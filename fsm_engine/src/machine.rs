@@ -693,7 +693,7 @@ impl Compiler {
                     if let Candidate::Take { new_run, actions, target, checks, .. } = cand {
                         let to = target.unwrap_or(from);
                         let entered = to != from || *new_run;
-                        *checks = checks_after((&record, &shared), &invariants, &states[to], actions, entered, *new_run);
+                        *checks = checks_after((&record, &shared), &invariants, &states[from], &states[to], actions, entered, *new_run);
                     }
                 }
                 states[from].table[e] = Handling::Candidates(filled);
@@ -776,13 +776,24 @@ impl Compiler {
     }
 }
 
-/// The invariants a transition into `target` must evaluate. One that held before and reads
-/// no field the transition writes still holds after it, so it is left out, and so is one
-/// the transition's assignments provably keep (see `proof`); except that entering a state
-/// checks all of its own and starting a new run (a fresh record) checks everything. The
-/// fields written are known statically: every assignment of the candidate runs, and those
-/// of the target's `on_entry` when the state is entered.
-fn checks_after(m: (&[FieldDef], &[FieldDef]), globals: &[Invariant], target: &StateDef, actions: &Actions, entered: bool, new_run: bool) -> Vec<Check> {
+/// The invariants a transition from `source` into `target` must evaluate. One that held
+/// before and reads no field the transition writes still holds after it, so it is left out,
+/// and so is one the transition's assignments provably keep (see `proof`). What held before:
+/// the global invariants and the source state's own (every way into a state checks them:
+/// its transitions, a restore, a new instance). So entering a state checks those of its
+/// own that the source state does not also have (the same check, word for word), and
+/// starting a new run (a fresh record) checks everything. The fields written are known
+/// statically: every assignment of the candidate runs, and those of the target's
+/// `on_entry` when the state is entered.
+fn checks_after(
+    m: (&[FieldDef], &[FieldDef]),
+    globals: &[Invariant],
+    source: &StateDef,
+    target: &StateDef,
+    actions: &Actions,
+    entered: bool,
+    new_run: bool,
+) -> Vec<Check> {
     let mut assigns: Vec<&Assign> = actions.assigns.iter().collect();
     if entered {
         assigns.extend(&target.on_entry.assigns);
@@ -792,6 +803,60 @@ fn checks_after(m: (&[FieldDef], &[FieldDef]), globals: &[Invariant], target: &S
         touched && !crate::proof::preserved(inv, &assigns, m.0, m.1)
     };
     let mut out: Vec<Check> = globals.iter().enumerate().filter(|(_, inv)| new_run || may_break(inv)).map(|(i, _)| Check::Global(i)).collect();
-    out.extend(target.invariants.iter().enumerate().filter(|(_, inv)| entered || may_break(inv)).map(|(i, _)| Check::OfTarget(i)));
+    let held_before = |inv: &Invariant| {
+        let same = |other: &Invariant| other.source.trim() == inv.source.trim();
+        !entered || source.invariants.iter().any(same) || globals.iter().any(same)
+    };
+    out.extend(
+        target
+            .invariants
+            .iter()
+            .enumerate()
+            .filter(|(_, inv)| new_run || !held_before(inv) || may_break(inv))
+            .map(|(i, _)| Check::OfTarget(i)),
+    );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO_STATES: &str = r#"{
+      "version": 1, "machine": "pair",
+      "record": {"n": {"type": "int", "default": 0}, "m": {"type": "int", "default": 0}},
+      "events": {"GO": {}, "GROW": {}, "BACK": {}},
+      "diagnostics": {"ok": "OK", "duplicate": "DUP", "invariant_violation": "INV", "no_candidate": "NONE",
+                      "unhandled": "UNHANDLED", "evaluation_error": "EVAL",
+                      "codes": {"OK": "", "DUP": "", "INV": "", "NONE": "", "UNHANDLED": "", "EVAL": ""}},
+      "invariants": [{"check": "m >= 0", "message": "m is never negative"}],
+      "states": {
+        "A": {"initial": true, "invariants": [{"check": "n <= 2", "message": "A holds at most two"}],
+              "on": {"GO": [{"target": "B"}], "GROW": [{"assign": {"n": "n + 1"}, "target": "B"}]}},
+        "B": {"invariants": [{"check": "n <= 2", "message": "B holds at most two too"},
+                             {"check": "m >= 0", "message": "the global one, again"},
+                             {"check": "m == 0", "message": "B holds no m"}],
+              "on": {"BACK": [{"new_run": true, "target": "B"}]}}
+      }
+    }"#;
+
+    fn checks(m: &Machine, state: &str, event: &str) -> Vec<Check> {
+        let Handling::Candidates(cands) = &m.states[m.state_index(state).unwrap()].table[m.event_index(event).unwrap()] else {
+            panic!("{state} takes {event}")
+        };
+        let Candidate::Take { checks, .. } = &cands[0] else { panic!("a taking candidate") };
+        checks.clone()
+    }
+
+    #[test]
+    fn entering_a_state_leaves_out_the_invariants_that_held_before_and_are_not_written() {
+        let m = Machine::compile_json(TWO_STATES).unwrap();
+        // B's "n <= 2" is A's own and "m >= 0" a global one: both held in A, GO writes
+        // nothing, so only "m == 0", new to B, is evaluated.
+        assert_eq!(checks(&m, "A", "GO"), vec![Check::OfTarget(2)]);
+        // GROW writes n: the check of n is evaluated again, the one of m is not.
+        assert_eq!(checks(&m, "A", "GROW"), vec![Check::OfTarget(0), Check::OfTarget(2)]);
+        // A new run resets the record: everything is evaluated.
+        assert_eq!(checks(&m, "B", "BACK"), vec![Check::Global(0), Check::OfTarget(0), Check::OfTarget(1), Check::OfTarget(2)]);
+    }
 }

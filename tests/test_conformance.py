@@ -150,6 +150,27 @@ def test_a_venue_that_splits_a_fill_fails_the_replay_with_the_reason():
         replay(case_for("ORDER_REQUESTED.PARTIALLY_FILLED[3]"), SplitFillHarness(), None)
 
 
+def test_the_well_formed_check_names_what_a_venue_event_gets_wrong():
+    from dita.conformance.suite import well_formed
+
+    def ev(kind, **kw):
+        return dita.VenueEvent(kind, kw.pop("event_id", "v1"), kw.pop("coid", "e1"), "V-1", **kw)
+
+    issued = {"e1"}
+    assert well_formed(ev("FULL_FILL", filled_size=Decimal("0.01"), fill_price=Decimal("60000"), fee=Decimal("0.2")), issued) == []
+    assert well_formed(ev("CANCEL_ACK", filled_size=Decimal("0"), fee=Decimal("0")), issued) == []
+    assert well_formed(ev("CANCEL_ACK", filled_size=Decimal("0.004"), fill_price=Decimal("60000")), issued) == [
+        "CANCEL_ACK reports no fill, yet carries filled_size=0.004; report the fill as PARTIALLY_FILLED or "
+        "FULL_FILL before it"]
+    assert well_formed(ev("ORDER_ACK", fee=Decimal("0.1")), issued) == [
+        "ORDER_ACK reports no fill, yet carries fee=0.1; report the fill as PARTIALLY_FILLED or FULL_FILL before it"]
+    assert well_formed(ev("PARTIALLY_FILLED", filled_size=0.004, fill_price=Decimal("60000")), issued) == [
+        "filled_size 0.004 is a float, not an exact Decimal", "a fill needs a positive filled_size, got 0.004"]
+    assert well_formed(ev("FILLED", event_id="", coid="zz"), issued) == [
+        "kind 'FILLED' is none of PARTIALLY_FILLED, FULL_FILL, ORDER_ACK, CANCEL_ACK, CANCEL_REJECT, REJECT, EXPIRED",
+        "event_id '' is not a non-empty string", "client_order_id 'zz' is not an order the kernel sent"]
+
+
 def test_a_venue_that_never_acknowledges_fails_at_the_step():
     t = Transition("ORDER_REQUESTED", "ORDER_ACK", 0, "ENTRY_WORKING")
     case = Case(t, ("enter", "deliver:o1:ORDER_ACK"),

@@ -321,6 +321,59 @@ def test_a_duplicate_of_every_event_changes_nothing(harness, dita_spec):
     assert (d.k.slot(0).record, d.k.account.as_dict()) == (slot, account)
 
 
+FILL_KINDS = ("PARTIALLY_FILLED", "FULL_FILL")
+ORDER_KINDS = ("ORDER_ACK", "CANCEL_ACK", "CANCEL_REJECT", "REJECT", "EXPIRED")
+
+
+def well_formed(event: VenueEvent, issued: set[str]) -> list[str]:
+    """What is wrong with one venue event, in words (nothing: an empty list)."""
+    problems = []
+    if event.kind not in FILL_KINDS + ORDER_KINDS:
+        problems.append(f"kind {event.kind!r} is none of {', '.join(FILL_KINDS + ORDER_KINDS)}")
+    if not isinstance(event.event_id, str) or not event.event_id:
+        problems.append(f"event_id {event.event_id!r} is not a non-empty string")
+    if event.client_order_id not in issued:
+        problems.append(f"client_order_id {event.client_order_id!r} is not an order the kernel sent")
+    for name in ("filled_size", "fill_price", "fee"):
+        value = getattr(event, name)
+        if value is not None and not isinstance(value, Decimal):
+            problems.append(f"{name} {value!r} is a {type(value).__name__}, not an exact Decimal")
+    if event.kind in FILL_KINDS:
+        for name in ("filled_size", "fill_price"):
+            if not isinstance(getattr(event, name), Decimal) or getattr(event, name) <= 0:
+                problems.append(f"a fill needs a positive {name}, got {getattr(event, name)!r}")
+    elif event.kind in ORDER_KINDS:
+        # The kernel refuses these: the money riding on them would never reach the account.
+        for name in ("filled_size", "fee"):
+            if getattr(event, name) not in (None, 0):
+                problems.append(f"{event.kind} reports no fill, yet carries {name}={getattr(event, name)}; "
+                                f"report the fill as PARTIALLY_FILLED or FULL_FILL before it")
+    return problems
+
+
+@pytest.mark.dita_requires("LIMIT")
+def test_every_event_the_venue_reports_is_well_formed(harness, dita_spec):
+    """Over a session that acknowledges, fills in parts, cancels and exits in legs: each event
+    is a kind the lifecycle knows, for an order the kernel sent, with a stable id, exact
+    decimals, and a fill (size, price, fee) on fill events only."""
+    d = Desk(harness, dita_spec)
+    d.enter(lots=8)
+    d.fill(d.order(), d.lot * 3)
+    d.cancel()
+    assert _state(d) == "POSITION_OPEN"
+    d.exit()
+    d.fill(d.order(role="exit"), d.lot)
+    d.cancel()
+    d.exit()
+    d.fill(d.order(role="exit"), d.lot * 2)
+    assert _state(d) == "TRADE_TERMINAL_WRITTEN"
+    issued = {r["client_order_id"] for r in harness.received() if r["action"] == "submit"}
+    kinds = {e.kind for e in d.venue.events}
+    assert {"ORDER_ACK", "CANCEL_ACK"} <= kinds and kinds & set(FILL_KINDS), kinds
+    problems = [f"{e!r}: {p}" for e in d.venue.events for p in well_formed(e, issued)]
+    assert problems == [], "\n".join(problems)
+
+
 def test_an_event_for_an_order_nobody_issued_is_refused(harness, dita_spec):
     d = Desk(harness, dita_spec)
     before = d.k.slot(0).record

@@ -262,6 +262,24 @@ def test_malformed_input_raises_a_clear_error_and_changes_nothing():
     assert k.snapshot() == before
 
 
+def test_text_that_is_not_valid_unicode_is_refused_naming_the_field():
+    """A lone surrogate (what a bad decode or a JSON escape can leave in a str) cannot be
+    stored or journaled as text: refused with the field's name, and nothing changes."""
+    k = make_kernel(silent=True)
+    with pytest.raises(dita.InvalidInputError, match=r"field 'trade_id' must be valid text, got '\\ud800'"):
+        enter(k, trade="\ud800")
+    assert enter(k, size="0.010", order_type="LIMIT", limit_price="59000").state == "ORDER_REQUESTED"
+    coid, before = k.slot(0).entry_client_order_id, k.snapshot()
+    for field in ("event_id", "venue_order_id", "reason"):
+        fields = {"event_id": "a1", "venue_order_id": "V-1", "reason": None, field: "bad\udcff"}
+        with pytest.raises(dita.InvalidInputError, match=rf"event ORDER_ACK: field '{field}' must be valid text"):
+            k.on_venue_event(dita.VenueEvent("ORDER_ACK", client_order_id=coid, **fields))
+    # An order id that is not text names no order the kernel sent.
+    out = k.on_venue_event(dita.VenueEvent("ORDER_ACK", "a2", coid + "\ud800", "V-1"))
+    assert (out.accepted, out.diagnostic_code) == (False, "UNKNOWN_ORDER")
+    assert k.snapshot() == before
+
+
 def test_overfill_unknown_order_and_bad_fill_values_are_refused():
     k = make_kernel()
     resting_entry(k, size="0.010")

@@ -154,7 +154,11 @@ fn to_value(obj: &Bound<'_, PyAny>, ty: Ty, nullable: bool, what: &dyn Fn() -> S
     Ok(match ty {
         Ty::Decimal => Value::Decimal(to_decimal(obj, what)?),
         Ty::String => match obj.cast::<PyString>() {
-            Ok(s) => Value::String(Arc::from(s.to_str()?)),
+            Ok(s) => match s.to_str() {
+                Ok(text) => Value::String(Arc::from(text)),
+                // A lone surrogate: a Python string that is not text UTF-8 can hold.
+                Err(e) => return Err(EngineError::new_err(format!("{} must be valid text, got {} ({e})", what(), obj.repr()?))),
+            },
             Err(_) => return wrong("a string"),
         },
         Ty::Bool => match obj.cast::<PyBool>() {
@@ -654,7 +658,9 @@ impl Runtime {
         };
         let key = attr(direct.map(|s| s.key), &d.key_attr)?;
         let Ok(key) = key.cast::<PyString>() else { return fallback() };
-        let Some(route) = self.routes.get(key.to_str()?) else { return fallback() };
+        // A key that is not valid text names no route: the fallback says what is wrong.
+        let Ok(text) = key.to_str() else { return fallback() };
+        let Some(route) = self.routes.get(text) else { return fallback() };
         self.rt.prefetch(route.instance); // its record arrives while the event is read
         let kind = attr(direct.map(|s| s.kind), &d.kind_attr)?;
         let m = self.machine.get();

@@ -41,6 +41,7 @@ are stored without their ``raw`` exchange payload.
 
 from __future__ import annotations
 
+import datetime
 import json
 import sqlite3
 import time
@@ -80,18 +81,28 @@ class Record:
 
 
 def _plain(value: Any) -> Any:
-    """JSON form: decimals as exact strings, tuples as lists."""
+    """JSON form of what json cannot write itself: decimals as exact strings, dates and
+    times in ISO 8601. Anything else is refused by name (returning it unchanged would make
+    json report a circular reference)."""
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} value {value!r} cannot be journaled; "
+                    "give a str, int, float, bool, Decimal, date or time, or lists and dicts of them")
 
 
 # One encoder for every record: json.dumps with options builds a new encoder per call.
 _encode = json.JSONEncoder(default=_plain, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def journal_problem(data: Any) -> str | None:
+    """Why ``data`` cannot be written to a journal, or None if it can."""
+    try:
+        _encode(data)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return None
 
 
 def as_recorded(data: Any) -> Any:
@@ -180,10 +191,11 @@ class Journal:
 
     def append(self, kind: str, slot: int | None, data: Any) -> int:
         """Adds a record (held in memory until the next flush); returns its sequence number."""
+        text = _encode(data)  # first: a record that cannot be written takes no number
         if not self._pending:
             self._oldest_pending = time.monotonic()
         self.last_seq += 1
-        self._pending.append((self.last_seq, time.time(), kind, slot, _encode(data)))
+        self._pending.append((self.last_seq, time.time(), kind, slot, text))
         return self.last_seq
 
     def append_checkpoint(self, snapshot: Any) -> int:

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping
 
 from dita import _engine
 from dita.errors import DitaError, InvalidInputError, ReconcileError
-from dita.journal import Journal, JournalError, as_recorded, journal_chain
+from dita.journal import Journal, JournalError, as_recorded, journal_chain, journal_problem
 from dita.plugins import default_registry
 from dita.spec import compile_text, load_machine, packaged_spec_path
 from dita.types import (AccountView, Instrument, KernelIntent, KernelOutcome, Order, OrderProgress, SlotView, VenueEvent,
@@ -231,7 +231,11 @@ class Kernel:
         slot = intent.slot_id
         journal = self._journal
         if journal is not None:
-            journal.append("intent", slot, intent.to_dict())
+            record = intent.to_dict()
+            problem = journal_problem(record)
+            if problem is not None:
+                raise InvalidInputError(f"intent {intent.intent_id!r} cannot be journaled: {problem}")
+            journal.append("intent", slot, record)
         try:
             payload = self._intent_payload(intent)
             if isinstance(payload, KernelOutcome):
@@ -403,10 +407,16 @@ class Kernel:
 
     def _apply_venue_event_journaled(self, event: VenueEvent) -> KernelOutcome:
         journal = self._journal
+        # Checked before anything is applied: an event the engine took but the journal could
+        # not record would be missing from every replay.
+        recorded = {k: v for k, v in event.to_dict().items() if k != "raw"}
+        problem = journal_problem(recorded)
+        if problem is not None:
+            raise InvalidInputError(f"venue event {event.event_id!r} cannot be journaled: {problem}")
         try:
             slot = self._order_slot.get(event.client_order_id)
             if slot is None:
-                journal.append("unrouted", None, {k: v for k, v in event.to_dict().items() if k != "raw"})
+                journal.append("unrouted", None, recorded)
                 if type(event.client_order_id) is not str or type(event.kind) is not str:
                     raise InvalidInputError(f"venue event {event.event_id!r}: kind and client_order_id are required "
                                             f"strings, got {event.kind!r} and {event.client_order_id!r}")
@@ -415,7 +425,7 @@ class Kernel:
                 raise _bad_kind(event)
             dup = self._ended_duplicate(event, slot)
             if dup is not None:
-                journal.append("duplicate", slot, {k: v for k, v in event.to_dict().items() if k != "raw"})
+                journal.append("duplicate", slot, recorded)
                 return dup
             try:
                 result = self._apply(slot, event.kind, event, "venue")
@@ -489,6 +499,12 @@ class Kernel:
         while pending:
             event = pending.popleft()
             emitted.append(event)
+            if self._journal is not None:
+                # As for an event delivered by hand: what the journal cannot record is not applied.
+                problem = journal_problem({k: v for k, v in event.to_dict().items() if k != "raw"})
+                if problem is not None:
+                    refused.append((event, "INVALID_EVENT", f"cannot be journaled: {problem}"))
+                    continue
             target = self._order_slot.get(event.client_order_id)
             if target is None:
                 if self._journal is not None:
@@ -969,7 +985,8 @@ def _order_to_json(o: Order) -> dict:
         elif isinstance(v, Decimal):
             v = str(v)
         out[k] = v
-    return out
+    # Exactly what a journal's replay rebuilds: a Decimal in the intent's metadata is text there.
+    return as_recorded(out)
 
 
 def _order_from_json(d: Mapping[str, Any]) -> Order:

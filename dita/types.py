@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from dita import _engine
 from dita.errors import InvalidInputError
+from dita.journal import journal_problem
 
 INTENT_ACTIONS = ("ENTER", "EXIT", "CANCEL")
 
@@ -77,6 +78,11 @@ class KernelIntent:
         self.reference_price = to_decimal(reference_price, "reference_price", optional=True)
         self.metadata = dict(metadata or {})
         self.timestamp = timestamp
+        # Journaled with the intent and kept in snapshots, which are JSON.
+        for name in ("metadata", "timestamp"):
+            problem = journal_problem(getattr(self, name))
+            if problem is not None:
+                raise InvalidInputError(f"{name} must be JSON data (Decimals, dates and times allowed): {problem}")
 
     def to_dict(self) -> dict:
         out = {}

@@ -252,3 +252,81 @@ def test_a_slot_the_venue_contradicts_after_recovery_is_frozen_reported_and_jour
     k3 = dita.Kernel.recover(path, venue=OfflineVenue(), sync=False)
     assert k3.snapshot() == snap
     k3.close()
+
+
+# ------------------------------------------------------------- what the journal can record
+
+
+def test_an_intent_carrying_data_json_cannot_hold_is_refused_when_built():
+    """Metadata and timestamps are journaled with the intent and kept in snapshots (JSON)."""
+    with pytest.raises(dita.InvalidInputError, match=r"metadata must be JSON data .*object value <object object"):
+        dita.KernelIntent("ENTER", 0, "i1", trade_id="t1", asset="BTC-USDT", side="LONG", target_size="0.01",
+                          metadata={"strategy": object()})
+    with pytest.raises(dita.InvalidInputError, match=r"timestamp must be JSON data .*set value"):
+        dita.KernelIntent("CANCEL", 0, "c1", timestamp={1, 2})
+
+
+def test_decimals_and_dates_in_metadata_survive_a_snapshot_and_a_replay_alike(tmp_path):
+    import datetime
+    path = tmp_path / "run.sqlite"
+    k = dita.Kernel(venue=_venue(), capital=D("1000"), journal=path)
+    at = datetime.datetime(2026, 11, 25, 9, 30, tzinfo=datetime.timezone.utc)
+    out = k.process_intent(dita.KernelIntent("ENTER", 0, "i1", trade_id="t1", asset="BTC-USDT", side="LONG",
+                                             target_size="0.01", metadata={"edge": D("0.25"), "at": at},
+                                             timestamp=at))
+    assert out.state == "POSITION_OPEN"
+    snap = k.snapshot()
+    json.dumps(snap)  # JSON, as promised: the Decimal and the datetime are text in it
+    assert snap["orders"]["i1"]["metadata"] == {"edge": "0.25", "at": "2026-11-25T09:30:00+00:00"}
+    k.close()
+    again = dita.Kernel.recover(path, venue=_venue(), sync=False)
+    assert again.snapshot() == snap
+
+
+class OddTimestamps(MockVenue):
+    """Answers a submit with events whose timestamp is an object no journal can write."""
+
+    def submit(self, order):
+        events = super().submit(order)
+        for e in events:
+            e.timestamp = object()
+        return events
+
+
+def test_an_event_the_journal_cannot_record_is_refused_before_it_is_applied(tmp_path):
+    path = tmp_path / "run.sqlite"
+    k = dita.Kernel(venue=_venue(), capital=D("1000"), journal=path)
+    enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    coid, before, seq = k.slot(0).entry_client_order_id, k.snapshot(), k.journal.last_seq
+    fill = dita.VenueEvent("PARTIALLY_FILLED", "f1", coid, "M1", D("0.004"), D("59000"), timestamp=object())
+    with pytest.raises(dita.InvalidInputError, match=r"venue event 'f1' cannot be journaled: object value"):
+        k.on_venue_event(fill)
+    assert (k.snapshot(), k.journal.last_seq) == (before, seq), "nothing applied, nothing written"
+    fill.timestamp = 1764063000123  # epoch milliseconds, as exchanges send them
+    assert k.on_venue_event(fill).state == "ENTRY_WORKING" and k.slot(0).size == D("0.004")
+    k.close()
+    assert dita.Kernel.recover(path, venue=_venue(), sync=False).snapshot() == k.snapshot()
+
+
+def test_a_venue_answer_the_journal_cannot_record_is_refused_in_the_outcome(tmp_path):
+    path = tmp_path / "run.sqlite"
+    k = dita.Kernel(venue=OddTimestamps(prices={"BTC-USDT": "60000"}), capital=D("1000"), journal=path)
+    out = enter(k, size="0.010")
+    assert (out.accepted, out.state) == (True, "ORDER_REQUESTED")
+    assert [(e.kind, code) for e, code, _ in out.refused_events] == [("ORDER_ACK", "INVALID_EVENT"),
+                                                                      ("FULL_FILL", "INVALID_EVENT")]
+    assert out.refused_events[0][2].startswith("cannot be journaled: object value")
+    assert k.slot(0).size == 0
+    k.close()
+    again = dita.Kernel.recover(path, venue=OddTimestamps(prices={"BTC-USDT": "60000"}), sync=False)
+    assert again.snapshot() == k.snapshot()
+
+
+def test_a_record_that_cannot_be_written_takes_no_sequence_number(tmp_path):
+    from dita.journal import Journal
+    j = Journal.create(tmp_path / "j.sqlite", {})
+    first = j.append("note", None, {"a": 1})
+    with pytest.raises(TypeError, match="cannot be journaled"):
+        j.append("note", None, {"b": object()})
+    assert j.append("note", None, {"c": 2}) == first + 1
+    j.close()

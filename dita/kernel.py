@@ -484,8 +484,20 @@ class Kernel:
                     self.venue.resume(order, self.order_progress(order.client_order_id))
 
     def poll(self) -> list[KernelOutcome]:
-        """Pulls the venue's pending events (fills of resting orders, ...) and applies them."""
-        return [self.on_venue_event(ev) for ev in self.venue.poll()]
+        """Pulls the venue's pending events (fills of resting orders, ...) and applies them.
+        The venue has handed them over, so one the kernel cannot take (not a VenueEvent, or
+        malformed) does not stop the others: it comes back as a refused outcome
+        (``INVALID_EVENT``) that says why."""
+        return self._apply_all(_venue_answer(self.venue.poll()))
+
+    def _apply_all(self, events: list) -> list[KernelOutcome]:
+        out = []
+        for ev in events:
+            try:
+                out.append(self.on_venue_event(ev))
+            except InvalidInputError as exc:
+                out.append(KernelOutcome(False, "INVALID_EVENT", None, None, message=str(exc)))
+        return out
 
     # ------------------------------------------------------------------ effects
 
@@ -499,6 +511,12 @@ class Kernel:
         while pending:
             event = pending.popleft()
             emitted.append(event)
+            if type(event) is not VenueEvent:
+                # The order may well be placed: the slot keeps waiting for a proper answer
+                # (a later poll, or sync_with_venue), and can still cancel it.
+                refused.append((event, "INVALID_EVENT", f"the venue answered with {type(event).__name__} "
+                                                        f"{event!r:.100}, not a dita.VenueEvent"))
+                continue
             if self._journal is not None:
                 # As for an event delivered by hand: what the journal cannot record is not applied.
                 problem = journal_problem({k: v for k, v in event.to_dict().items() if k != "raw"})
@@ -581,7 +599,7 @@ class Kernel:
             # A fresh id per failure: a second failed cancel of the same order must apply too.
             return [VenueEvent(kind, f"kernel:{method}-failed:{order.client_order_id}:{uuid.uuid4().hex[:16]}",
                                order.client_order_id, reason=f"{method} failed: {type(exc).__name__}: {exc}")]
-        return list(events or ())
+        return _venue_answer(events)
 
     # ------------------------------------------------------------------ snapshot / restore / reconcile
 
@@ -859,12 +877,12 @@ class Kernel:
                     report.append(entry)
                     continue
                 try:
-                    events = list(self.venue.query(order) or ())
+                    events = _venue_answer(self.venue.query(order))
                 except Exception as exc:  # the venue could not answer: report, do not guess
                     entry["error"] = f"query failed: {type(exc).__name__}: {exc}"
                     report.append(entry)
                     continue
-                outcomes = [self.on_venue_event(ev) for ev in events]
+                outcomes = self._apply_all(events)
                 entry["applied"] = [o.diagnostic_code for o in outcomes]
                 unexplained = [(ev, o) for ev, o in zip(events, outcomes)
                                if not o.accepted and o.diagnostic_code not in _EXPLAINED_REFUSALS]
@@ -975,6 +993,16 @@ def _next_free_journal_path(current: Path) -> Path:
         candidate = current.with_name(f"{base}.{n}{ext}")
         if not candidate.exists():
             return candidate
+
+
+def _venue_answer(events: Any) -> list:
+    """What a venue call returned, as a list: None is nothing; a lone object (a dict, a
+    string) is one item, which the caller then refuses as not a VenueEvent."""
+    if events is None:
+        return []
+    if isinstance(events, (str, bytes, dict, VenueEvent)) or not hasattr(events, "__iter__"):
+        return [events]
+    return list(events)
 
 
 def _order_to_json(o: Order) -> dict:

@@ -111,6 +111,8 @@ class Kernel:
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
             raise InvalidInputError(f"slots must be a positive int, got {slots!r}")
         capital = to_decimal(capital, "capital")
+        if capital < 0:
+            raise InvalidInputError(f"capital must not be negative, got {capital}")
         self._owns_venue = False  # a venue built here from a name is closed by close()
         if isinstance(venue, Venue):
             if venue_options:

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import pluggy
 
 from dita import hookspecs
-from dita.errors import PluginError
+from dita.errors import InvalidInputError, PluginError
 from dita.venue import KNOWN_CAPABILITIES, Venue
 
 _REFUSE_HINT = "Hint: fix or uninstall it, or skip it with DITA_DISABLE_PLUGINS={}"
@@ -245,7 +245,11 @@ class VenueRegistry:
         entry = self.venues.get(name)
         if entry is None:
             raise self._unknown("venue", name, self.venues)
-        venue = entry.factory(**(options or {}))
+        try:
+            venue = entry.factory(**(options or {}))
+        except (TypeError, ValueError) as exc:  # an unknown option, or a value it cannot use
+            raise InvalidInputError(f"venue {name!r} (plugin {entry.distribution!r}) refused its venue_options "
+                                    f"{sorted(options or {})}: {exc}") from exc
         if not isinstance(venue, Venue):
             raise PluginError(f"plugin {entry.distribution!r}: venue {name!r} factory returned "
                               f"{type(venue).__name__}, not a dita.Venue")

@@ -479,3 +479,21 @@ def test_a_cancel_reported_with_a_zero_last_fill_is_a_plain_cancel():
     out = k.on_venue_event(dita.VenueEvent("CANCEL_ACK", "c1", coid, "V-1", D("0"), D("59000"), D("0"), "cancelled"))
     assert (out.accepted, out.state, out.transitions) == (True, "IDLE", (("ORDER_REQUESTED", "CANCEL_ACK", "IDLE"),))
     assert k.slot(0).size == 0 and k.account.capital == D("1000")
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"slots": 0}, "slots must be a positive int, got 0"),
+    ({"slots": True}, "slots must be a positive int, got True"),
+    ({"capital": D("-5")}, "capital must not be negative, got -5"),
+    ({"capital": D("NaN")}, "capital must be finite"),
+    ({"capital": "lots"}, "capital must be a decimal number"),
+    ({"venue": object()}, "venue must be a venue name or a dita.Venue, got object"),
+    ({"venue_options": {"pricez": {}}}, r"venue 'mock' \(plugin 'dita-mock'\) refused its venue_options \['pricez'\]: "
+                                         r".*unexpected keyword argument 'pricez'"),
+    ({"venue_options": {"fee_rate": "abc"}}, r"refused its venue_options \['fee_rate'\]: fee_rate must be a decimal "
+                                              r"number, got 'abc'"),
+])
+def test_a_kernel_built_with_bad_arguments_is_refused_naming_them(kwargs, error):
+    args = {"venue": "mock", "capital": D("1000"), **kwargs}
+    with pytest.raises(dita.InvalidInputError, match=error):
+        dita.Kernel(**args)

@@ -54,17 +54,28 @@ class MockOrder:
         return self.order.quantity - self.filled
 
 
+def _option(name: str, value) -> Decimal:
+    """A decimal option, or a ValueError naming it."""
+    try:
+        result = Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"{name} must be a decimal number, got {value!r}") from None
+    if not result.is_finite():
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return result
+
+
 class MockVenue(Venue):
     def __init__(self, prices=None, entry_fill_ratio="1", exit_fill_ratio="1", fee_rate="0", instruments=None,
                  silent=False):
         self.silent = bool(silent)
-        self.prices = {a: Decimal(str(p)) for a, p in (prices or {"BTC-USDT": "60000"}).items()}
-        self.entry_fill_ratio = Decimal(str(entry_fill_ratio))
-        self.exit_fill_ratio = Decimal(str(exit_fill_ratio))
+        self.prices = {a: _option(f"prices[{a!r}]", p) for a, p in (prices or {"BTC-USDT": "60000"}).items()}
+        self.entry_fill_ratio = _option("entry_fill_ratio", entry_fill_ratio)
+        self.exit_fill_ratio = _option("exit_fill_ratio", exit_fill_ratio)
         for name, r in (("entry_fill_ratio", self.entry_fill_ratio), ("exit_fill_ratio", self.exit_fill_ratio)):
             if not Decimal(0) <= r <= Decimal(1):
                 raise ValueError(f"{name} must be between 0 and 1, got {r}")
-        self.fee_rate = Decimal(str(fee_rate))
+        self.fee_rate = _option("fee_rate", fee_rate)
         self._instruments = dict(DEFAULT_INSTRUMENTS)
         self._instruments.update(instruments or {})
         for asset in self.prices:

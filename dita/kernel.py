@@ -574,7 +574,7 @@ class Kernel:
             elif name == "CANCEL_ORDER":
                 if self._replaying:
                     continue
-                sent = self._orders[args["client_order_id"]]
+                sent = self._orders.get(args["client_order_id"]) or self._order_from_slot(slot, args)
                 # Routed with the slot's own asset and the ids the slot holds, never a trade id.
                 order = Order(**{**sent.__dict__, "asset": args["asset"], "venue_order_id": args["venue_order_id"]})
                 pending.extend(self._call_venue("cancel", order))
@@ -590,6 +590,17 @@ class Kernel:
             else:
                 raise DitaError(f"the spec emitted effect {name!r}, which this kernel does not perform "
                                 "(it performs SUBMIT_ORDER, CANCEL_ORDER and WRITE_TERMINAL)")
+
+    def _order_from_slot(self, slot: int, cancel: Mapping[str, Any]) -> Order:
+        """An order the kernel has no record of (a slot reconciled from outside, a snapshot
+        without its orders), as the slot records it: enough for the venue to cancel it."""
+        r = self._rt.record(slot)
+        prefix = "entry" if cancel["role"] == "ENTRY" else "exit"
+        return Order(client_order_id=cancel["client_order_id"], asset=cancel["asset"], side=r.get(f"{prefix}_side"),
+                     position_side=r.get("side"), order_type=r.get(f"{prefix}_order_type"),
+                     quantity=r.get(f"{prefix}_quantity"), limit_price=r.get(f"{prefix}_limit_price"),
+                     reduce_only=prefix == "exit", leverage=r.get("leverage"), role=cancel["role"], slot_id=slot,
+                     trade_id=r.get("trade_id"), venue_order_id=cancel["venue_order_id"])
 
     def _call_venue(self, method: str, order: Order) -> list[VenueEvent]:
         """Calls the venue; a failure becomes the venue event that says so, so that the
@@ -645,19 +656,36 @@ class Kernel:
         history_limit = _check_history_limit(snapshot.get("history_limit"), ReconcileError)
         if len(slots) != self.slots:
             raise ReconcileError([f"the snapshot has {len(slots)} slots, this kernel {self.slots}"])
-        self._replace({i: s for i, s in enumerate(slots)}, snapshot.get("account") or {})
-        for coid, data in (snapshot.get("orders") or {}).items():
-            order = _order_from_json(data)
-            self._orders[coid] = order
-            self._order_slot[coid] = order.slot_id
+        machine = snapshot.get("machine", self.machine.name)
+        if machine != self.machine.name:
+            raise ReconcileError([f"the snapshot is of machine {machine!r}, this kernel runs {self.machine.name!r}"])
+        # Everything is read before anything is replaced: a bad part changes nothing.
         # The snapshot holds decimals as text; the terminal record's types are the effect's.
         decimals = {name for name, ty, *_ in self.machine.describe()["effects"].get("WRITE_TERMINAL", ()) if ty == "decimal"}
-        self._trades.extend({f: (Decimal(v) if f in decimals and isinstance(v, str) else v) for f, v in t.items()}
-                            for t in snapshot.get("trades") or ())
-        self._progress = {coid: [Decimal(x) for x in p] for coid, p in (snapshot.get("order_progress") or {}).items()}
+        parts = {
+            "orders": lambda v: {coid: _order_from_json(data) for coid, data in v.items()},
+            "trades": lambda v: [{f: (Decimal(x) if f in decimals and isinstance(x, str) else x) for f, x in t.items()}
+                                 for t in v],
+            "order_progress": lambda v: {coid: [_snapshot_decimal(x) for x in p] for coid, p in v.items()},
+            "slot_orders": lambda v: {int(slot): list(coids) for slot, coids in v.items()},
+            "ended_orders": lambda v: {coid: frozenset(ids) for coid, ids in v.items()},
+        }
+        read = {}
+        for name, parse in parts.items():
+            empty = [] if name == "trades" else {}
+            try:
+                read[name] = parse(snapshot.get(name) or empty)
+            except (TypeError, ValueError, ArithmeticError, AttributeError, KeyError) as exc:
+                raise ReconcileError([f"snapshot {name}: {type(exc).__name__}: {exc}"]) from None
+        self._replace({i: s for i, s in enumerate(slots)}, snapshot.get("account") or {})
+        for coid, order in read["orders"].items():
+            self._orders[coid] = order
+            self._order_slot[coid] = order.slot_id
+        self._trades.extend(read["trades"])
+        self._progress = read["order_progress"]
         self._fills = {}
-        self._slot_orders = {int(slot): list(coids) for slot, coids in (snapshot.get("slot_orders") or {}).items()}
-        self._ended = {coid: frozenset(ids) for coid, ids in (snapshot.get("ended_orders") or {}).items()}
+        self._slot_orders = read["slot_orders"]
+        self._ended = read["ended_orders"]
         self._history_limit = history_limit
         self._sync_routes()
 
@@ -952,6 +980,13 @@ class Kernel:
         except _engine.EngineError as exc:
             violations = getattr(exc, "violations", None) or [str(exc)]
             raise ReconcileError([v.replace("instance ", "slot ", 1) for v in violations]) from None
+
+
+def _snapshot_decimal(text: Any) -> Decimal:
+    value = Decimal(text) if isinstance(text, (str, int)) else None
+    if value is None or not value.is_finite():
+        raise ValueError(f"{text!r} is not a decimal number")
+    return value
 
 
 def _snapshot_slots(snapshot: Any) -> list:

@@ -328,6 +328,36 @@ def test_reconcile_is_all_or_nothing_and_names_every_violation():
         k.reconcile({0: {"state": "OPEN", "record": {}}})
 
 
+def test_a_working_order_reconciled_from_outside_can_be_cancelled():
+    """A slot set from the exchange's own state names an order this kernel never sent: the
+    cancel still reaches the venue, with the slot's ids and asset (it used to raise KeyError)."""
+    k = make_kernel()
+    record = dict(k.snapshot()["slots"][0]["record"], trade_id="ext", asset="BTC-USDT", side="LONG",
+                  entry_client_order_id="ext-7", entry_venue_order_id="V-77", entry_live=True,
+                  entry_quantity="0.010", entry_side="BUY", entry_order_type="LIMIT", entry_limit_price="59000")
+    k.reconcile({0: {"state": "ENTRY_WORKING", "record": record}})
+    out = cancel(k)
+    assert out.accepted and out.transitions[0] == ("ENTRY_WORKING", "CANCEL", "ENTRY_CANCEL_PENDING")
+    assert k.venue.received[-1] == {"action": "cancel", "client_order_id": "ext-7", "asset": "BTC-USDT",
+                                    "venue_order_id": "V-77"}
+
+
+def test_a_snapshot_of_another_machine_or_with_unreadable_parts_is_refused():
+    k = make_kernel(fee_rate="0.001")
+    resting_entry(k)
+    k.venue.fill("e1", "0.004", "59000")
+    k.poll()
+    snap = k.snapshot()
+    other = dict(snap, machine="traffic_light")
+    with pytest.raises(dita.ReconcileError, match="the snapshot is of machine 'traffic_light', this kernel runs 'trade_slot'"):
+        dita.Kernel.restore(other, venue=k.venue)
+    for part, bad in (("order_progress", {"e1": ["0.004", "lots", "0"]}), ("slot_orders", {"zero": ["e1"]}),
+                      ("orders", {"e1": {"quantity": "1"}})):
+        with pytest.raises(dita.ReconcileError, match=rf"snapshot {part}: "):
+            dita.Kernel.restore(dict(snap, **{part: bad}), venue=k.venue)
+    assert dita.Kernel.restore(snap, venue=k.venue).snapshot() == snap
+
+
 def _kernel_in(state):
     k = make_kernel(exit_fill_ratio="0.5")
     if state == "IDLE":

@@ -112,7 +112,7 @@ def replay(args: argparse.Namespace) -> int:
 
     console = _console()
     files, _ = journal_chain(args.path)
-    k = Kernel.recover(args.path, venue=OfflineVenue(), sync=False, from_checkpoint=False)
+    k = Kernel.recover(args.path, venue=OfflineVenue(), sync=False, from_checkpoint=False, read_only=True)
     try:
         n = 0
         for path in files:

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -51,6 +52,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from dita.errors import DitaError
+
+try:
+    import fcntl
+except ImportError:  # not a POSIX system: journals are not locked against a second writer
+    fcntl = None
 
 SCHEMA_VERSION = 1
 DURABILITY_MODES = ("full", "batched")
@@ -110,6 +116,28 @@ def as_recorded(data: Any) -> Any:
     return json.loads(_encode(data))
 
 
+def _lock_for_writing(path: Path) -> Any:
+    """Takes the journal's writer lock: an exclusive flock on the file, which the system
+    drops when the file is closed or the process ends (crash included). A JournalError if
+    another kernel, in this process or another, holds it: two writers would interleave their
+    histories. A journal dropped without close() releases it when it is collected."""
+    if fcntl is None:
+        return None
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise JournalError(f"journal {path} is being written by another kernel (in this process or another); "
+                           "a journal has one writer at a time: close that kernel first") from None
+    return fd
+
+
+def _unlock(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
 class Journal:
     """An append-only SQLite journal. Use :meth:`create` for a new one, :meth:`open` to
     read or continue an existing one."""
@@ -125,6 +153,7 @@ class Journal:
         self.batch_records = batch_records
         self.batch_ms = batch_ms
         self._conn = conn
+        self._writer_lock: int | None = None
         self._pending: list[tuple] = []
         self._pending_meta: dict[str, Any] = {}
         self._oldest_pending = 0.0
@@ -141,7 +170,9 @@ class Journal:
         """A new journal at ``path``; refuses to overwrite one that already holds records."""
         p = Path(path)
         conn = cls._connect(p)
+        lock = None
         try:
+            lock = _lock_for_writing(p)
             conn.executescript(_SCHEMA)
             if conn.execute("SELECT 1 FROM records LIMIT 1").fetchone():
                 raise JournalError(f"journal {p} already holds records; recover from it "
@@ -150,20 +181,27 @@ class Journal:
             with conn:
                 conn.execute("DELETE FROM meta")
                 conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, _encode(v)) for k, v in values.items()])
+            journal = cls(p, conn, durability, batch_records, batch_ms)
         except BaseException:
             conn.close()
+            _unlock(lock)
             raise
-        return cls(p, conn, durability, batch_records, batch_ms)
+        journal._writer_lock = lock
+        return journal
 
     @classmethod
     def open(cls, path: str | Path, durability: str = "full", batch_records: int = 1000,
-             batch_ms: float = 50.0) -> "Journal":
-        """An existing journal, to read or to continue."""
+             batch_ms: float = 50.0, writer: bool = False) -> "Journal":
+        """An existing journal, to read or (``writer``) to continue. A journal has one writer
+        at a time; readers (``dita journal show``) may look while it is written."""
         p = Path(path)
         if not p.is_file():
             raise JournalError(f"journal not found: {p}")
         conn = cls._connect(p)
+        lock = None
         try:
+            if writer:
+                lock = _lock_for_writing(p)
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if not {"meta", "records"} <= tables:
                 raise JournalError(f"{p} is not a DITA journal (no meta/records tables)")
@@ -173,10 +211,13 @@ class Journal:
                 raise JournalError(f"journal {p} has schema version {version!r}; this DITA reads version {SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             conn.close()
+            _unlock(lock)
             raise JournalError(f"{p} is not a readable DITA journal: {exc}") from None
         except BaseException:
             conn.close()
+            _unlock(lock)
             raise
+        journal._writer_lock = lock
         return journal
 
     @staticmethod
@@ -191,6 +232,8 @@ class Journal:
 
     def append(self, kind: str, slot: int | None, data: Any) -> int:
         """Adds a record (held in memory until the next flush); returns its sequence number."""
+        if self._conn is None:
+            raise JournalError(f"journal {self.path} is closed")
         text = _encode(data)  # first: a record that cannot be written takes no number
         if not self._pending:
             self._oldest_pending = time.monotonic()
@@ -234,6 +277,14 @@ class Journal:
             self._pending_meta = {**meta, **self._pending_meta}
             raise JournalError(f"cannot write journal {self.path}: {exc}") from None
 
+    @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    def __del__(self) -> None:
+        # Dropped without close(): what is not flushed is lost, but the writer lock must go.
+        _unlock(getattr(self, "_writer_lock", None))
+
     def close(self) -> None:
         if self._conn is None:
             return
@@ -242,6 +293,8 @@ class Journal:
         finally:
             self._conn.close()
             self._conn = None
+            _unlock(self._writer_lock)
+            self._writer_lock = None
 
     # ------------------------------------------------------------------ reading
 

@@ -166,6 +166,12 @@ class Kernel:
         self._journal = journal
         self.__dict__.pop("on_venue_event", None)
 
+    @staticmethod
+    def _check_open(journal: Journal) -> None:
+        if journal.closed:
+            raise JournalError(f"this kernel was closed (its journal {journal.path} with it): nothing more can be "
+                               "applied and journaled; Kernel.recover goes on from the journal")
+
     @property
     def journal(self) -> Journal | None:
         """The journal this kernel writes, or ``None``."""
@@ -233,6 +239,7 @@ class Kernel:
         slot = intent.slot_id
         journal = self._journal
         if journal is not None:
+            self._check_open(journal)
             record = intent.to_dict()
             problem = journal_problem(record)
             if problem is not None:
@@ -409,6 +416,7 @@ class Kernel:
 
     def _apply_venue_event_journaled(self, event: VenueEvent) -> KernelOutcome:
         journal = self._journal
+        self._check_open(journal)
         # Checked before anything is applied: an event the engine took but the journal could
         # not record would be missing from every replay.
         recorded = {k: v for k, v in event.to_dict().items() if k != "raw"}
@@ -783,7 +791,8 @@ class Kernel:
     @classmethod
     def recover(cls, journal: str | Path, venue: str | Venue = "mock", venue_options: Mapping[str, Any] | None = None,
                 durability: str = "full", sync: bool = True, from_checkpoint: bool = True,
-                checkpoint_every: int | None = None, rotate_every: int | None = None) -> "Kernel":
+                checkpoint_every: int | None = None, rotate_every: int | None = None,
+                read_only: bool = False) -> "Kernel":
         """Rebuilds a kernel from its journal and continues writing it.
 
         The state is taken from the journal's latest checkpoint (with ``from_checkpoint``, the
@@ -802,11 +811,23 @@ class Kernel:
         recovery follows the chain to its latest file, which the kernel then continues
         (``k.journal.path``). A full replay goes through every file from the one given (which,
         if it continues an earlier file, is replayed from the checkpoint it opens with), and
-        checks that each next file opens with the state the replay has arrived at."""
+        checks that each next file opens with the state the replay has arrived at.
+
+        A journal has one writer at a time (:class:`JournalError` if another kernel, in any
+        process, has it). ``read_only`` rebuilds the kernel without taking the journal over
+        (an audit, ``dita journal replay``, while another kernel writes it): the kernel then
+        keeps no journal, and ``sync`` must be off, since what it applied would be recorded
+        nowhere."""
+        if read_only and (sync or checkpoint_every or rotate_every):
+            raise InvalidInputError("read_only recovery takes no sync, checkpoint_every or rotate_every: "
+                                    "the rebuilt kernel writes no journal")
         _check_every("checkpoint_every", checkpoint_every, journal)
         _check_every("rotate_every", rotate_every, journal)
         chain, stale_link = journal_chain(Path(journal))
-        j = Journal.open(chain[-1] if from_checkpoint else chain[0], durability=durability)
+        first = chain[-1] if from_checkpoint else chain[0]
+        # The last file is the one this kernel goes on writing: its writer lock is taken
+        # before anything is read, so two recoveries never both replay and write it.
+        j = Journal.open(first, durability=durability, writer=not read_only and first == chain[-1])
         try:
             meta = j.meta()
             text = meta.get("spec_text")
@@ -834,14 +855,18 @@ class Kernel:
                 # the state rebuilt from the files before it.
                 for path in chain[1:]:
                     j.close()
-                    j = Journal.open(path, durability=durability)
+                    j = Journal.open(path, durability=durability, writer=not read_only and path == chain[-1])
                     k._last_checkpoint = 0
                     k._replay(j)
-            if stale_link:
+            if stale_link and not read_only:
                 j.set_meta("continued_in", None)
         except BaseException:
             j.close()
             raise
+        if read_only:
+            j.close()
+            k.recovery_report = []
+            return k
         k._checkpoint_every = checkpoint_every
         k._rotate_every = rotate_every
         k._attach_journal(j)

@@ -104,7 +104,8 @@ def _check(k: dita.Kernel, sim: BingXSimulator, journal: Path, life: int) -> int
     # Deterministic: the journal alone rebuilds the very same kernel, from its first record
     # (checking every checkpoint on the way) as from its latest checkpoint.
     for from_checkpoint in (False, True):
-        offline = dita.Kernel.recover(journal, venue=OfflineVenue(), sync=False, from_checkpoint=from_checkpoint)
+        offline = dita.Kernel.recover(journal, venue=OfflineVenue(), sync=False, from_checkpoint=from_checkpoint,
+                                      read_only=True)
         try:
             assert offline.snapshot() == snap, (f"life {life}: an offline replay (from_checkpoint={from_checkpoint}) "
                                                 "differs from the recovered kernel")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sqlite3
 from decimal import Decimal as D
@@ -80,6 +81,7 @@ def test_fills_that_happen_while_the_kernel_is_down_are_applied_once_on_recovery
     coid = k.slot(0).active_entry_order.client_order_id
     k.venue.poll()
     del k  # the process "dies" here: nothing more is journaled
+    gc.collect()  # and, as a dead process's would, its journal's writer lock goes
 
     venue.fill(coid, "0.004", "59000")  # the venue keeps trading meanwhile
     venue.fill(coid, "0.006", "59000")
@@ -330,3 +332,45 @@ def test_a_record_that_cannot_be_written_takes_no_sequence_number(tmp_path):
         j.append("note", None, {"b": object()})
     assert j.append("note", None, {"c": 2}) == first + 1
     j.close()
+
+
+# ------------------------------------------------------------------- one writer per journal
+
+
+def test_a_journal_has_one_writer_at_a_time_and_readers_may_look(tmp_path):
+    import subprocess
+    import sys
+
+    from dita.journal import Journal
+    path = tmp_path / "run.sqlite"
+    k = dita.Kernel(venue=_venue(), capital=D("1000"), journal=path)
+    assert enter(k, size="0.010").state == "POSITION_OPEN"
+    with pytest.raises(dita.JournalError, match="is being written by another kernel .* close that kernel first"):
+        dita.Kernel.recover(path, venue=_venue())
+    # Another process cannot either (the lock is the system's, not this process's).
+    probe = subprocess.run([sys.executable, "-c", "import sys, dita; dita.Kernel.recover(sys.argv[1], venue='mock')",
+                            str(path)], capture_output=True, text=True)
+    assert probe.returncode != 0 and "is being written by another kernel" in probe.stderr
+    # Reading while it is written is fine (dita journal show, a monitor), and so is an
+    # audit that rebuilds the kernel without taking the journal over.
+    with Journal.open(path) as reader:
+        assert [r.kind for r in reader.records()][:1] == ["intent"]
+    audit = dita.Kernel.recover(path, venue=_venue(), sync=False, read_only=True)
+    assert audit.journal is None and audit.snapshot()["slots"] == k.snapshot()["slots"]
+    with pytest.raises(dita.InvalidInputError, match="read_only recovery takes no sync"):
+        dita.Kernel.recover(path, venue=_venue(), read_only=True)
+    before = k.snapshot()
+    k.close()
+    again = dita.Kernel.recover(path, venue=_venue())
+    assert again.snapshot()["slots"] == before["slots"]
+    again.close()
+
+
+def test_a_closed_kernel_refuses_to_go_on_without_its_journal(tmp_path):
+    k = dita.Kernel(venue=_venue(), capital=D("1000"), journal=tmp_path / "run.sqlite")
+    k.close()
+    with pytest.raises(dita.JournalError, match="this kernel was closed .* Kernel.recover goes on from the journal"):
+        enter(k)
+    with pytest.raises(dita.JournalError, match="this kernel was closed"):
+        k.on_venue_event(dita.VenueEvent("ORDER_ACK", "a1", "e1"))
+    assert k.slot(0).fsm_state == "IDLE"

@@ -284,7 +284,7 @@ class Kernel:
     def _intent_payload(self, intent: KernelIntent) -> dict | KernelOutcome:
         slot = intent.slot_id
         if intent.action == "CANCEL":
-            return {"intent_id": intent.intent_id}
+            return {"intent_id": intent.intent_id, "trade_id": intent.trade_id}
         coid = self.venue.client_order_id(intent)
         if coid in self._order_slot:
             return self._refused(slot, "DUPLICATE_EVENT",
@@ -304,8 +304,8 @@ class Kernel:
             limit_price = Decimal(self.venue.format_price(asset, limit_price, order_side))
         if intent.action == "EXIT":
             return {
-                "intent_id": intent.intent_id, "order_type": intent.order_type, "limit_price": limit_price,
-                "client_order_id": coid,
+                "intent_id": intent.intent_id, "trade_id": intent.trade_id, "order_type": intent.order_type,
+                "limit_price": limit_price, "client_order_id": coid,
                 "size_increment": instrument.size_increment if instrument else None,
                 "min_size": max(instrument.min_size, instrument.size_increment) if instrument else None,
             }

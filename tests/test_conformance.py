@@ -36,7 +36,7 @@ def test_every_transition_of_the_spec_is_planned_or_explained():
     assert sorted(map(str, plan.unreachable)) == [
         "CLOSED --FULL_FILL[1]--> FROZEN", "CLOSED --PARTIALLY_FILLED[1]--> FROZEN",
         "EXIT_CANCEL_PENDING --PARTIALLY_FILLED[7]--> FROZEN", "EXIT_WORKING --PARTIALLY_FILLED[7]--> FROZEN",
-        "FROZEN --CANCEL[0]--> FROZEN", "FROZEN --CANCEL[1]--> FROZEN",
+        "FROZEN --CANCEL[1]--> FROZEN", "FROZEN --CANCEL[2]--> FROZEN",
         "POSITION_OPEN --PARTIALLY_FILLED[7]--> CLOSED"]
     for t, why in plan.unreachable.items():
         if t.state == "CLOSED":

@@ -527,3 +527,26 @@ def test_a_kernel_built_with_bad_arguments_is_refused_naming_them(kwargs, error)
     args = {"venue": "mock", "capital": D("1000"), **kwargs}
     with pytest.raises(dita.InvalidInputError, match=error):
         dita.Kernel(**args)
+
+
+def test_an_exit_or_cancel_for_a_trade_the_slot_no_longer_carries_is_refused():
+    """A strategy's stale intent, naming a trade that ended, must not act on the slot's next
+    trade: refused, nothing changed, nothing sent. Without a trade id, or with the slot's own,
+    it acts as always."""
+    k = make_kernel()
+    enter(k, intent="e1", trade="t1")
+    assert exit_(k, intent="x1").state == "TRADE_TERMINAL_WRITTEN"
+    assert enter(k, intent="e2", trade="t2", order_type="LIMIT", limit_price="59000").state == "ENTRY_WORKING"
+    k.venue.fill("e2", "0.004", "59000")
+    k.poll()
+    before, sent = k.snapshot(), len(k.venue.received)
+    for action in ("CANCEL", "EXIT"):
+        out = k.process_intent(dita.KernelIntent(action, 0, f"stale-{action}", trade_id="t1"))
+        assert (out.accepted, out.diagnostic_code, out.transitions) == (False, "INVALID_INTENT", ())
+        assert out.message == "the intent is for trade t1, but the slot carries trade t2"
+    assert k.snapshot() == before and len(k.venue.received) == sent
+    out = k.process_intent(dita.KernelIntent("CANCEL", 0, "c-own", trade_id="t2"))
+    assert (out.accepted, out.state) == (True, "POSITION_OPEN") and k.venue.received[-1]["action"] == "cancel"
+    stale = k.process_intent(dita.KernelIntent("EXIT", 0, "x-stale", trade_id="t1"))
+    assert (stale.accepted, stale.diagnostic_code) == (False, "INVALID_INTENT")
+    assert exit_(k, intent="x2").state == "TRADE_TERMINAL_WRITTEN" and k.slot(0).size == 0

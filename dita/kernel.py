@@ -9,10 +9,12 @@ the engine emits and feeds the venue's answers back.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
 import re
+import threading
 import uuid
 from collections import deque
 from decimal import Decimal
@@ -48,6 +50,16 @@ def _version() -> str:
 def _bad_kind(event: VenueEvent) -> InvalidInputError:
     return InvalidInputError(f"venue event {event.event_id!r} for order {event.client_order_id!r}: kind must be the name of "
                              f"a venue event (a string), got {type(event.kind).__name__} {event.kind!r}; nothing changed")
+
+
+def _serialized(method):
+    """Runs ``method`` holding the kernel's lock (re-entrant: a venue that answers by
+    calling the kernel back, from the same thread, goes straight in)."""
+    @functools.wraps(method)
+    def serialized(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return serialized
 
 
 class Kernel:
@@ -108,6 +120,9 @@ class Kernel:
         self._history_limit = history_limit
 
     def _setup(self, venue, slots, capital, machine, spec, venue_options) -> None:
+        # Calls from several threads (a strategy thread, a websocket thread) run one at a
+        # time, each whole: with a journal, the order of the records is the order of the calls.
+        self._lock = threading.RLock()
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
             raise InvalidInputError(f"slots must be a positive int, got {slots!r}")
         capital = to_decimal(capital, "capital")
@@ -177,6 +192,7 @@ class Kernel:
         """The journal this kernel writes, or ``None``."""
         return self._journal
 
+    @_serialized
     def close(self) -> None:
         """Commits and closes the journal (if any), and the venue if this kernel built it
         from its name (a venue object handed in stays open: it belongs to the caller)."""
@@ -225,6 +241,7 @@ class Kernel:
 
     # ------------------------------------------------------------------ intents
 
+    @_serialized
     def process_intent(self, intent: KernelIntent) -> KernelOutcome:
         """Applies an intent, performs what the engine decided, applies the venue's answers."""
         out = self._process_intent(intent)
@@ -331,6 +348,7 @@ class Kernel:
         itself; the result is the same either way."""
         return self._venue_event_fallback(event, None)
 
+    @_serialized
     def _venue_event_fallback(self, event: VenueEvent, applied: tuple | None) -> KernelOutcome:
         """The general path of a venue event. ``applied`` is the engine's result when the
         dispatcher already applied the event (and logged its fill) but left its effects."""
@@ -493,6 +511,7 @@ class Kernel:
                 if order is not None:
                     self.venue.resume(order, self.order_progress(order.client_order_id))
 
+    @_serialized
     def poll(self) -> list[KernelOutcome]:
         """Pulls the venue's pending events (fills of resting orders, ...) and applies them.
         The venue has handed them over, so one the kernel cannot take (not a VenueEvent, or
@@ -624,6 +643,7 @@ class Kernel:
 
     # ------------------------------------------------------------------ snapshot / restore / reconcile
 
+    @_serialized
     def snapshot(self) -> dict:
         """A complete, JSON-serialisable copy: slots (with their de-dup keys), account, orders."""
         return {
@@ -699,6 +719,7 @@ class Kernel:
 
     # ------------------------------------------------------------------ checkpoints
 
+    @_serialized
     def checkpoint(self) -> int:
         """Writes the kernel's whole state (its :meth:`snapshot`) into the journal and commits
         it; :meth:`recover` then starts from there instead of from the journal's first record.
@@ -738,6 +759,7 @@ class Kernel:
         elif self._checkpoint_every is not None and journal.last_seq - self._last_checkpoint >= self._checkpoint_every:
             self.checkpoint()
 
+    @_serialized
     def rotate_journal(self, path: str | Path | None = None) -> Path:
         """Continues the journal in a new file that starts with a checkpoint of the kernel's
         state, and returns the new file's path. The file in use until now is complete on its
@@ -913,6 +935,7 @@ class Kernel:
         finally:
             self._replaying = False
 
+    @_serialized
     def sync_with_venue(self) -> list[dict]:
         """Asks the venue about every order a slot still considers working and applies what
         it reports (fills that happened while this kernel was not listening apply once, by
@@ -959,6 +982,7 @@ class Kernel:
         snap["record"]["frozen_reason"] = reason
         self.reconcile({slot: snap})
 
+    @_serialized
     def reconcile(self, slots: Mapping[int, Any] | Iterable[Any]) -> None:
         """Replaces slots with the given ones (``{slot_id: snapshot}``, or slot views /
         snapshots carrying ``slot_id``), all or nothing. Each is checked against the spec's

@@ -18,7 +18,8 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyT
 use std::collections::HashMap;
 use rust_decimal::Decimal;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 create_exception!(_engine, EngineError, PyValueError, "Bad input to the engine; nothing changed.");
 create_exception!(_engine, SpecError, PyValueError, "A spec that cannot be compiled; `.problems` lists them.");
@@ -460,8 +461,19 @@ impl Machine {
 }
 
 /// Instances of a machine and its shared record.
-#[pyclass(module = "dita._engine")]
+///
+/// Callable from several threads: each call holds the runtime's lock while it runs. A call
+/// that finds it held (another thread's call was interrupted by a thread switch inside the
+/// engine, e.g. when an allocation ran the garbage collector) waits for it with the GIL
+/// released, instead of failing as a borrowed object would.
+#[pyclass(frozen, module = "dita._engine")]
 pub struct Runtime {
+    state: Mutex<RuntimeState>,
+    /// The thread holding `state` (0: none), to tell a re-entrant call from a waiting one.
+    holder: AtomicU64,
+}
+
+pub struct RuntimeState {
     rt: Rt,
     machine: Py<Machine>,
     /// Which instance takes the events that carry a given routing key (see `dispatch`).
@@ -577,7 +589,7 @@ impl Outcome {
     }
 }
 
-impl Runtime {
+impl RuntimeState {
     fn outcome<'py>(&self, py: Python<'py>, out: RtOutcome) -> PyResult<Bound<'py, PyTuple>> {
         let m = self.machine.get();
         let transition = match out.transition {
@@ -639,7 +651,7 @@ enum Dispatched {
     Fallback(Py<PyAny>, Py<PyAny>),
 }
 
-impl Runtime {
+impl RuntimeState {
     fn dispatch_fast(&mut self, event: &Bound<'_, PyAny>) -> PyResult<Dispatched> {
         let py = event.py();
         let Some(d) = &self.dispatcher else {
@@ -756,6 +768,64 @@ impl Runtime {
     }
 }
 
+thread_local! {
+    /// A number for this thread, unique in the process (0 is "no thread").
+    static THREAD_NUMBER: u64 = {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    };
+}
+
+/// The runtime's state, locked for one call (see [`Runtime`]).
+struct Held<'a> {
+    guard: MutexGuard<'a, RuntimeState>,
+    holder: &'a AtomicU64,
+}
+
+impl std::ops::Deref for Held<'_> {
+    type Target = RuntimeState;
+    fn deref(&self) -> &RuntimeState {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for Held<'_> {
+    fn deref_mut(&mut self) -> &mut RuntimeState {
+        &mut self.guard
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.holder.store(0, Ordering::Release);
+    }
+}
+
+impl Runtime {
+    fn lock(&self, py: Python<'_>) -> PyResult<Held<'_>> {
+        let me = THREAD_NUMBER.with(|n| *n);
+        loop {
+            let guard = match self.state.try_lock() {
+                Ok(guard) => guard,
+                // A call that panicked was rolled back by the engine's undo log.
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    if self.holder.load(Ordering::Acquire) == me {
+                        return Err(EngineError::new_err(
+                            "the runtime was called again from inside one of its own calls (a payload's attribute \
+                             that calls back into it?); nothing changed",
+                        ));
+                    }
+                    py.detach(std::thread::yield_now);
+                    continue;
+                }
+            };
+            self.holder.store(me, Ordering::Release);
+            return Ok(Held { guard, holder: &self.holder });
+        }
+    }
+}
+
 #[pymethods]
 impl Runtime {
     /// `Runtime(machine, instances, shared=None)`: `shared` overrides shared-record defaults.
@@ -776,16 +846,19 @@ impl Runtime {
         }
         let _ = py;
         let rt = guarded("Runtime()", || Rt::new(m, instances, &overrides).map_err(rt_err))?;
-        Ok(Runtime { rt, machine, routes: HashMap::default(), dispatcher: None, payload_buffer: Vec::new() })
+        let state = RuntimeState { rt, machine, routes: HashMap::default(), dispatcher: None, payload_buffer: Vec::new() };
+        Ok(Runtime { state: Mutex::new(state), holder: AtomicU64::new(0) })
     }
 
-    fn __len__(&self) -> usize {
-        self.rt.len()
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        let st = self.lock(py)?;
+        Ok(st.rt.len())
     }
 
     #[getter]
-    fn machine(&self, py: Python<'_>) -> Py<Machine> {
-        self.machine.clone_ref(py)
+    fn machine(&self, py: Python<'_>) -> PyResult<Py<Machine>> {
+        let st = self.lock(py)?;
+        Ok(st.machine.clone_ref(py))
     }
 
     /// Applies `event` to instance `instance`. `payload` is any object whose attributes
@@ -793,21 +866,22 @@ impl Runtime {
     /// Returns `(accepted, diagnostic, state, transition, effects, message)`.
     #[pyo3(signature = (instance, event, payload=None))]
     fn apply<'py>(
-        &mut self,
+        &self,
         py: Python<'py>,
         instance: usize,
         event: &str,
         payload: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
+        let mut st = self.lock(py)?;
         guarded("apply", || {
-            let m = self.machine.get();
+            let m = st.machine.get();
             let ei = m
                 .inner
                 .event_index(event)
                 .ok_or_else(|| EngineError::new_err(format!("unknown event '{event}' (events: {})", m.inner.events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", "))))?;
             let values = read_payload(py, m, ei, payload, None, None)?;
-            let out = self.rt.apply(instance, ei, values).map_err(rt_err)?;
-            self.outcome(py, out)
+            let out = st.rt.apply(instance, ei, values).map_err(rt_err)?;
+            st.outcome(py, out)
         })
     }
 
@@ -816,60 +890,71 @@ impl Runtime {
     /// Routes events whose routing key is `key` to `instance`. With `log`, the accepted
     /// events of the logged kinds for this key are appended to that list.
     #[pyo3(signature = (key, instance, log=None))]
-    fn route(&mut self, py: Python<'_>, key: &str, instance: usize, log: Option<Bound<'_, PyList>>) -> PyResult<()> {
-        if instance >= self.rt.len() {
-            return Err(rt_err(RtError::NoSuchInstance { index: instance, count: self.rt.len() }));
+    fn route(&self, py: Python<'_>, key: &str, instance: usize, log: Option<Bound<'_, PyList>>) -> PyResult<()> {
+        let mut st = self.lock(py)?;
+        if instance >= st.rt.len() {
+            return Err(rt_err(RtError::NoSuchInstance { index: instance, count: st.rt.len() }));
         }
         // The key usually names an id the instance's record holds: share that string, so
         // that guards comparing the event's key with it compare two pointers.
-        let record = self.rt.record(instance).map_err(rt_err)?;
+        let record = st.rt.record(instance).map_err(rt_err)?;
         let shared = record.iter().find_map(|v| match v {
             Value::String(s) if **s == *key => Some(Arc::clone(s)),
             _ => None,
         });
         let key: Arc<str> = shared.unwrap_or_else(|| Arc::from(key));
         let instance_obj = instance.into_pyobject(py)?.into_any().unbind();
-        self.routes.insert(Arc::clone(&key), Route { instance, instance_obj, key, log: log.map(Bound::unbind) });
+        st.routes.insert(Arc::clone(&key), Route { instance, instance_obj, key, log: log.map(Bound::unbind) });
         Ok(())
     }
 
     /// The dispatcher's fallback usually refers back to the object that owns this runtime:
     /// let the garbage collector see (and break) that cycle.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.machine)?;
-        if let Some(d) = &self.dispatcher {
+        // Never waits: a runtime another thread is using is not garbage, and reporting fewer
+        // references only keeps objects alive.
+        let Ok(st) = self.state.try_lock() else { return Ok(()) };
+        visit.call(&st.machine)?;
+        if let Some(d) = &st.dispatcher {
             visit.call(&d.fallback)?;
             visit.call(&d.event_type)?;
             visit.call(&d.outcome_type)?;
         }
-        for route in self.routes.values() {
+        for route in st.routes.values() {
             if let Some(log) = &route.log {
                 visit.call(log)?;
             }
         }
-        for answer in self.dispatcher.iter().flat_map(|d| d.answers.iter().flatten()) {
+        for answer in st.dispatcher.iter().flat_map(|d| d.answers.iter().flatten()) {
             visit.call(&answer.sink)?;
         }
         Ok(())
     }
 
-    fn __clear__(&mut self) {
-        self.dispatcher = None;
-        self.routes.clear();
+    fn __clear__(&self) {
+        if let Ok(mut st) = self.state.try_lock() {
+            st.dispatcher = None;
+            st.routes.clear();
+        }
     }
 
     /// Stops routing `key`; its events go to the fallback.
-    fn unroute(&mut self, key: &str) {
-        self.routes.remove(key);
+    fn unroute(&self, py: Python<'_>, key: &str) -> PyResult<()> {
+        let mut st = self.lock(py)?;
+        st.routes.remove(key);
+        Ok(())
     }
 
-    fn clear_routes(&mut self) {
-        self.routes.clear();
+    fn clear_routes(&self, py: Python<'_>) -> PyResult<()> {
+        let mut st = self.lock(py)?;
+        st.routes.clear();
+        Ok(())
     }
 
     /// The instance `key` routes to, or None.
-    fn routed(&self, key: &str) -> Option<usize> {
-        self.routes.get(key).map(|r| r.instance)
+    fn routed(&self, py: Python<'_>, key: &str) -> PyResult<Option<usize>> {
+        let st = self.lock(py)?;
+        Ok(st.routes.get(key).map(|r| r.instance))
     }
 
     /// Configures `dispatch`: events are objects of exactly `event_type` whose attribute
@@ -883,7 +968,7 @@ impl Runtime {
     #[pyo3(signature = (event_type, kind_attr, key_attr, outcome_type, fallback, logged, answers=None))]
     #[allow(clippy::too_many_arguments)]
     fn configure_dispatch(
-        &mut self,
+        &self, py: Python<'_>,
         event_type: Bound<'_, PyType>,
         kind_attr: Bound<'_, PyString>,
         key_attr: Bound<'_, PyString>,
@@ -892,6 +977,7 @@ impl Runtime {
         logged: Vec<String>,
         answers: Option<Bound<'_, PyDict>>,
     ) -> PyResult<()> {
+        let mut st = self.lock(py)?;
         let py = event_type.py();
         if !outcome_type.is_subclass(&py.get_type::<Outcome>())? {
             return Err(EngineError::new_err(format!("outcome_type must be a subclass of Outcome, got {}", outcome_type.name()?)));
@@ -899,7 +985,7 @@ impl Runtime {
         if !fallback.is_callable() {
             return Err(EngineError::new_err("fallback must be callable"));
         }
-        let m = &self.machine.get().inner;
+        let m = &st.machine.get().inner;
         let mut flags = vec![false; m.events.len()];
         for name in &logged {
             let i = m.event_index(name).ok_or_else(|| EngineError::new_err(format!("logged: unknown event '{name}'")))?;
@@ -923,9 +1009,9 @@ impl Runtime {
         }
         let kind_attr = PyString::intern(py, kind_attr.to_str()?);
         let key_attr = PyString::intern(py, key_attr.to_str()?);
-        let members = EventMembers::new(py, self.machine.get(), &event_type, &kind_attr, &key_attr);
-        let m = &self.machine.get().inner;
-        self.dispatcher = Some(Dispatcher {
+        let members = EventMembers::new(py, st.machine.get(), &event_type, &kind_attr, &key_attr);
+        let m = &st.machine.get().inner;
+        st.dispatcher = Some(Dispatcher {
             members,
             event_type: event_type.unbind(),
             outcome_type: outcome_type.unbind(),
@@ -947,7 +1033,7 @@ impl Runtime {
     /// an event that was applied but emitted effects for the caller to perform.
     fn dispatch(slf: &Bound<'_, Self>, event: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
-        let step = guarded("dispatch", || slf.borrow_mut().dispatch_fast(event))?;
+        let step = guarded("dispatch", || slf.get().lock(py)?.dispatch_fast(event))?;
         match step {
             Dispatched::Done(outcome) => Ok(outcome),
             Dispatched::Fallback(fallback, applied) => fallback.call1(py, (event, applied)),
@@ -955,15 +1041,17 @@ impl Runtime {
     }
 
     fn state(&self, py: Python<'_>, instance: usize) -> PyResult<Py<PyString>> {
-        let s = self.rt.state(instance).map_err(rt_err)?;
-        Ok(self.machine.get().state_names[s].clone_ref(py))
+        let st = self.lock(py)?;
+        let s = st.rt.state(instance).map_err(rt_err)?;
+        Ok(st.machine.get().state_names[s].clone_ref(py))
     }
 
     /// The instance record as a dict.
     fn record<'py>(&self, py: Python<'py>, instance: usize) -> PyResult<Bound<'py, PyDict>> {
-        let values = self.rt.record(instance).map_err(rt_err)?;
+        let st = self.lock(py)?;
+        let values = st.rt.record(instance).map_err(rt_err)?;
         let d = PyDict::new(py);
-        for (name, v) in self.machine.get().record_fields.iter().zip(values) {
+        for (name, v) in st.machine.get().record_fields.iter().zip(values) {
             d.set_item(name.bind(py), from_value(py, v)?)?;
         }
         Ok(d)
@@ -971,28 +1059,32 @@ impl Runtime {
 
     /// One record field, without building the whole dict.
     fn field(&self, py: Python<'_>, instance: usize, name: &str) -> PyResult<Py<PyAny>> {
-        let m = &self.machine.get().inner;
+        let st = self.lock(py)?;
+        let m = &st.machine.get().inner;
         let idx = m.record_index(name).ok_or_else(|| EngineError::new_err(format!("unknown record field '{name}'")))?;
-        from_value(py, &self.rt.record(instance).map_err(rt_err)?[idx])
+        from_value(py, &st.rt.record(instance).map_err(rt_err)?[idx])
     }
 
     fn shared<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let st = self.lock(py)?;
         let d = PyDict::new(py);
-        for (name, v) in self.machine.get().shared_fields.iter().zip(self.rt.shared()) {
+        for (name, v) in st.machine.get().shared_fields.iter().zip(st.rt.shared()) {
             d.set_item(name.bind(py), from_value(py, v)?)?;
         }
         Ok(d)
     }
 
     /// How many de-duplication keys the instance holds for its current run.
-    fn seen_count(&self, instance: usize) -> PyResult<usize> {
-        self.rt.seen_count(instance).map_err(rt_err)
+    fn seen_count(&self, py: Python<'_>, instance: usize) -> PyResult<usize> {
+        let st = self.lock(py)?;
+        st.rt.seen_count(instance).map_err(rt_err)
     }
 
     /// A JSON-serialisable copy of one instance: state, record (decimals as strings), seen keys.
     fn snapshot<'py>(&self, py: Python<'py>, instance: usize) -> PyResult<Bound<'py, PyDict>> {
-        let snap = self.rt.snapshot(instance).map_err(rt_err)?;
-        let m = self.machine.get();
+        let st = self.lock(py)?;
+        let snap = st.rt.snapshot(instance).map_err(rt_err)?;
+        let m = st.machine.get();
         let d = PyDict::new(py);
         d.set_item("state", m.state_names[snap.state].bind(py))?;
         let rec = PyDict::new(py);
@@ -1006,8 +1098,9 @@ impl Runtime {
 
     /// The shared record with decimals as strings.
     fn shared_snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let st = self.lock(py)?;
         let d = PyDict::new(py);
-        for (f, v) in self.machine.get().inner.shared.iter().zip(self.rt.shared()) {
+        for (f, v) in st.machine.get().inner.shared.iter().zip(st.rt.shared()) {
             d.set_item(&f.name, json_to_py(py, &v.to_json())?)?;
         }
         Ok(d)
@@ -1016,9 +1109,10 @@ impl Runtime {
     /// Replaces instances (a dict `{index: snapshot}`) and optionally the shared record, all
     /// at once or not at all. Raises `EngineError` whose `violations` lists every problem.
     #[pyo3(signature = (instances, shared=None))]
-    fn replace(&mut self, py: Python<'_>, instances: &Bound<'_, PyDict>, shared: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn replace(&self, py: Python<'_>, instances: &Bound<'_, PyDict>, shared: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let mut st = self.lock(py)?;
         guarded("replace", || {
-            let m = Arc::clone(&self.machine.get().inner);
+            let m = Arc::clone(&st.machine.get().inner);
             let mut staged = Vec::new();
             let mut problems: Vec<String> = Vec::new();
             for (k, v) in instances.iter() {
@@ -1036,7 +1130,7 @@ impl Runtime {
                         ))
                     })?;
                     let rec_obj = snap.get_item("record")?.ok_or_else(|| EngineError::new_err("snapshot has no 'record'"))?;
-                    let record = self.record_from_dict(py, &m.record, &rec_obj, "record")?;
+                    let record = st.record_from_dict(py, &m.record, &rec_obj, "record")?;
                     let seen: Vec<Bound<'_, PyAny>> = match snap.get_item("seen")? {
                         Some(s) => s.extract()?,
                         None => Vec::new(),
@@ -1050,7 +1144,7 @@ impl Runtime {
                 }
             }
             let shared_values = match shared {
-                Some(obj) if !obj.is_none() => match self.record_from_dict(py, &m.shared, obj, "shared") {
+                Some(obj) if !obj.is_none() => match st.record_from_dict(py, &m.shared, obj, "shared") {
                     Ok(v) => Some(v),
                     Err(e) => {
                         problems.push(format!("shared: {}", e.value(py)));
@@ -1060,7 +1154,7 @@ impl Runtime {
                 _ => None,
             };
             if problems.is_empty() {
-                if let Err(v) = self.rt.replace(staged, shared_values) {
+                if let Err(v) = st.rt.replace(staged, shared_values) {
                     problems = v;
                 }
             }

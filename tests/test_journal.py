@@ -349,7 +349,7 @@ def test_a_journal_has_one_writer_at_a_time_and_readers_may_look(tmp_path):
         dita.Kernel.recover(path, venue=_venue())
     # Another process cannot either (the lock is the system's, not this process's).
     probe = subprocess.run([sys.executable, "-c", "import sys, dita; dita.Kernel.recover(sys.argv[1], venue='mock')",
-                            str(path)], capture_output=True, text=True)
+                            str(path)], capture_output=True, text=True, cwd=tmp_path)  # not the source folder
     assert probe.returncode != 0 and "is being written by another kernel" in probe.stderr
     # Reading while it is written is fine (dita journal show, a monitor), and so is an
     # audit that rebuilds the kernel without taking the journal over.

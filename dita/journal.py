@@ -116,14 +116,26 @@ def as_recorded(data: Any) -> Any:
     return json.loads(_encode(data))
 
 
+def lock_path(path: Path) -> Path:
+    """The file whose lock marks a journal's writer: ``run.sqlite.lock`` beside ``run.sqlite``."""
+    return path.with_name(path.name + ".lock")
+
+
 def _lock_for_writing(path: Path) -> Any:
-    """Takes the journal's writer lock: an exclusive flock on the file, which the system
-    drops when the file is closed or the process ends (crash included). A JournalError if
-    another kernel, in this process or another, holds it: two writers would interleave their
-    histories. A journal dropped without close() releases it when it is collected."""
+    """Takes the journal's writer lock: an exclusive flock on a file beside the journal,
+    which the system drops when it is closed or the process ends (crash included). A
+    JournalError if another kernel, in this process or another, holds it: two writers would
+    interleave their histories. A journal dropped without close() releases it when it is
+    collected.
+
+    Never on the database file itself: closing any descriptor of a file drops every POSIX
+    lock the process holds on it, SQLite's included, so a refused second writer closing its
+    descriptor would leave the live writer's connection unlocked, and a reader could then
+    checkpoint and delete the write-ahead log under it ("How To Corrupt An SQLite Database
+    File", section 2.2)."""
     if fcntl is None:
         return None
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -277,6 +289,11 @@ class Journal:
             self._pending_meta = {**meta, **self._pending_meta}
             raise JournalError(f"cannot write journal {self.path}: {exc}") from None
 
+    def adopt_writer_lock(self, lock: Any) -> None:
+        """Makes this journal the holder of a writer lock taken by :func:`claim_journal_chain`
+        for its file: released when the journal is closed."""
+        self._writer_lock = lock
+
     @property
     def closed(self) -> bool:
         return self._conn is None
@@ -337,6 +354,31 @@ class Journal:
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r}, durability={self.durability!r}, last_seq={self.last_seq})"
+
+
+def claim_journal_chain(path: str | Path) -> tuple[list[Path], bool, Any]:
+    """:func:`journal_chain`, with the writer lock of its last file held (the caller releases
+    it with :meth:`Journal.adopt_writer_lock` or :func:`release_writer_lock`). The lock is
+    taken first, then the chain read again from that file: a writer that rotated meanwhile
+    released the file the chain ended in, and holding that one would make a second writer
+    of a journal that lives on in the next file."""
+    for _ in range(5):
+        chain, _stale = journal_chain(path)
+        lock = _lock_for_writing(chain[-1])
+        try:
+            again, stale = journal_chain(chain[-1])
+        except BaseException:
+            _unlock(lock)
+            raise
+        if len(again) == 1:
+            return chain, stale, lock
+        _unlock(lock)
+    raise JournalError(f"journal {path}: its last file kept changing while recovery looked for it; "
+                       "another kernel is still writing and rotating it")
+
+
+def release_writer_lock(lock: Any) -> None:
+    _unlock(lock)
 
 
 def journal_chain(path: str | Path) -> tuple[list[Path], bool]:

@@ -23,7 +23,8 @@ from typing import Any, Iterable, Mapping
 
 from dita import _engine
 from dita.errors import DitaError, InvalidInputError, ReconcileError
-from dita.journal import Journal, JournalError, as_recorded, journal_chain, journal_problem
+from dita.journal import (Journal, JournalError, as_recorded, claim_journal_chain, journal_chain, journal_problem,
+                          release_writer_lock)
 from dita.plugins import default_registry
 from dita.spec import compile_text, load_machine, packaged_spec_path
 from dita.types import (AccountView, Instrument, KernelIntent, KernelOutcome, Order, OrderProgress, SlotView, VenueEvent,
@@ -31,6 +32,9 @@ from dita.types import (AccountView, Instrument, KernelIntent, KernelOutcome, Or
 from dita.venue import Venue
 
 _log = logging.getLogger("dita")
+#: The states of kernel.yaml in which a slot waits for the answer to a cancel, and the role
+#: of the order it cancels (see Kernel._resend_pending_cancels).
+_CANCEL_PENDING_STATES = {"ENTRY_CANCEL_PENDING": "ENTRY", "EXIT_CANCEL_PENDING": "EXIT"}
 
 SNAPSHOT_FORMAT = 1
 _FILL_EVENTS = frozenset({"PARTIALLY_FILLED", "FULL_FILL"})
@@ -162,6 +166,9 @@ class Kernel:
         # trade (its de-duplication is per trade), but a venue may still re-deliver them.
         self._slot_orders: dict[int, list[str]] = {}
         self._ended: dict[str, frozenset[str]] = {}
+        # Orders whose submit raised and whose fate the venue could not tell yet: client
+        # order id -> the failure. poll() asks the venue again (see _submit_failed).
+        self._unconfirmed: dict[str, str] = {}
         self._journal: Journal | None = None
         self._replaying = False
         self._checkpoint_every: int | None = None
@@ -298,10 +305,32 @@ class Kernel:
     def _instrument(self, asset: str) -> Instrument | None:
         return self.venue.instruments().get(asset)
 
+    def _formatted(self, formatter: str, asset: str, value: Decimal, *args: Any) -> Decimal:
+        """What the venue's formatter makes of ``value``: the exact number it will send. A
+        formatter that fails, or answers with something that is not a plain decimal, is an
+        error naming the venue, the formatter and the value (never a bare decimal exception)."""
+        name = self.venue.name or type(self.venue).__name__
+        try:
+            text = getattr(self.venue, formatter)(asset, value, *args)
+        except DitaError:
+            raise
+        except Exception as exc:
+            raise InvalidInputError(f"venue {name!r}: {formatter}({asset!r}, {value}) failed: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+        try:
+            number = Decimal(text) if isinstance(text, str) else None
+        except ArithmeticError:
+            number = None
+        if number is None or not number.is_finite():
+            raise InvalidInputError(f"venue {name!r}: {formatter}({asset!r}, {value}) returned {text!r}, "
+                                    "not the text of a decimal number")
+        return number
+
     def _intent_payload(self, intent: KernelIntent) -> dict | KernelOutcome:
         slot = intent.slot_id
         if intent.action == "CANCEL":
-            return {"intent_id": intent.intent_id, "trade_id": intent.trade_id}
+            return {"intent_id": intent.intent_id, "trade_id": intent.trade_id, "asset": intent.asset,
+                    "side": intent.side}
         coid = self.venue.client_order_id(intent)
         if coid in self._order_slot:
             return self._refused(slot, "DUPLICATE_EVENT",
@@ -318,17 +347,18 @@ class Kernel:
         limit_price = intent.limit_price
         if limit_price is not None and limit_price > 0 and order_side is not None:
             # The slot records exactly what the venue will receive.
-            limit_price = Decimal(self.venue.format_price(asset, limit_price, order_side))
+            limit_price = self._formatted("format_price", asset, limit_price, order_side)
         if intent.action == "EXIT":
             return {
-                "intent_id": intent.intent_id, "trade_id": intent.trade_id, "order_type": intent.order_type,
+                "intent_id": intent.intent_id, "trade_id": intent.trade_id, "asset": intent.asset,
+                "side": intent.side, "target_size": intent.target_size, "order_type": intent.order_type,
                 "limit_price": limit_price, "client_order_id": coid,
                 "size_increment": instrument.size_increment if instrument else None,
                 "min_size": max(instrument.min_size, instrument.size_increment) if instrument else None,
             }
         size = intent.target_size
         if size > 0 and instrument is not None:
-            size = Decimal(self.venue.format_quantity(asset, size))
+            size = self._formatted("format_quantity", asset, size)
         return {
             "intent_id": intent.intent_id, "trade_id": intent.trade_id, "asset": asset, "side": intent.side,
             "requested_size": intent.target_size, "target_size": size, "order_type": intent.order_type, "limit_price": limit_price,
@@ -336,7 +366,23 @@ class Kernel:
             "reference_price": intent.reference_price, "client_order_id": coid,
             "min_size": max(instrument.min_size, instrument.size_increment),
             "min_notional": instrument.min_notional,
+            "opposing_slot": self._opposing_slot(slot, asset, intent.side),
         }
+
+    def _opposing_slot(self, slot: int, asset: str, side: str) -> int | None:
+        """Where the venue keeps one net position per asset (it does not declare ``hedge_mode``,
+        as BingX in one-way mode): another slot with a position or a working order in ``asset``
+        on the other side. Two such trades would net out at the venue while the slots count
+        two positions, and neither could exit (its reduce-only order finds nothing to reduce)."""
+        if "hedge_mode" in (getattr(self.venue, "capabilities", None) or ()) or side not in ("LONG", "SHORT"):
+            return None
+        rt = self._rt
+        for other in range(len(rt)):
+            if other == slot or rt.field(other, "asset") != asset or rt.field(other, "side") in (None, side):
+                continue
+            if rt.field(other, "size") > 0 or rt.field(other, "entry_live") or rt.field(other, "exit_live"):
+                return other
+        return None
 
     # ------------------------------------------------------------------ venue events
 
@@ -517,7 +563,28 @@ class Kernel:
         The venue has handed them over, so one the kernel cannot take (not a VenueEvent, or
         malformed) does not stop the others: it comes back as a refused outcome
         (``INVALID_EVENT``) that says why."""
-        return self._apply_all(_venue_answer(self.venue.poll()))
+        events = self._settle_unconfirmed()
+        return self._apply_all(events + _venue_answer(self.venue.poll()))
+
+    def _settle_unconfirmed(self) -> list:
+        """Asks the venue again about each order whose submit raised and whose query failed."""
+        events: list = []
+        for coid, failure in list(self._unconfirmed.items()):
+            order = self._orders.get(coid)
+            if order is None or not self._still_working(coid):
+                del self._unconfirmed[coid]
+                continue
+            answer = self._submit_outcome(order, failure)
+            if answer is not None:
+                del self._unconfirmed[coid]
+                events += answer
+        return events
+
+    def _still_working(self, coid: str) -> bool:
+        slot = self._order_slot.get(coid)
+        view = self.slot(slot) if slot is not None else None
+        return view is not None and any(o is not None and o.client_order_id == coid
+                                        for o in (view.active_entry_order, view.active_exit_order))
 
     def _apply_all(self, events: list) -> list[KernelOutcome]:
         out = []
@@ -630,16 +697,47 @@ class Kernel:
                      trade_id=r.get("trade_id"), venue_order_id=cancel["venue_order_id"])
 
     def _call_venue(self, method: str, order: Order) -> list[VenueEvent]:
-        """Calls the venue; a failure becomes the venue event that says so, so that the
-        slot never waits for an order that was never placed or a cancel never sent."""
+        """Calls the venue. A failed cancel becomes the CANCEL_REJECT that says so (the order
+        still works, and the slot can cancel again); a failed submit is settled by asking the
+        venue (see :meth:`_submit_failed`)."""
         try:
             events = getattr(self.venue, method)(order)
         except Exception as exc:  # any venue failure must end in a state the slot can leave
-            kind = "REJECT" if method == "submit" else "CANCEL_REJECT"
+            if method == "submit":
+                return self._submit_failed(order, f"submit failed: {type(exc).__name__}: {exc}")
             # A fresh id per failure: a second failed cancel of the same order must apply too.
-            return [VenueEvent(kind, f"kernel:{method}-failed:{order.client_order_id}:{uuid.uuid4().hex[:16]}",
-                               order.client_order_id, reason=f"{method} failed: {type(exc).__name__}: {exc}")]
+            return [VenueEvent("CANCEL_REJECT", f"kernel:cancel-failed:{order.client_order_id}:{uuid.uuid4().hex[:16]}",
+                               order.client_order_id, reason=f"cancel failed: {type(exc).__name__}: {exc}")]
         return _venue_answer(events)
+
+    def _submit_failed(self, order: Order, failure: str) -> list:
+        """A submit that raised may still have placed the order (its answer lost on the way
+        back), so it is never taken for a refusal on its own: the venue is asked by client
+        order id. What it knows of the order is applied; an order it has no record of was
+        not placed (a REJECT says why); when it cannot be asked either, the slot keeps
+        waiting for the order (it can still be cancelled) and poll() asks again. Freeing
+        the slot here would let the strategy enter again beside a live order."""
+        answer = self._submit_outcome(order, failure)
+        if answer is None:
+            self._unconfirmed[order.client_order_id] = failure
+            return []
+        return answer
+
+    def _submit_outcome(self, order: Order, failure: str) -> list | None:
+        """The venue's events for an order whose submit failed, or a REJECT if it has none;
+        None when the venue cannot be asked."""
+        coid = order.client_order_id
+        try:
+            events = _venue_answer(self.venue.query(order))
+        except Exception as exc:
+            _log.warning("order %s: %s; the query failed too (%s: %s): the slot waits for the order and "
+                         "poll() asks again", coid, failure, type(exc).__name__, exc)
+            return None
+        if events:
+            return events
+        return [VenueEvent("REJECT", f"kernel:submit-failed:{coid}:{uuid.uuid4().hex[:16]}", coid,
+                           reason=f"{failure}; the venue has no order {coid} (asked by client order id), "
+                                  "so nothing was placed")]
 
     # ------------------------------------------------------------------ snapshot / restore / reconcile
 
@@ -801,8 +899,8 @@ class Kernel:
             old.set_meta("continued_in", None)
             new.close()
             if not existed:
-                for leftover in (new.path, *(new.path.with_name(new.path.name + s) for s in ("-wal", "-shm"))):
-                    leftover.unlink(missing_ok=True)
+                for suffix in ("", "-wal", "-shm", ".lock"):
+                    new.path.with_name(new.path.name + suffix).unlink(missing_ok=True)
             raise
         old.close()
         self._journal = new
@@ -845,11 +943,19 @@ class Kernel:
                                     "the rebuilt kernel writes no journal")
         _check_every("checkpoint_every", checkpoint_every, journal)
         _check_every("rotate_every", rotate_every, journal)
-        chain, stale_link = journal_chain(Path(journal))
-        first = chain[-1] if from_checkpoint else chain[0]
         # The last file is the one this kernel goes on writing: its writer lock is taken
         # before anything is read, so two recoveries never both replay and write it.
-        j = Journal.open(first, durability=durability, writer=not read_only and first == chain[-1])
+        if read_only:
+            chain, stale_link = journal_chain(Path(journal))
+            lock = None
+        else:
+            chain, stale_link, lock = claim_journal_chain(Path(journal))
+        first = chain[-1] if from_checkpoint else chain[0]
+        try:
+            j = Journal.open(first, durability=durability)
+        except BaseException:
+            release_writer_lock(lock)
+            raise
         try:
             meta = j.meta()
             text = meta.get("spec_text")
@@ -877,24 +983,57 @@ class Kernel:
                 # the state rebuilt from the files before it.
                 for path in chain[1:]:
                     j.close()
-                    j = Journal.open(path, durability=durability, writer=not read_only and path == chain[-1])
+                    j = Journal.open(path, durability=durability)
                     k._last_checkpoint = 0
                     k._replay(j)
             if stale_link and not read_only:
                 j.set_meta("continued_in", None)
         except BaseException:
             j.close()
+            release_writer_lock(lock)
             raise
         if read_only:
             j.close()
             k.recovery_report = []
             return k
+        j.adopt_writer_lock(lock)
         k._checkpoint_every = checkpoint_every
         k._rotate_every = rotate_every
         k._attach_journal(j)
         k._resume_venue()
         k.recovery_report = k.sync_with_venue() if sync else []
+        if sync:
+            k._resend_pending_cancels(k.recovery_report)
         return k
+
+    @_serialized
+    def _resend_pending_cancels(self, report: list[dict]) -> None:
+        """A cancel the journal holds may never have left the process (the crash came
+        between journaling it and sending it), and then nobody would ever send it: the slot
+        would wait for its answer with the order working, refusing a new CANCEL as pending.
+        So each slot still waiting for a cancel after the venue was asked about its orders
+        sends it again (one the venue already has is refused or confirmed, harmlessly). The
+        answers are applied and noted in the order's ``report`` entry (``cancel_sent_again``)."""
+        for sid in range(self.slots):
+            role = _CANCEL_PENDING_STATES.get(self._rt.state(sid))
+            if role is None:
+                continue
+            view = self.slot(sid)
+            working = view.active_entry_order if role == "ENTRY" else view.active_exit_order
+            if working is None:
+                continue
+            coid = working.client_order_id
+            cancel = {"role": role, "client_order_id": coid, "venue_order_id": working.venue_order_id,
+                      "asset": view.asset}
+            sent = self._orders.get(coid) or self._order_from_slot(sid, cancel)
+            order = Order(**{**sent.__dict__, "asset": view.asset, "venue_order_id": working.venue_order_id})
+            outcomes = self._apply_all(self._call_venue("cancel", order))
+            entry = next((e for e in report if e["slot"] == sid and e["client_order_id"] == coid), None)
+            if entry is None:
+                entry = {"slot": sid, "client_order_id": coid}
+                report.append(entry)
+            entry["cancel_sent_again"] = [o.diagnostic_code for o in outcomes]
+            entry["state"] = self.slot(sid).fsm_state
 
     def _replay(self, journal: Journal, after: int = 0) -> None:
         self._replaying = True

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Mapping
 
 from dita import _engine
@@ -11,6 +13,12 @@ from dita.errors import InvalidInputError
 from dita.journal import journal_problem
 
 INTENT_ACTIONS = ("ENTER", "EXIT", "CANCEL")
+
+
+#: Decimal text as a trader writes it: ASCII digits, one point, an optional sign and
+#: exponent. Python's Decimal also reads "0_01" (as 1) and digits of other scripts, which
+#: would turn a typo into another size.
+_DECIMAL_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 def to_decimal(value: Any, name: str, *, optional: bool = False) -> Decimal | None:
@@ -23,11 +31,13 @@ def to_decimal(value: Any, name: str, *, optional: bool = False) -> Decimal | No
         raise InvalidInputError(f"{name} must be a decimal number, got bool {value!r}")
     if isinstance(value, Decimal):
         result = value
-    elif isinstance(value, (int, str)):
-        try:
-            result = Decimal(value)
-        except InvalidOperation:
-            raise InvalidInputError(f"{name} must be a decimal number, got {value!r}") from None
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, str):
+        if not _DECIMAL_TEXT.fullmatch(value.strip()):
+            raise InvalidInputError(f"{name} must be a decimal number, got {value!r} (digits 0-9, one point, "
+                                    "an optional sign and exponent)")
+        result = Decimal(value.strip())
     elif isinstance(value, float):
         result = Decimal(repr(value))
     else:
@@ -48,7 +58,13 @@ def _text(value: Any, name: str, *, optional: bool = False) -> str | None:
 class KernelIntent:
     """What a strategy asks of a slot: ``ENTER``, ``EXIT`` (the next exit leg, or all that is
     left) or ``CANCEL`` (whichever order of the slot works). Numbers are converted to exact
-    decimals on construction; a malformed intent raises :class:`InvalidInputError`."""
+    decimals on construction; a malformed intent raises :class:`InvalidInputError`.
+
+    An intent is a value: it cannot be changed once built (the kernel keeps it with the
+    order it became, and the journal holds it as sent). On an EXIT or CANCEL, ``asset`` and
+    ``side``, when given, must be the slot's trade's (for ``side``, or its closing order's);
+    an EXIT's ``target_size``, when given, is the most it may send (exits are sized by the
+    trade's ``exit_leg_ratios``)."""
 
     __slots__ = (
         "action", "slot_id", "trade_id", "intent_id", "asset", "side", "target_size", "order_type",
@@ -58,31 +74,47 @@ class KernelIntent:
     def __init__(self, action, slot_id, intent_id, trade_id=None, asset=None, side=None, target_size=None,
                  order_type="MARKET", limit_price=None, leverage=None, exit_leg_ratios=(), reference_price=None,
                  metadata=None, timestamp=None):
+        put = object.__setattr__   # the instance is frozen from the outside only
         if action not in INTENT_ACTIONS:
             raise InvalidInputError(f"action must be one of {', '.join(INTENT_ACTIONS)}, got {action!r}")
         if isinstance(slot_id, bool) or not isinstance(slot_id, int):
             raise InvalidInputError(f"slot_id must be an int, got {type(slot_id).__name__} {slot_id!r}")
-        self.action = action
-        self.slot_id = slot_id
-        self.intent_id = _text(intent_id, "intent_id")
-        self.trade_id = _text(trade_id, "trade_id", optional=action != "ENTER")
-        self.asset = _text(asset, "asset", optional=action != "ENTER")
-        self.side = _text(side, "side", optional=action != "ENTER")
-        self.target_size = to_decimal(target_size, "target_size", optional=action != "ENTER")
-        self.order_type = _text(order_type, "order_type")
-        self.limit_price = to_decimal(limit_price, "limit_price", optional=True)
-        self.leverage = to_decimal(leverage, "leverage", optional=True)
-        if isinstance(exit_leg_ratios, (str, bytes)) or not hasattr(exit_leg_ratios, "__iter__"):
+        put(self, "action", action)
+        put(self, "slot_id", slot_id)
+        put(self, "intent_id", _text(intent_id, "intent_id"))
+        put(self, "trade_id", _text(trade_id, "trade_id", optional=action != "ENTER"))
+        put(self, "asset", _text(asset, "asset", optional=action != "ENTER"))
+        put(self, "side", _text(side, "side", optional=action != "ENTER"))
+        put(self, "target_size", to_decimal(target_size, "target_size", optional=action != "ENTER"))
+        put(self, "order_type", _text(order_type, "order_type"))
+        put(self, "limit_price", to_decimal(limit_price, "limit_price", optional=True))
+        for name, value in (("leverage", leverage), ("reference_price", reference_price)):
+            number = to_decimal(value, name, optional=True)
+            if number is not None and number <= 0:
+                raise InvalidInputError(f"{name} must be positive, got {number}")
+            put(self, name, number)
+        # An ordered sequence: the legs are taken in the order given.
+        if isinstance(exit_leg_ratios, (str, bytes, Mapping, set, frozenset)) or not hasattr(exit_leg_ratios, "__iter__"):
             raise InvalidInputError(f"exit_leg_ratios must be a sequence of decimals, got {exit_leg_ratios!r}")
-        self.exit_leg_ratios = tuple(to_decimal(r, f"exit_leg_ratios[{i}]") for i, r in enumerate(exit_leg_ratios))
-        self.reference_price = to_decimal(reference_price, "reference_price", optional=True)
-        self.metadata = dict(metadata or {})
-        self.timestamp = timestamp
-        # Journaled with the intent and kept in snapshots, which are JSON.
-        for name in ("metadata", "timestamp"):
-            problem = journal_problem(getattr(self, name))
+        put(self, "exit_leg_ratios", tuple(to_decimal(r, f"exit_leg_ratios[{i}]") for i, r in enumerate(exit_leg_ratios)))
+        # Journaled with the intent and kept in snapshots, which are JSON; copied, so that
+        # the caller's later changes to its dict change nothing here.
+        for name, value in (("metadata", dict(metadata or {})), ("timestamp", timestamp)):
+            problem = journal_problem(value)
             if problem is not None:
                 raise InvalidInputError(f"{name} must be JSON data (Decimals, dates and times allowed): {problem}")
+            put(self, name, copy.deepcopy(value))
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"a KernelIntent cannot be changed once built (setting {name!r}); build a new one")
+
+    def __delattr__(self, name):
+        raise AttributeError(f"a KernelIntent cannot be changed once built (deleting {name!r})")
+
+    def __reduce__(self):   # copy and pickle build it anew, through the checks above
+        return KernelIntent, (self.action, self.slot_id, self.intent_id, self.trade_id, self.asset, self.side,
+                              self.target_size, self.order_type, self.limit_price, self.leverage,
+                              self.exit_leg_ratios, self.reference_price, self.metadata, self.timestamp)
 
     def to_dict(self) -> dict:
         out = {}
@@ -210,11 +242,12 @@ class OrderView:
 
     client_order_id: str
     venue_order_id: str | None
-    side: str
+    side: str                       # BUY or SELL
     order_type: str
     quantity: Decimal
     limit_price: Decimal | None
     filled_size: Decimal
+    position_side: str | None = None  # the trade's LONG or SHORT
 
 
 class SlotView:
@@ -239,7 +272,7 @@ class SlotView:
         return OrderView(
             client_order_id=r[f"{prefix}_client_order_id"], venue_order_id=r[f"{prefix}_venue_order_id"],
             side=r[f"{prefix}_side"], order_type=r[f"{prefix}_order_type"], quantity=r[f"{prefix}_quantity"],
-            limit_price=r[f"{prefix}_limit_price"], filled_size=r[f"{prefix}_filled"],
+            limit_price=r[f"{prefix}_limit_price"], filled_size=r[f"{prefix}_filled"], position_side=r.get("side"),
         )
 
     @property

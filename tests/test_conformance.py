@@ -36,7 +36,7 @@ def test_every_transition_of_the_spec_is_planned_or_explained():
     assert sorted(map(str, plan.unreachable)) == [
         "CLOSED --FULL_FILL[1]--> FROZEN", "CLOSED --PARTIALLY_FILLED[1]--> FROZEN",
         "EXIT_CANCEL_PENDING --PARTIALLY_FILLED[7]--> FROZEN", "EXIT_WORKING --PARTIALLY_FILLED[7]--> FROZEN",
-        "FROZEN --CANCEL[1]--> FROZEN", "FROZEN --CANCEL[2]--> FROZEN",
+        "FROZEN --CANCEL[2]--> FROZEN", "FROZEN --CANCEL[3]--> FROZEN",
         "POSITION_OPEN --PARTIALLY_FILLED[7]--> CLOSED"]
     for t, why in plan.unreachable.items():
         if t.state == "CLOSED":
@@ -182,7 +182,7 @@ def test_a_venue_that_never_acknowledges_fails_at_the_step():
         replay(case, SilentAckHarness(), None)
     # the planned path (the `open` shortcut applies everything the venue reports) differs at step 1
     with pytest.raises(ConformanceFailure, match=r"step 1 \(open:1\) after \[\(nothing\)\]: expected transitions "
-                                                 r"IDLE --ENTER\[10\]--> ORDER_REQUESTED, ORDER_REQUESTED --ORDER_ACK"):
+                                                 r"IDLE --ENTER\[11\]--> ORDER_REQUESTED, ORDER_REQUESTED --ORDER_ACK"):
         replay(case_for("ORDER_REQUESTED.ORDER_ACK[0]"), SilentAckHarness(), None)
 
 

@@ -115,7 +115,7 @@ def test_the_conformance_suite_covers_the_new_transitions(tmp_path):
     assert run.returncode == 0, run.stdout[-3000:]
     passed = set(re.findall(r"::test_transition\[mock-(\S+)\] PASSED", run.stdout))
     for t in ("ORDER_REQUESTED.REJECT[1]", "ENTRY_WORKING.REJECT[2]", "ENTRY_CANCEL_PENDING.REJECT[2]",
-              "ENTRY_REJECTED.ENTER[10]", "ENTRY_REJECTED.PARTIALLY_FILLED[0]"):
+              "ENTRY_REJECTED.ENTER[11]", "ENTRY_REJECTED.PARTIALLY_FILLED[0]"):
         assert t in passed, t
     assert re.search(r"transitions covered: (\d+)/(\d+)", run.stdout)
 

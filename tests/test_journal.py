@@ -366,6 +366,79 @@ def test_a_journal_has_one_writer_at_a_time_and_readers_may_look(tmp_path):
     again.close()
 
 
+def test_a_refused_second_writer_leaves_the_live_writers_journal_whole(tmp_path):
+    """The writer lock lives beside the journal: a refused writer that locked and closed the
+    database file itself would drop SQLite's own locks of the live writer (POSIX drops every
+    lock of a process on a file when any descriptor of it closes), and a reader in another
+    process would then checkpoint and delete the write-ahead log under it: the records the
+    live writer committed after that reached no file."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "run.sqlite"
+    k = dita.Kernel(venue=_venue(), slots=3, capital=D("1000"), journal=path)
+    assert enter(k, slot=0, intent="e0", trade="t0").state == "POSITION_OPEN"
+    for second in (lambda: dita.Kernel(venue=_venue(), slots=3, journal=path),
+                   lambda: dita.Kernel.recover(path, venue=_venue())):
+        with pytest.raises(dita.JournalError, match="is being written by another kernel"):
+            second()
+    count = "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT COUNT(*) FROM records').fetchone()[0])"
+    reader = subprocess.run([sys.executable, "-c", count, str(path)], capture_output=True, text=True, cwd=tmp_path)
+    assert reader.returncode == 0, reader.stderr
+    assert enter(k, slot=1, intent="e1", trade="t1").state == "POSITION_OPEN"
+    assert enter(k, slot=2, intent="e2", trade="t2").state == "POSITION_OPEN"
+    # Every record the live writer committed is in the file for anyone who opens it now.
+    again = subprocess.run([sys.executable, "-c", count, str(path)], capture_output=True, text=True, cwd=tmp_path)
+    assert int(again.stdout) == k.journal.last_seq
+    assert path.with_name("run.sqlite.lock").exists()   # the lock's own file
+    audit = dita.Kernel.recover(path, venue=_venue(), sync=False, read_only=True)
+    assert [audit.slot(i).fsm_state for i in range(3)] == ["POSITION_OPEN"] * 3
+
+
+class _Crash(BaseException):
+    """The process dies: nothing after it runs (not an error the kernel could catch)."""
+
+
+class DiesBeforeTheCancelLeaves(MockVenue):
+    dying = True
+
+    def cancel(self, order):
+        if self.dying:
+            raise _Crash()
+        return super().cancel(order)
+
+
+@pytest.mark.parametrize("role", ["entry", "exit"])
+def test_a_cancel_journaled_but_never_sent_is_sent_again_on_recovery(tmp_path, role):
+    """The crash comes after the cancel is on disk and before it leaves: the venue never hears
+    of it, the order works on. Recovered, the slot would wait for an answer that cannot come
+    and refuse every new CANCEL as pending: an order the trader could not pull."""
+    path = tmp_path / "run.sqlite"
+    venue = DiesBeforeTheCancelLeaves(prices={"BTC-USDT": "60000"})
+    k = dita.Kernel(venue=venue, capital=D("1000"), journal=path)
+    if role == "entry":
+        assert enter(k, size="0.010", order_type="LIMIT", limit_price="59000").state == "ENTRY_WORKING"
+    else:
+        assert enter(k, size="0.010").state == "POSITION_OPEN"
+        assert exit_(k, order_type="LIMIT", limit_price="61000").state == "EXIT_WORKING"
+    coid = k.slot(0).record[f"{role}_client_order_id"]
+    with pytest.raises(_Crash):
+        cancel(k)
+    k.journal.close()   # the process is gone: its lock with it
+    assert venue.orders[coid].status == "NEW"   # the venue never heard of the cancel
+    venue.dying = False
+    again = dita.Kernel.recover(path, venue=venue)
+    sent = venue.received[-1]
+    assert (sent["action"], sent["client_order_id"], sent["asset"]) == ("cancel", coid, "BTC-USDT")
+    assert venue.orders[coid].status == "CANCELED"
+    assert again.slot(0).fsm_state == ("IDLE" if role == "entry" else "POSITION_OPEN")
+    entry = next(e for e in again.recovery_report if e["client_order_id"] == coid)
+    assert entry["cancel_sent_again"] == ["OK"] and entry["state"] == again.slot(0).fsm_state
+    live = again.snapshot()
+    again.close()
+    assert dita.Kernel.recover(path, venue=venue, sync=False).snapshot() == live   # journaled as applied
+
+
 def test_a_closed_kernel_refuses_to_go_on_without_its_journal(tmp_path):
     k = dita.Kernel(venue=_venue(), capital=D("1000"), journal=tmp_path / "run.sqlite")
     k.close()

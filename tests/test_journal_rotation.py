@@ -281,6 +281,43 @@ def test_an_automatic_rotation_that_fails_leaves_the_calls_outcome_and_is_tried_
     k2.close()
 
 
+@pytest.mark.parametrize("from_checkpoint", [True, False])
+def test_a_recovery_racing_the_live_writers_rotation_never_becomes_a_second_writer(tmp_path, monkeypatch,
+                                                                                  from_checkpoint):
+    """The live writer rotates between the moment a recovery has read the chain and the
+    moment it locks the file the chain ended in: that file is free by then, but the journal
+    lives on in the next one, still written. Holding the old end would make two writers of
+    one account and fork the chain."""
+    import dita.journal as journal_module
+    import dita.kernel
+
+    path = tmp_path / "run.sqlite"
+    live, venue, _ = _mid_trade_kernel(path)
+    live.rotate_journal()
+    real = journal_module.journal_chain
+    rotated = []
+
+    def chain_then_rotate(start):
+        chain = real(start)
+        if not rotated:   # the live kernel rotates right after the recovery read the chain
+            rotated.append(live.rotate_journal())
+        return chain
+
+    monkeypatch.setattr(journal_module, "journal_chain", chain_then_rotate)
+    monkeypatch.setattr(dita.kernel, "journal_chain", chain_then_rotate)
+    with pytest.raises(dita.JournalError, match="is being written by another kernel"):
+        dita.Kernel.recover(path, venue=_venue(), sync=False, from_checkpoint=from_checkpoint)
+    assert rotated == [tmp_path / "run.3.sqlite"] and live.journal.path == rotated[0]
+    _round_trip(live, 1, 7)                       # the live kernel goes on, alone
+    state = live.snapshot()
+    live.close()
+    monkeypatch.setattr(journal_module, "journal_chain", real)
+    monkeypatch.setattr(dita.kernel, "journal_chain", real)
+    again = dita.Kernel.recover(path, venue=venue, sync=False, from_checkpoint=False)
+    assert again.journal.path == rotated[0] and again.snapshot() == state
+    again.close()
+
+
 def test_rotation_options_are_checked(tmp_path):
     for bad in (0, -1, True, 1.5, "10"):
         with pytest.raises(dita.InvalidInputError, match="rotate_every must be a positive int"):

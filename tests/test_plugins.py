@@ -39,8 +39,9 @@ def test_a_plugin_registers_its_venue_and_harness():
                           dita_register_harnesses=lambda register: register("m2", MockHarness)),
                    name="m2", distribution="dita-m2", version="1.2")
     entry = reg.entries()["m2"]
-    assert (entry.distribution, entry.version, entry.capabilities) == ("dita-m2", "1.2",
-                                                                       frozenset({"MARKET", "LIMIT", "reduce_only"}))
+    # The mock keeps positions per asset and position side, so it declares hedge_mode.
+    assert (entry.distribution, entry.version, entry.capabilities) == (
+        "dita-m2", "1.2", frozenset({"MARKET", "LIMIT", "reduce_only", "hedge_mode"}))
     assert isinstance(reg.create("m2", {"prices": {"BTC-USDT": "1"}}), MockVenue)
     harness = reg.create_harness("m2")
     assert isinstance(harness, MockHarness) and harness.name == "mock"

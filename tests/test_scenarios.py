@@ -550,3 +550,71 @@ def test_an_exit_or_cancel_for_a_trade_the_slot_no_longer_carries_is_refused():
     stale = k.process_intent(dita.KernelIntent("EXIT", 0, "x-stale", trade_id="t1"))
     assert (stale.accepted, stale.diagnostic_code) == (False, "INVALID_INTENT")
     assert exit_(k, intent="x2").state == "TRADE_TERMINAL_WRITTEN" and k.slot(0).size == 0
+
+
+def test_an_exit_never_sends_more_than_its_target_size_nor_acts_on_another_asset_or_side():
+    """Exits are sized by the trade's exit_leg_ratios. An EXIT that names a smaller size (a
+    partial close the trader expects) is refused rather than sending more; one naming another
+    asset or the other side is refused; naming the trade's own (or its closing order's side,
+    or a size no smaller than the leg) acts as always."""
+    k = make_kernel()
+    assert enter(k, size="0.010", ratios=("0.5", "0.5")).state == "POSITION_OPEN"
+    before, sent = k.snapshot(), len(k.venue.received)
+    for n, (kw, message) in enumerate([
+        ({"target_size": D("0.001")}, "target_size 0.001 is less than this EXIT sends: an EXIT sends the next leg of "
+                                      "the trade's exit_leg_ratios, or all that is left of 0.01, and never more than "
+                                      "a target_size it is given"),
+        ({"asset": "ETH-USDT"}, "the intent names side any of ETH-USDT, but the slot's trade t1 is LONG BTC-USDT"),
+        ({"side": "SHORT"}, "the intent names side SHORT of any asset, but the slot's trade t1 is LONG BTC-USDT"),
+        ({"side": "BUY"}, "the intent names side BUY of any asset, but the slot's trade t1 is LONG BTC-USDT"),
+    ]):
+        out = k.process_intent(dita.KernelIntent("EXIT", 0, f"x-bad{n}", **kw))
+        assert (out.accepted, out.diagnostic_code, out.message) == (False, "INVALID_INTENT", message)
+    cancel_other = k.process_intent(dita.KernelIntent("CANCEL", 0, "c-bad", asset="ETH-USDT"))
+    assert (cancel_other.accepted, cancel_other.diagnostic_code) == (False, "NO_WORKING_ORDER")
+    assert k.snapshot() == before and len(k.venue.received) == sent
+    out = k.process_intent(dita.KernelIntent("EXIT", 0, "x1", asset="BTC-USDT", side="SELL", target_size=D("0.010")))
+    assert (out.accepted, out.state, k.slot(0).size) == (True, "POSITION_OPEN", D("0.005"))
+    assert k.venue.received[-1]["quantity"] == "0.005"
+    out = k.process_intent(dita.KernelIntent("EXIT", 0, "x2", side="LONG", target_size=D("0.005")))
+    assert (out.accepted, out.state, k.slot(0).size) == (True, "TRADE_TERMINAL_WRITTEN", 0)
+
+
+def test_a_cancel_naming_another_asset_is_refused_and_the_order_keeps_working():
+    k = make_kernel()
+    resting_entry(k)
+    before, sent = k.snapshot(), len(k.venue.received)
+    out = k.process_intent(dita.KernelIntent("CANCEL", 0, "c1", asset="ETH-USDT"))
+    assert (out.accepted, out.diagnostic_code) == (False, "INVALID_INTENT")
+    assert k.snapshot() == before and len(k.venue.received) == sent
+    assert cancel(k, intent="c2").state == "IDLE"
+
+
+@pytest.mark.parametrize("text", ["0_01", "1_000", "\u0661", "0x10", " ", "1e", "nan", "Infinity", "1.2.3"])
+def test_sizes_written_as_text_take_plain_decimal_syntax_only(text):
+    """Python's Decimal reads "0_01" as 1 and other scripts' digits as digits: a typo would
+    become a hundred times the size. Intents refuse them, and so does the engine."""
+    with pytest.raises(dita.InvalidInputError, match=f"target_size must be a decimal number, got {text!r}"):
+        dita.KernelIntent("ENTER", 0, "e1", trade_id="t1", asset="BTC-USDT", side="LONG", target_size=text)
+    k = make_kernel(entry_fill_ratio="0")
+    resting_entry(k)
+    before = k.snapshot()
+    with pytest.raises(dita.InvalidInputError, match="event PARTIALLY_FILLED: field 'filled_size' must be a "
+                                                     "decimal number"):
+        k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f1", "e1", "M1", text, "59000", "0"))
+    assert k.snapshot() == before
+
+
+def test_an_intent_is_a_value_the_caller_cannot_change_under_the_kernel():
+    metadata = {"note": "as sent"}
+    intent = dita.KernelIntent("ENTER", 0, "e1", trade_id="t1", asset="BTC-USDT", side="LONG",
+                               target_size="0.010", order_type="LIMIT", limit_price="59000", metadata=metadata)
+    k = make_kernel()
+    k.process_intent(intent)
+    with pytest.raises(AttributeError, match="a KernelIntent cannot be changed once built"):
+        intent.target_size = D("5")
+    metadata["note"] = "changed"           # the caller's dict, not the intent's
+    order = k.order("e1")
+    assert (order.intent.target_size, order.intent.metadata) == (D("0.010"), {"note": "as sent"})
+    view = k.slot(0).active_entry_order
+    assert (view.side, view.position_side) == ("BUY", "LONG")

@@ -79,3 +79,78 @@ def test_a_bad_event_in_a_polled_batch_does_not_drop_the_fills_after_it():
     assert outs[1].message == "on_venue_event takes a dita.VenueEvent, got dict"
     assert "field 'filled_size' must be a decimal number" in outs[2].message
     assert k.slot(0).size == D("0.005") and k.order_progress(coid).filled_size == D("0.005")
+
+
+# ---------------------------------------------------------------- a submit that raises
+
+
+class PlacesThenLosesTheAnswer(MockVenue):
+    """The order is placed, then the answer is lost on the way back: submit raises."""
+
+    def submit(self, order):
+        super().submit(order)
+        raise TimeoutError("no answer within 10 s")
+
+
+class RefusesToConnect(MockVenue):
+    """Nothing reaches the venue: submit raises before anything is placed."""
+
+    def submit(self, order):
+        raise ConnectionError("connection refused")
+
+
+class CannotBeAskedEither(PlacesThenLosesTheAnswer):
+    """The answer is lost and, for a while, the venue cannot be asked about the order."""
+
+    down = True
+
+    def query(self, order):
+        if self.down:
+            raise ConnectionError("venue unreachable")
+        return super().query(order)
+
+
+@pytest.mark.parametrize("journaled", [False, True])
+def test_a_submit_that_raises_after_placing_the_order_is_settled_by_asking_the_venue(journaled, tmp_path):
+    """Taking the exception for a refusal would free the slot while the order stands: the
+    strategy would enter again beside it and the venue would hold twice the position."""
+    k = kernel(PlacesThenLosesTheAnswer, tmp_path / "run.sqlite" if journaled else None)
+    out = enter(k, size="0.010")
+    assert (out.accepted, out.state) == (True, "POSITION_OPEN")
+    assert [t[1] for t in out.transitions] == ["ENTER", "ORDER_ACK", "FULL_FILL"]
+    assert k.slot(0).size == D("0.010") == k.venue.positions[("BTC-USDT", "LONG")]
+    again = enter(k, intent="e2", trade="t2", size="0.010")
+    assert (again.accepted, again.diagnostic_code) == (False, "SLOT_BUSY")
+    assert [r["action"] for r in k.venue.received] == ["submit"]
+    if journaled:
+        k.close()
+        rebuilt = dita.Kernel.recover(tmp_path / "run.sqlite", venue=k.venue, sync=False)
+        assert rebuilt.snapshot() == k.snapshot()
+
+
+def test_a_submit_that_raises_before_placing_anything_is_a_reject_that_says_so():
+    k = kernel(RefusesToConnect)
+    out = enter(k, size="0.010")
+    assert (out.accepted, out.state) == (True, "IDLE")
+    assert out.transitions[-1] == ("ORDER_REQUESTED", "REJECT", "IDLE")
+    assert k.slot(0).record["last_order_end"] == (
+        "submit failed: ConnectionError: connection refused; the venue has no order e1 "
+        "(asked by client order id), so nothing was placed")
+    assert k.venue.positions == {} and k.account.capital == D("1000")
+
+
+def test_when_the_venue_cannot_be_asked_the_slot_waits_for_the_order_and_poll_settles_it():
+    k = kernel(CannotBeAskedEither)
+    out = enter(k, size="0.010")
+    assert (out.accepted, out.state, out.emitted_events) == (True, "ORDER_REQUESTED", ())
+    # The slot is not free while the order may stand, and the order can still be pulled.
+    busy = enter(k, intent="e2", trade="t2", size="0.010")
+    assert (busy.accepted, busy.diagnostic_code) == (False, "SLOT_BUSY")
+    assert k.poll() == []                     # still cannot be asked: still waiting
+    assert k.slot(0).fsm_state == "ORDER_REQUESTED"
+    k.venue.down = False
+    outs = k.poll()                           # asked again: the order and its fill
+    assert [o.diagnostic_code for o in outs] == ["OK", "OK"]
+    assert k.slot(0).fsm_state == "POSITION_OPEN"
+    assert k.slot(0).size == D("0.010") == k.venue.positions[("BTC-USDT", "LONG")]
+    assert k.poll() == []                     # settled once

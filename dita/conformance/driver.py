@@ -147,6 +147,11 @@ class DeferringVenue(WrappedVenue):
             self.outbox.extend(getattr(self.inner, method)(order) or ())
         except Exception as exc:  # mirrors Kernel._call_venue: a failure is an answer
             self._failures += 1
+            if method == "submit":   # the order may stand all the same: what does the venue know of it?
+                known = self.inner.query(order) or ()
+                if known:
+                    self.outbox.extend(known)
+                    return []
             kind = "REJECT" if method == "submit" else "CANCEL_REJECT"
             self.outbox.append(VenueEvent(kind, f"suite:{method}-failed:{order.client_order_id}:{self._failures}",
                                           order.client_order_id, reason=f"{type(exc).__name__}: {exc}"))

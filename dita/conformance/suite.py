@@ -419,8 +419,11 @@ def test_limit_prices_are_on_the_grid_and_never_move_against_the_trader(harness,
     d = Desk(harness, dita_spec)
     buy_at, sell_at = _off_grid_price(d, ENTRY_OFFSET), _off_grid_price(d, EXIT_OFFSET)
     d.enter(slot=0, side="LONG", price=buy_at)      # a BUY: never rounded up
+    buy = d.order(0)
+    if "hedge_mode" not in d.k.venue.capabilities:
+        d.cancel(0)   # a venue that nets the sides takes no SHORT beside a working LONG
     d.enter(slot=1, side="SHORT", price=sell_at)    # a SELL: never rounded down
-    buy, sell = d.order(0), d.order(1)
+    sell = d.order(1)
     assert (buy.side, sell.side) == ("BUY", "SELL")
     assert buy.limit_price == (buy_at / d.tick).to_integral_value(rounding=ROUND_FLOOR) * d.tick, \
         f"a BUY at {buy_at} went out at {buy.limit_price}"
@@ -428,6 +431,22 @@ def test_limit_prices_are_on_the_grid_and_never_move_against_the_trader(harness,
         f"a SELL at {sell_at} went out at {sell.limit_price}"
     prices = [Decimal(r["price"]) for r in check_wire(d.k, harness) if r["action"] == "submit"]
     assert prices == [buy.limit_price, sell.limit_price]
+
+
+@pytest.mark.dita_requires("LIMIT")
+def test_an_entry_against_another_slots_side_is_refused_where_the_venue_nets_the_sides(harness, dita_spec):
+    d = Desk(harness, dita_spec)
+    d.enter(slot=0, side="LONG", price=_off_grid_price(d, ENTRY_OFFSET))
+    out = d.enter(slot=1, side="SHORT", price=_off_grid_price(d, EXIT_OFFSET))
+    sent = [r["action"] for r in harness.received()]
+    if "hedge_mode" in d.k.venue.capabilities:   # the sides are kept apart: both trades stand
+        assert (out.accepted, sent) == (True, ["submit", "submit"]), out.message
+        return
+    # One net position per asset: the SHORT would reduce slot 0's LONG instead of opening its own.
+    assert (out.accepted, out.diagnostic_code, out.state) == (False, "POSITION_CONFLICT", "IDLE"), out.message
+    assert "slot 0" in out.message and sent == ["submit"]
+    d.enter(slot=1, side="LONG", price=_off_grid_price(d, ENTRY_OFFSET))   # the same side is fine
+    assert [r["action"] for r in harness.received()] == ["submit", "submit"]
 
 
 @pytest.mark.dita_requires("LIMIT")

@@ -1350,7 +1350,9 @@ mod tests {
             let e = parse_decimal(text).unwrap_err();
             assert!(e.contains("cannot be held exactly"), "{text}: {e}");
         }
-        for text in ["abc", "1.2.3", "", "NaN", "Infinity", "1e", "--1"] {
+        // Only plain ASCII decimal syntax: a digit separator or another script's digits
+        // would make a typo a different number ("0_01" is 1 to the parsers underneath).
+        for text in ["abc", "1.2.3", "", "NaN", "Infinity", "1e", "--1", "0_01", "1_000.5", "1e1_0", "\u{0661}", "0x10", "."] {
             let e = parse_decimal(text).unwrap_err();
             assert!(e.contains("is not a decimal number"), "{text}: {e}");
         }

@@ -196,20 +196,26 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
 /// [`parse_decimal`], saying why a text is refused.
 pub fn parse_decimal_exact(text: &str) -> Result<Decimal, BadDecimal> {
     let t = text.trim();
-    let exact = if t.contains(['e', 'E']) { Decimal::from_scientific(t) } else { Decimal::from_str_exact(t) };
-    exact.map_err(|_| {
-        // Digits, one point, and an optional signed exponent: a number, just not one we
-        // can hold exactly.
-        let (mantissa, exponent) = match t.find(['e', 'E']) {
-            Some(i) => (&t[..i], Some(&t[i + 1..])),
-            None => (t, None),
-        };
-        let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
-        let unsigned = |s: &'_ str| s.strip_prefix(['-', '+']).unwrap_or(s).to_string();
-        let m = unsigned(mantissa);
-        let m = m.as_str();
-        let mantissa_ok = m.matches('.').count() <= 1 && m.chars().any(|c| c.is_ascii_digit()) && m.chars().all(|c| c.is_ascii_digit() || c == '.');
-        let exponent_ok = exponent.map_or(true, |e| digits(&unsigned(e)));
-        if mantissa_ok && exponent_ok && !m.is_empty() { BadDecimal::Inexact } else { BadDecimal::NotANumber }
-    })
+    // Plain decimal syntax only: ASCII digits, at most one point, an optional sign and an
+    // optional signed exponent. The parsers below also take `_` between digits ("0_01" is
+    // 1), which would turn a typo into a hundred times the size.
+    let (mantissa, exponent) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], Some(&t[i + 1..])),
+        None => (t, None),
+    };
+    let unsigned = |s: &'_ str| s.strip_prefix(['-', '+']).unwrap_or(s).to_string();
+    let m = unsigned(mantissa);
+    let mantissa_ok = m.matches('.').count() <= 1
+        && m.chars().any(|c| c.is_ascii_digit())
+        && m.chars().all(|c| c.is_ascii_digit() || c == '.');
+    let exponent_ok = exponent.map_or(true, |e| {
+        let e = unsigned(e);
+        !e.is_empty() && e.chars().all(|c| c.is_ascii_digit())
+    });
+    if !mantissa_ok || !exponent_ok {
+        return Err(BadDecimal::NotANumber);
+    }
+    // A number, but perhaps not one we can hold exactly.
+    let exact = if exponent.is_some() { Decimal::from_scientific(t) } else { Decimal::from_str_exact(t) };
+    exact.map_err(|_| BadDecimal::Inexact)
 }

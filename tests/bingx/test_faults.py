@@ -1,6 +1,8 @@
-"""Failures: lost answers never make a second order, throttling is absorbed within the
-documented limits, 5xx and unreadable answers are clear errors, and the slot always ends
-in the state the exchange confirms."""
+"""Failures: lost answers never make a second order, and an order BingX did not have when
+asked keeps its slot waiting until it can no longer arrive; throttling is absorbed within
+the documented limits (a 418 ban is not retried); a client order id taken by another order
+is never adopted; 5xx and unreadable answers to reads are clear errors; and the slot always
+ends in the state the exchange confirms."""
 
 from __future__ import annotations
 
@@ -76,33 +78,81 @@ def test_an_unreadable_answer_to_an_accepted_order_is_resolved_by_query(sim, mak
     assert len(_places(sim)) == 1 and len(sim.orders()) == 1
 
 
-@pytest.mark.parametrize("fault, text", [("5xx", "HTTP 503 Service Unavailable"),
-                                         ("malformed", "with a body that is not JSON")])
-def test_a_5xx_or_malformed_answer_to_an_order_never_placed_is_a_clear_error(sim, make_kernel, fault, text):
-    k = make_kernel(sim)
+def _settled(k, limit=10):
+    """Polls until the kernel hears something; returns what it heard."""
+    outcomes = []
+
+    def heard():
+        outcomes.extend(k.poll())
+        return outcomes
+
+    wait_for(heard, "poll settles the lost order", limit=limit)
+    return outcomes
+
+
+@pytest.mark.parametrize("fault, text", [
+    ("5xx", "HTTP 503 Service Unavailable: '<html><body>503 Service Temporarily Unavailable</body></html>'"),
+    ("malformed", "HTTP 200 with a body that is not JSON: '{\"code\":0,\"msg\":\"\",\"data\":{\"order\":{\"symbol\":\"BTC-'"),
+])
+def test_a_5xx_or_malformed_answer_to_an_order_not_found_waits_for_recv_window_then_is_rejected(
+        sim, make_kernel, fault, text):
+    # Not found when asked is not "never placed": a request queued behind the gateway that
+    # answered can still be carried out until it is recvWindow old. Reported as refused at
+    # once, it could open a position after the slot was freed (and entered again).
+    k = make_kernel(sim, recv_window=200)
     sim.inject("place_order", fault)
     out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
-    assert out.state == "IDLE"
-    assert out.transitions[-1] == ("ORDER_REQUESTED", "REJECT", "IDLE")
-    reason = k.slot(0).record["last_order_end"]
-    assert reason.startswith("submit failed: BingXError: BingX POST /openApi/swap/v2/trade/order (order dita-e1): ")
-    assert text in reason
-    assert reason.endswith("BingX has no order dita-e1 (queried by client order id), so nothing was placed")
+    assert (out.state, out.emitted_events) == ("ORDER_REQUESTED", ())
+    assert k.slot(0).active_entry_order.client_order_id == "dita-e1"
+    assert len(_places(sim)) == 1   # not sent again: the first may still arrive
+    assert requests_to(sim, "query_order")[0]["params"]["clientOrderId"] == "dita-e1"
+    outcomes = _settled(k)
+    assert [o.transitions for o in outcomes] == [(("ORDER_REQUESTED", "REJECT", "IDLE"),)]
+    assert k.slot(0).record["last_order_end"] == (
+        f"BingX POST /openApi/swap/v2/trade/order (order dita-e1): {text}; BingX had no order dita-e1 when asked; "
+        "the order never reached BingX: no order dita-e1 200 ms after it was sent")
+    event = k.venue.query(k.order("dita-e1"))[-1]
+    assert (event.kind, event.event_id) == ("REJECT", "bingx:dita-e1:lost")
     assert sim.orders() == [] and len(_places(sim)) == 1
     s = k.slot(0)
     assert (s.size, s.active_entry_order, k.account.capital) == (0, None, D("1000"))
 
 
-def test_an_order_that_arrives_after_it_was_reported_failed_is_not_lost(sim, make_kernel):
-    k = make_kernel(sim, timeout=0.3, submit_attempts=1)
+def test_a_place_lost_on_every_attempt_waits_for_recv_window_then_is_rejected(sim, make_kernel):
+    k = make_kernel(sim, recv_window=200, submit_attempts=2)
+    sim.inject("place_order", "drop_before_accept", count=2)
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert (out.state, out.emitted_events) == ("ORDER_REQUESTED", ())
+    # Each attempt only after asking for the client order id; then no third attempt.
+    order = [(r["endpoint"], r["answer"]) for r in sim.requests if r["endpoint"] in ("place_order", "query_order")]
+    assert order == [("place_order", None), ("query_order", 80016), ("place_order", None), ("query_order", 80016)]
+    assert [o.transitions for o in _settled(k)] == [(("ORDER_REQUESTED", "REJECT", "IDLE"),)]
+    assert k.slot(0).record["last_order_end"] == (
+        "BingX POST /openApi/swap/v2/trade/order (order dita-e1): connection failed: RemoteProtocolError: Server "
+        "disconnected without sending a response.; BingX had no order dita-e1 when asked; the order never reached "
+        "BingX: no order dita-e1 200 ms after it was sent")
+    assert sim.orders() == [] and len(_places(sim)) == 2
+
+
+def test_an_order_that_arrives_after_bingx_said_it_had_none_is_followed_by_the_waiting_slot(sim, make_kernel):
+    k = make_kernel(sim, slots=2, capital="2000", timeout=0.3, submit_attempts=1)
     sim.inject("place_order", "delay", seconds=0.8)
     out = enter(k, size="0.010")   # MARKET
-    assert out.state == "IDLE"      # no answer, and BingX had no such order when asked
+    # No answer, and BingX had no such order when asked: the slot waits for it.
+    assert (out.state, out.emitted_events) == ("ORDER_REQUESTED", ())
+    # Meanwhile neither this slot nor another (opposite side, same symbol) can trade on.
+    again = enter(k, "e2", trade="t2", size="0.010")
+    assert (again.accepted, again.diagnostic_code) == (False, "SLOT_BUSY")
+    other = enter(k, "s1", slot=1, trade="ts", side="SHORT", size="0.010")
+    assert (other.accepted, other.diagnostic_code) == (False, "POSITION_CONFLICT")
     wait_for(lambda: sim.order("dita-e1") is not None, "the late request was carried out")
-    outs = k.poll()                 # the venue keeps watching until recvWindow has passed
-    assert [(o.accepted, o.diagnostic_code) for o in outs] == [(False, "STALE_EVENT"), (True, "OK")]
-    assert k.slot(0).fsm_state == "POSITION_OPEN" and k.slot(0).size == D("0.010")
-    assert len(sim.orders()) == 1
+    outs = k.poll()
+    assert [(o.accepted, o.transitions) for o in outs] == [
+        (True, (("ORDER_REQUESTED", "ORDER_ACK", "ENTRY_WORKING"),)),
+        (True, (("ENTRY_WORKING", "FULL_FILL", "POSITION_OPEN"),))]
+    assert k.slot(0).size == D("0.010") == sim.position("BTC-USDT")
+    assert k.slot(1).fsm_state == "IDLE"
+    assert len(sim.orders()) == 1 and len(_places(sim)) == 1
 
 
 def test_when_nobody_can_tell_the_slot_waits_and_poll_settles_it(sim, make_kernel):
@@ -153,6 +203,42 @@ def test_throttling_that_outlasts_the_retries_is_a_reject_and_nothing_is_placed(
     assert k.slot(0).record["last_order_end"] == ("BingX POST /openApi/swap/v2/trade/order (order dita-e1): "
                                                   "still throttled (HTTP 429) after 2 retries")
     assert sim.orders() == [] and len(_places(sim)) == 3
+
+
+def test_http_418_is_not_retried_a_place_is_rejected_at_once(sim, make_kernel):
+    # 418: banned for sending on after 429s; every retry would prolong the ban.
+    k = make_kernel(sim)
+    sim.inject("place_order", "http_error", status=418)
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert out.transitions == (("IDLE", "ENTER", "ORDER_REQUESTED"), ("ORDER_REQUESTED", "REJECT", "IDLE"))
+    assert k.slot(0).record["last_order_end"] == (
+        "BingX POST /openApi/swap/v2/trade/order (order dita-e1): HTTP 418: this IP is banned for sending after "
+        "rate-limit answers (about 5 minutes); not retried")
+    assert [p["answer"] for p in _places(sim)] == [418]
+    assert k.venue.retries == 0 and sim.orders() == [] and requests_to(sim, "query_order") == []
+
+
+def test_http_418_on_a_read_is_raised_at_once(sim, venue):
+    sim.inject("balance", "http_error", status=418, count=2)
+    with pytest.raises(dita.VenueError) as info:
+        venue.balance()
+    assert str(info.value) == ("BingX GET /openApi/swap/v3/user/balance (the balance): HTTP 418: this IP is banned "
+                               "for sending after rate-limit answers (about 5 minutes); not retried")
+    assert [r["answer"] for r in sim.requests if r["endpoint"] == "balance"] == [418]
+    assert venue.retries == 0
+
+
+def test_http_418_on_a_cancel_is_a_cancel_reject_and_the_order_keeps_working(sim, make_kernel):
+    k = make_kernel(sim)
+    assert enter(k, size="0.010", order_type="LIMIT", limit_price="59000").state == "ENTRY_WORKING"
+    sim.inject("cancel_order", "http_error", status=418)
+    out = cancel(k)
+    assert out.transitions[-1] == ("ENTRY_CANCEL_PENDING", "CANCEL_REJECT", "ENTRY_WORKING")
+    assert k.slot(0).record["last_order_end"] == (
+        "BingX DELETE /openApi/swap/v2/trade/order (the cancel of dita-e1): HTTP 418: this IP is banned for sending "
+        "after rate-limit answers (about 5 minutes); not retried")
+    assert [r["answer"] for r in requests_to(sim, "cancel_order", authenticated=False)] == [418]
+    assert sim.order("dita-e1")["status"] == "PENDING" and k.venue.retries == 0
 
 
 def test_busy_codes_are_retried_like_throttling(sim, make_kernel):
@@ -313,33 +399,84 @@ def test_cancel_when_bingx_cannot_be_reached_keeps_the_order_working(sim, make_k
 # ---------------------------------------------------------------- client order ids already taken
 
 
+TAKEN = ("BingX 101481: clientOrderID cannot be repeated: client order id dita-e1 is taken by another order on "
+         "this account (another kernel, or an earlier session with the same intent ids? give each its own "
+         "client_order_id_prefix); nothing was placed")
+
+
 def test_a_reused_intent_id_never_adopts_an_older_order(sim, make_kernel):
     old = make_kernel(sim)
     assert enter(old, size="0.010").state == "POSITION_OPEN"   # "e1" -> dita-e1, filled
     new = make_kernel(sim)                                      # a new session reusing intent ids
     out = enter(new, size="0.020")
-    assert out.state == "IDLE"
-    assert new.slot(0).record["last_order_end"] == ("BingX 101481: clientOrderID cannot be repeated: client order id "
-                                                    "dita-e1 belongs to another, earlier order")
+    assert out.transitions == (("IDLE", "ENTER", "ORDER_REQUESTED"), ("ORDER_REQUESTED", "REJECT", "IDLE"))
+    assert new.slot(0).record["last_order_end"] == TAKEN
     assert new.slot(0).size == 0 and len(sim.orders()) == 1
+    assert sim.position("BTC-USDT") == D("0.010")
 
 
-def test_an_identical_but_older_order_is_not_taken_for_ours(sim, make_kernel):
+def test_a_second_kernel_with_the_same_intent_ids_never_takes_the_other_kernels_order(sim, make_kernel):
+    # Two kernels on one account, both with the default prefix: the same intent gives the
+    # same client order id. The second one's identical order, moments later, is refused by
+    # BingX as a duplicate; it must not adopt the first kernel's order as its own.
+    first = make_kernel(sim)
+    assert enter(first, size="0.010", order_type="LIMIT", limit_price="59000").state == "ENTRY_WORKING"
+    second = make_kernel(sim)
+    out = enter(second, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert out.transitions == (("IDLE", "ENTER", "ORDER_REQUESTED"), ("ORDER_REQUESTED", "REJECT", "IDLE"))
+    assert [(e.kind, e.event_id, e.venue_order_id) for e in out.emitted_events] == [
+        ("REJECT", "bingx:dita-e1:rejected", None)]
+    assert second.slot(0).record["last_order_end"] == TAKEN
+    assert [p["answer"] for p in _places(sim)] == [0, 101481]
+    assert requests_to(sim, "query_order") == []   # refused at once: nothing to look up
+    # The first kernel's fill is not the second's ...
+    sim.fill("dita-e1", "0.004")
+    assert second.poll() == [] and second.slot(0).size == 0
+    assert [o.state for o in first.poll()] == ["ENTRY_WORKING"] and first.slot(0).size == D("0.004")
+    # ... and the second kernel cannot cancel the first one's order.
+    assert (cancel(second).accepted, requests_to(sim, "cancel_order")) == (False, [])
+    assert sim.order("dita-e1")["status"] == "PARTIALLY_FILLED" and len(sim.orders()) == 1
+
+
+def test_an_identical_but_older_order_is_not_taken_for_ours_after_a_lost_answer(sim, make_kernel):
     old = make_kernel(sim)
     enter(old, size="0.010", order_type="LIMIT", limit_price="59000")
     sim._by_coid["dita-e1"].time -= 60_000   # the earlier session placed it a minute ago
     new = make_kernel(sim)
+    sim.inject("place_order", "drop_before_accept")   # the query by client order id finds the old one
     out = enter(new, size="0.010", order_type="LIMIT", limit_price="59000")
-    assert out.state == "IDLE" and "belongs to another, earlier order" in new.slot(0).record["last_order_end"]
+    assert out.state == "IDLE"
+    assert new.slot(0).record["last_order_end"] == (
+        "BingX POST /openApi/swap/v2/trade/order (order dita-e1): connection failed: RemoteProtocolError: Server "
+        "disconnected without sending a response.; client order id dita-e1 belongs to another, earlier order at BingX")
     assert new.slot(0).active_entry_order is None
+    assert sim.order("dita-e1")["status"] == "PENDING" and old.slot(0).fsm_state == "ENTRY_WORKING"
 
 
-def test_a_taken_id_that_cannot_be_checked_leaves_the_slot_waiting(sim, make_kernel):
+def test_a_retry_refused_as_a_duplicate_finds_our_own_earlier_attempt(sim, make_kernel):
+    # On a second attempt the id may be taken by our first one, whose answer was lost (BingX
+    # may not show an order at once): the query settles it, and the order is followed.
     k = make_kernel(sim)
+    sim.inject("place_order", "drop_after_accept")
+    sim.inject("query_order", "error", code=80016, msg="order not exist")
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert out.transitions == (("IDLE", "ENTER", "ORDER_REQUESTED"), ("ORDER_REQUESTED", "ORDER_ACK", "ENTRY_WORKING"))
+    assert [(p["fault"], p["answer"]) for p in _places(sim)] == [("drop_after_accept", 0), (None, 101481)]
+    assert k.slot(0).entry_venue_order_id == str(sim.order("dita-e1")["orderId"])
+    assert len(sim.orders()) == 1
+    sim.fill("dita-e1", "0.010")
+    assert [o.state for o in k.poll()] == ["POSITION_OPEN"] and k.slot(0).size == D("0.010")
+
+
+def test_a_taken_id_that_cannot_be_checked_on_a_retry_leaves_the_slot_waiting(sim, make_kernel):
+    k = make_kernel(sim)
+    sim.inject("place_order", "drop_before_accept")
     sim.inject("place_order", "error", code=101481, msg="clientOrderID cannot be repeated")
-    sim.inject("query_order", "5xx", count=3)
+    sim.inject("query_order", "error", code=80016, msg="order not exist")   # before the retry
+    sim.inject("query_order", "5xx", count=3)                                # after the refusal
     out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
     assert (out.state, out.emitted_events) == ("ORDER_REQUESTED", ())   # maybe placed, maybe not: poll() settles
+    assert [p["answer"] for p in _places(sim)] == [None, 101481]
 
 
 def test_a_failure_before_the_order_is_sent_leaves_nothing_behind(sim, make_kernel):
@@ -348,7 +485,8 @@ def test_a_failure_before_the_order_is_sent_leaves_nothing_behind(sim, make_kern
     out = enter(k, size="0.010", leverage="3")
     assert out.state == "IDLE"
     assert "HTTP 503" in k.slot(0).record["last_order_end"]
-    assert requests_to(sim, "place_order") == [] and "dita-e1" not in k.venue._orders
+    assert k.slot(0).record["last_order_end"].endswith("; the order was not sent")
+    assert requests_to(sim, "place_order") == [] and requests_to(sim, "query_order") == []
     assert enter(k, "e2", trade="t2", size="0.010", leverage="3").state == "POSITION_OPEN"
 
 

@@ -84,6 +84,9 @@ def test_format_price_takes_str_int_and_float_without_float_artefacts(venue):
     ("ETH-USDT", "1E+1", "10.00"),
     ("DOGE-USDT", "12.9", "12"),
     ("DOGE-USDT", "100", "100"),
+    ("BTC-USDT", "-0", "0.0000"),          # a negative zero is sent as 0, never as -0
+    ("BTC-USDT", "-0E-8", "0.0000"),
+    ("DOGE-USDT", "-0.0", "0"),
 ])
 def test_format_quantity_truncates_to_the_step_as_plain_text(venue, asset, quantity, wire):
     assert venue.format_quantity(asset, D(quantity)) == wire
@@ -96,6 +99,14 @@ def test_format_quantity_truncates_to_the_step_as_plain_text(venue, asset, quant
     (lambda v: v.format_price("BTC-USDT", D("0.04"), "BUY"), "price 0.04 for BTC-USDT rounds to 0.0 on BingX's tick 0.1"),
     (lambda v: v.format_quantity("BTC-USDT", D("-0.1")), "quantity for BTC-USDT must not be negative, got -0.1"),
     (lambda v: v.format_quantity("BTC-USDT", "abc"), "quantity must be a decimal number, got 'abc'"),
+    # Too many digits for decimal's context to put on the grid: a clear refusal, not
+    # decimal.InvalidOperation.
+    (lambda v: v.format_price("BTC-USDT", D("1E+30"), "BUY"),
+     "price 1E+30 for BTC-USDT is too large to put on BingX's tick 0.1"),
+    (lambda v: v.format_price("ETH-USDT", D("1E+30"), "SELL"),
+     "price 1E+30 for ETH-USDT is too large to put on BingX's tick 0.01"),
+    (lambda v: v.format_quantity("BTC-USDT", D("1E+30")),
+     "quantity 1E+30 for BTC-USDT is too large to put on BingX's size step 0.0001"),
 ])
 def test_formatters_refuse_bad_input_naming_what_is_wrong(venue, call, message):
     with pytest.raises(dita.InvalidInputError) as info:
@@ -142,6 +153,16 @@ def test_bad_options_are_refused_naming_the_option(sim, make_venue, options, mes
     with pytest.raises(dita.InvalidInputError) as info:
         make_venue(sim, **options)
     assert message in str(info.value)
+
+
+def test_hedge_mode_is_declared_only_by_a_venue_in_hedge_mode(sim, make_venue):
+    # One-way mode nets LONG and SHORT of a symbol into one position: without hedge_mode
+    # the kernel refuses an entry against another slot's side (see test_sessions).
+    one_way, hedge = make_venue(sim), make_venue(sim, position_mode="hedge")
+    assert one_way.capabilities == frozenset({"MARKET", "LIMIT", "reduce_only"})
+    assert hedge.capabilities == frozenset({"MARKET", "LIMIT", "reduce_only", "hedge_mode"})
+    assert BingXVenue.capabilities == frozenset({"MARKET", "LIMIT", "reduce_only"})   # the class is unchanged
+    assert make_venue(sim).capabilities == one_way.capabilities
 
 
 def test_live_and_demo_hosts(monkeypatch):

@@ -12,7 +12,7 @@ import pytest
 import dita
 from dita_bingx import BingXSimulator, BingXVenue
 
-from .conftest import cancel, enter, exit_
+from .conftest import cancel, enter, exit_, wait_for
 
 KEY = "KEY-leakcheck-71f3e9a2"
 SECRET = "SECRET-leakcheck-c04d5b88"
@@ -61,11 +61,14 @@ def test_credentials_never_leak_through_a_session_with_failures(leak_sim, caplog
     journal = tmp_path / "journal" / "session.sqlite"
     journal.parent.mkdir()
     k = dita.Kernel(venue="bingx", capital=D("1000"), journal=journal, venue_options={
-        "base_url": sim.base_url, "api_key": KEY, "api_secret": SECRET, "retry_backoff": 0.01})
+        "base_url": sim.base_url, "api_key": KEY, "api_secret": SECRET, "retry_backoff": 0.01, "recv_window": 200})
     texts, errors = [], []
     try:
         sim.inject("place_order", "5xx")
-        outcomes = [enter(k, "e0", trade="t0", size="0.010")]                       # fails, with a reason
+        outcomes = [enter(k, "e0", trade="t0", size="0.010")]   # no order at BingX: the slot waits ...
+        wait_for(lambda: outcomes.extend(k.poll()) or len(outcomes) > 1, "the lost order is settled", limit=10)
+        assert k.slot(0).fsm_state == "IDLE"                    # ... then a REJECT, with a reason
+        assert "HTTP 503" in k.slot(0).record["last_order_end"]
         sim.inject("place_order", "drop_after_accept")
         outcomes.append(enter(k, size="0.010", order_type="LIMIT", limit_price="59990", ratios=("0.5", "0.5")))
         sim.inject("open_orders", "429")

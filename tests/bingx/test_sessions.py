@@ -311,3 +311,96 @@ def test_a_bad_time_in_force_in_the_intent_is_refused_before_sending(sim, make_k
     assert k.slot(0).record["last_order_end"] == ("metadata time_in_force: time in force must be GTC, IOC, FOK or "
                                                   "PostOnly, got 'GTX'")
     assert requests_to(sim, "place_order") == []
+
+
+def test_an_order_bingx_reports_filled_short_of_its_quantity_ends_and_the_slot_hears_it(sim, make_kernel):
+    k = make_kernel(sim)
+    enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    sim.fill("dita-e1", "0.004")
+    with sim._lock:   # BingX ends it as FILLED with 0.004 of 0.010 executed (trimmed, say)
+        sim._by_coid["dita-e1"].status = "FILLED"
+    outs = k.poll()
+    assert [o.transitions for o in outs] == [(("ENTRY_WORKING", "PARTIALLY_FILLED", "ENTRY_WORKING"),),
+                                             (("ENTRY_WORKING", "EXPIRED", "POSITION_OPEN"),)]
+    oid = sim.order("dita-e1")["orderId"]
+    assert [(e.kind, e.event_id, e.filled_size, e.reason) for e in k.venue.query(k.order("dita-e1"))] == [
+        ("ORDER_ACK", f"bingx:{oid}:ack", None, None),
+        ("PARTIALLY_FILLED", f"bingx:{oid}:fill:0.004", D("0.004"), None),
+        ("EXPIRED", f"bingx:{oid}:expired", None, "BingX reports the order FILLED with 0.0040 of 0.01 executed")]
+    s = k.slot(0)
+    assert (s.fsm_state, s.size, s.active_entry_order) == ("POSITION_OPEN", D("0.004"), None)
+    assert sim.position("BTC-USDT") == D("0.004")
+    assert k.poll() == []   # reported once
+    assert exit_(k).state == "TRADE_TERMINAL_WRITTEN" and sim.position("BTC-USDT") == 0
+
+
+def test_a_size_or_price_too_large_for_the_grid_is_refused_and_nothing_is_sent(sim, make_kernel):
+    k = make_kernel(sim)
+    with pytest.raises(dita.InvalidInputError) as info:
+        enter(k, size="1E+30")
+    assert str(info.value) == "quantity 1E+30 for BTC-USDT is too large to put on BingX's size step 0.0001"
+    with pytest.raises(dita.InvalidInputError) as info:
+        enter(k, "e2", size="0.010", order_type="LIMIT", limit_price="1E+30")
+    assert str(info.value) == "price 1E+30 for BTC-USDT is too large to put on BingX's tick 0.1"
+    assert requests_to(sim, "place_order") == [] and k.slot(0).fsm_state == "IDLE"
+    assert enter(k, "e3", size="0.010").state == "POSITION_OPEN"
+
+
+# ---------------------------------------------------------------- two slots on one symbol
+
+CONFLICT = ("the venue nets LONG and SHORT of BTC-USDT into one position, and slot 0 holds or works a trade on the "
+            "other side: this entry would reduce that position instead of opening its own; trade both sides only "
+            "where they are kept apart (hedge mode)")
+
+
+def test_one_way_mode_refuses_an_entry_against_another_slots_position(sim, make_kernel):
+    # One-way mode keeps one net position per symbol: a SHORT beside slot 0's LONG would
+    # close that LONG at BingX while the kernel counted two positions.
+    k = make_kernel(sim, slots=3, capital="3000")
+    assert enter(k, slot=0, side="LONG", size="0.010").state == "POSITION_OPEN"
+    out = enter(k, "s1", slot=1, trade="ts1", side="SHORT", size="0.010")
+    assert (out.accepted, out.diagnostic_code, out.state, out.transitions) == (False, "POSITION_CONFLICT", "IDLE", ())
+    assert out.message == CONFLICT
+    assert len(requests_to(sim, "place_order")) == 1   # nothing sent
+    assert sim.position("BTC-USDT") == D("0.010") == k.slot(0).size
+    # The same side in another slot adds to the position.
+    assert enter(k, "l2", slot=2, trade="tl2", side="LONG", size="0.005").state == "POSITION_OPEN"
+    assert sim.position("BTC-USDT") == D("0.015")
+    assert exit_(k, "x2", slot=2).state == "TRADE_TERMINAL_WRITTEN"
+    assert enter(k, "s2", slot=1, trade="ts2", side="SHORT", size="0.010").diagnostic_code == "POSITION_CONFLICT"
+    # Once slot 0's trade is closed, nothing stands against a SHORT.
+    assert exit_(k, "x0", slot=0).state == "TRADE_TERMINAL_WRITTEN"
+    assert sim.position("BTC-USDT") == 0
+    out = enter(k, "s3", slot=1, trade="ts3", side="SHORT", size="0.010")
+    assert (out.accepted, out.state) == (True, "POSITION_OPEN")
+    assert sim.position("BTC-USDT") == D("-0.010") and k.slot(1).size == D("0.010")
+    assert [(o["side"], o["quantity"], o["clientOrderID"]) for o in _orders_sent(sim)] == [
+        ("BUY", "0.0100", "dita-e1"), ("BUY", "0.0050", "dita-l2"), ("SELL", "0.0050", "dita-x2"),
+        ("SELL", "0.0100", "dita-x0"), ("SELL", "0.0100", "dita-s3")]
+
+
+def test_one_way_mode_refuses_an_entry_against_another_slots_working_order(sim, make_kernel):
+    k = make_kernel(sim, slots=2, capital="2000")
+    assert enter(k, slot=0, side="LONG", size="0.010", order_type="LIMIT", limit_price="59000").state == "ENTRY_WORKING"
+    out = enter(k, "s1", slot=1, trade="ts", side="SHORT", size="0.010", order_type="LIMIT", limit_price="61000")
+    assert (out.accepted, out.diagnostic_code, out.message) == (False, "POSITION_CONFLICT", CONFLICT)
+    assert len(requests_to(sim, "place_order")) == 1
+    assert cancel(k).state == "IDLE"
+    out = enter(k, "s2", slot=1, trade="ts", side="SHORT", size="0.010", order_type="LIMIT", limit_price="61000")
+    assert out.state == "ENTRY_WORKING"
+    assert [(o["status"], o["side"]) for o in sim.orders()] == [("CANCELLED", "BUY"), ("PENDING", "SELL")]
+
+
+def test_hedge_mode_keeps_a_long_and_a_short_of_one_symbol_apart(make_sim, make_kernel):
+    sim = make_sim(position_mode="hedge")
+    k = make_kernel(sim, slots=2, capital="2000", position_mode="hedge")
+    assert enter(k, slot=0, side="LONG", size="0.010").state == "POSITION_OPEN"
+    out = enter(k, "s1", slot=1, trade="ts", side="SHORT", size="0.020")
+    assert (out.accepted, out.state) == (True, "POSITION_OPEN")
+    assert (sim.position("BTC-USDT", "LONG"), sim.position("BTC-USDT", "SHORT")) == (D("0.010"), D("0.020"))
+    assert (k.slot(0).size, k.slot(1).size) == (D("0.010"), D("0.020"))
+    # Each exit closes its own side only.
+    assert exit_(k, "x1", slot=1).state == "TRADE_TERMINAL_WRITTEN"
+    assert (sim.position("BTC-USDT", "LONG"), sim.position("BTC-USDT", "SHORT")) == (D("0.010"), 0)
+    assert [(o["side"], o["positionSide"]) for o in _orders_sent(sim)] == [
+        ("BUY", "LONG"), ("SELL", "SHORT"), ("BUY", "SHORT")]

@@ -35,7 +35,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Mapping
 
 import httpx
@@ -171,7 +171,7 @@ class _Tracked:
     followed: bool = True          # reported since placement, so "what was reported" is known
     placed: bool = False           # BingX confirmed it has the order
     unresolved: bool = False       # the place answer was lost and queries did not settle it
-    watch_until_ms: int | None = None  # reported as not placed; watch for a late arrival until then
+    lost_because: str = ""         # why the place answer was lost (said again if it never arrives)
     sent_ms: int = 0               # timestamp of the last place attempt (BingX drops it after recvWindow)
     first_sent_ms: int = 0         # timestamp of the first place attempt (our order cannot be older)
     acked: bool = False
@@ -238,6 +238,8 @@ class BingXVenue(dita.Venue):
         if position_mode not in POSITION_MODES:
             raise InvalidInputError(f"BingX venue: position_mode must be one of {', '.join(POSITION_MODES)}, got {position_mode!r}")
         self.position_mode = position_mode
+        if position_mode == "hedge":   # one-way nets LONG and SHORT of a symbol into one position
+            self.capabilities = type(self).capabilities | {"hedge_mode"}
         self.time_in_force = self._tif(time_in_force, "time_in_force option")
         for name, value, low in (("recv_window", recv_window, 1), ("max_retries", max_retries, 0),
                                  ("submit_attempts", submit_attempts, 1)):
@@ -330,8 +332,11 @@ class BingXVenue(dita.Venue):
         if side not in ("BUY", "SELL"):
             raise InvalidInputError(f"side must be BUY or SELL, got {side!r}")
         # Never against the trader: a buy limit rounds down, a sell limit up.
-        steps = (price / tick).to_integral_value(rounding=ROUND_FLOOR if side == "BUY" else ROUND_CEILING)
-        result = (steps * tick).quantize(tick)
+        try:
+            steps = (price / tick).to_integral_value(rounding=ROUND_FLOOR if side == "BUY" else ROUND_CEILING)
+            result = (steps * tick).quantize(tick)
+        except InvalidOperation:
+            raise InvalidInputError(f"price {price} for {asset} is too large to put on BingX's tick {tick}") from None
         if result <= 0:
             raise InvalidInputError(f"price {price} for {asset} rounds to {result} on BingX's tick {tick}")
         return wire.plain(result)
@@ -341,8 +346,13 @@ class BingXVenue(dita.Venue):
         quantity = dita.types.to_decimal(quantity, "quantity")
         if quantity < 0:
             raise InvalidInputError(f"quantity for {asset} must not be negative, got {quantity}")
-        steps = (quantity / step).to_integral_value(rounding=ROUND_FLOOR)
-        return wire.plain((steps * step).quantize(step))
+        try:
+            steps = (quantity / step).to_integral_value(rounding=ROUND_FLOOR)
+            # copy_abs: a zero is sent as 0, never as -0.
+            return wire.plain((steps * step).quantize(step).copy_abs())
+        except InvalidOperation:
+            raise InvalidInputError(f"quantity {quantity} for {asset} is too large to put on BingX's size step "
+                                    f"{step}") from None
 
     def client_order_id(self, intent: dita.KernelIntent) -> str:
         """``<prefix><intent id>`` when the intent id already obeys BingX's rules (1-40
@@ -369,6 +379,8 @@ class BingXVenue(dita.Venue):
             params = self._order_params(order)
         except (_Refusal, InvalidInputError) as exc:   # a refusal, not a failure: nothing was sent
             return self._reject(tracked, "refused", str(exc))
+        except BingXError as exc:   # a call before the place failed (the leverage, say): nothing was sent
+            return self._reject(tracked, "refused", f"{exc}; the order was not sent")
         except BaseException:
             del self._orders[order.client_order_id]   # nothing was sent: forget it
             raise
@@ -458,9 +470,17 @@ class BingXVenue(dita.Venue):
                 payload = _order_object(data, "place order")
                 venue_order_id = _order_id(payload, "place order")
             except ExchangeRefused as exc:
+                if exc.code in DUPLICATE_ID_CODES and attempt == 1:
+                    # Nothing of ours can hold the id yet: another order does (another kernel
+                    # on the account, or an earlier session with the same intent ids). Its
+                    # fills are not ours, and neither is a cancel of it.
+                    return self._reject(tracked, "rejected", f"BingX {exc.code}: {exc.msg}: client order id {coid} "
+                                        "is taken by another order on this account (another kernel, or an earlier "
+                                        "session with the same intent ids? give each its own "
+                                        "client_order_id_prefix); nothing was placed")
                 if exc.code in DUPLICATE_ID_CODES:
-                    # The id is taken: by an earlier attempt of ours that got through, or by
-                    # another order (a previous session that reused the intent id).
+                    # The id is taken: by an earlier attempt of ours that got through (its answer
+                    # was lost), or by another order.
                     state = self._resolve(tracked)
                     if state == FOUND:
                         return self._deliver(tracked)
@@ -489,11 +509,16 @@ class BingXVenue(dita.Venue):
                     return self._deliver(tracked)
                 if exc.transport and attempt < self.submit_attempts:
                     continue   # BingX has no such order: the request was lost on the way
-                # BingX drops a request older than recvWindow, so after that the order can no
-                # longer appear; until then poll() keeps looking, in case it was only late.
-                tracked.watch_until_ms = tracked.sent_ms + self.recv_window + 1000
-                raise BingXError(f"{exc}; BingX has no order {coid} (queried by client order id), "
-                                 "so nothing was placed") from None
+                # BingX has no such order yet, but a request still in flight (queued behind a
+                # gateway that answered 5xx, or slower than our timeout) is carried out until
+                # it is recvWindow old. Reported now as refused, it could still open a position
+                # the slot no longer knows of, after the strategy entered again. So the slot
+                # waits in ORDER_REQUESTED and poll() settles it: the order, or a REJECT once
+                # recvWindow has passed without it.
+                tracked.unresolved = True
+                tracked.lost_because = f"{exc}; BingX had no order {coid} when asked"
+                log.warning("BingX place %s: %s; poll() will settle it", coid, tracked.lost_because)
+                return self._deliver(tracked)
             # BingX has the order: from here on nothing may raise (the kernel would take a
             # raised error for a REJECT of a live order).
             tracked.venue_order_id = venue_order_id
@@ -613,16 +638,23 @@ class BingXVenue(dita.Venue):
         up to date by an order query by client order id). Ids are stable; ``poll`` may
         report the newest ones again and the kernel applies each once."""
         tracked = self._orders.get(order.client_order_id)
-        if tracked is None:   # not sent through this venue (a restored kernel): follow it if possible
+        new = tracked is None
+        if new:   # not sent through this venue (a restored kernel): follow it if possible
             tracked = _Tracked(order, venue_order_id=order.venue_order_id, followed=False)
             self._orders[order.client_order_id] = tracked
         if not tracked.final:
             try:
                 self._refresh(tracked)
             except ExchangeRefused as exc:
+                if new:
+                    del self._orders[order.client_order_id]   # nothing to follow
                 if exc.code not in NOT_FOUND_CODES:
                     raise
                 return list(tracked.events)   # BingX has no such order
+            except BaseException:
+                if new:
+                    del self._orders[order.client_order_id]
+                raise
         return list(tracked.events)
 
     def poll(self) -> list[VenueEvent]:
@@ -632,7 +664,7 @@ class BingXVenue(dita.Venue):
         with nothing to return, the failure is raised."""
         now = self._now_ms()
         for tracked in list(self._orders.values()):
-            if tracked.unresolved or (tracked.watch_until_ms is not None and not tracked.placed):
+            if tracked.unresolved:
                 self._settle(tracked, now)
         errors: list[BingXError] = []
         live = [t for t in self._orders.values() if t.placed and not t.final and t.followed]
@@ -677,23 +709,21 @@ class BingXVenue(dita.Venue):
         return by_id, by_coid
 
     def _settle(self, tracked: _Tracked, now_ms: int) -> None:
-        """A place whose outcome is unknown, or one reported as failed but maybe late."""
+        """A place whose outcome is unknown: the order once BingX shows it, or a REJECT once
+        no request of ours can be carried out any more (BingX drops one older than recvWindow)."""
         state = self._resolve(tracked, attempts=1)
-        if state not in (NOT_FOUND, FOREIGN):
-            if state == FOUND:
-                tracked.unresolved = False
-                tracked.watch_until_ms = None
-            return
-        deadline = tracked.watch_until_ms or (tracked.sent_ms + self.recv_window + 1000)
-        if now_ms <= deadline:
-            return
-        tracked.watch_until_ms = None
-        tracked.final = True
-        if tracked.unresolved:
+        if state == FOUND:
             tracked.unresolved = False
-            # Left undelivered: poll() hands it to the kernel with the other new events.
-            self._event(tracked, "REJECT", "lost", reason=f"the order never reached BingX: no order "
-                        f"{tracked.order.client_order_id} {self.recv_window} ms after it was sent")
+        if state not in (NOT_FOUND, FOREIGN):
+            return
+        if now_ms <= tracked.sent_ms + self.recv_window + 1000:
+            return
+        tracked.unresolved = False
+        tracked.final = True
+        # Left undelivered: poll() hands it to the kernel with the other new events.
+        self._event(tracked, "REJECT", "lost", reason=(tracked.lost_because + "; " if tracked.lost_because else "")
+                    + f"the order never reached BingX: no order {tracked.order.client_order_id} "
+                    f"{self.recv_window} ms after it was sent")
 
     # ------------------------------------------------------------------ order state -> events
 
@@ -776,7 +806,6 @@ class BingXVenue(dita.Venue):
             raise BadResponse(f"BingX {what}: order id {venue_order_id} where {tracked.venue_order_id} was reported")
         tracked.placed = True
         tracked.unresolved = False
-        tracked.watch_until_ms = None
         if not tracked.acked and status != "FAILED":
             tracked.acked = True
             self._event(tracked, "ORDER_ACK", "ack", timestamp=timestamp)
@@ -788,7 +817,13 @@ class BingXVenue(dita.Venue):
             self._fill(tracked, payload, cum, timestamp)
         if status in FINAL_STATUSES:
             tracked.final = True
-            if status in ("CANCELLED", "CANCELED"):
+            if status == "FILLED" and tracked.cum < tracked.order.quantity:
+                # Ended short of its quantity (a reduce-only order trimmed to the position, say):
+                # the rest will never fill, and the slot must hear that the order ended.
+                self._event(tracked, "EXPIRED", "expired", reason=f"BingX reports the order FILLED with "
+                            f"{wire.plain(tracked.cum)} of {wire.plain(tracked.order.quantity)} executed",
+                            timestamp=timestamp)
+            elif status in ("CANCELLED", "CANCELED"):
                 # Ended by our cancel, or by BingX (an IOC/FOK remainder, a reduce-only trim).
                 if tracked.cancel_sent:
                     self._event(tracked, "CANCEL_ACK", "cancelled", reason="cancelled", timestamp=timestamp)
@@ -971,7 +1006,12 @@ class BingXVenue(dita.Venue):
                 # the API key header, and must not ride along as __context__.
                 raise TransportFailure(f"BingX {method} {path} ({what}): {failure}")
             status = response.status_code
-            if status in (429, 418):
+            if status == 418:
+                # Banned for sending on after 429s (BINGX.md §4: about 5 minutes); retrying only
+                # prolongs the ban.
+                raise RateLimited(f"BingX {method} {path} ({what}): HTTP 418: this IP is banned for sending "
+                                  "after rate-limit answers (about 5 minutes); not retried")
+            if status == 429:
                 if attempt <= self.max_retries:
                     self.retries += 1
                     log.info("BingX %s %s throttled (HTTP %d); retry %d after backoff", method, path, status, attempt)

@@ -66,6 +66,9 @@ def _option(name: str, value) -> Decimal:
 
 
 class MockVenue(Venue):
+    # Its positions are kept per (asset, position side): a SHORT never nets against a LONG.
+    capabilities = frozenset({"MARKET", "LIMIT", "reduce_only", "hedge_mode"})
+
     def __init__(self, prices=None, entry_fill_ratio="1", exit_fill_ratio="1", fee_rate="0", instruments=None,
                  silent=False):
         self.silent = bool(silent)

@@ -97,7 +97,10 @@ def spec_graph(args: argparse.Namespace) -> int:
     machine = dita.load_machine(args.path)
     text = spectools.GRAPH_FORMATS[args.format](machine)
     if args.output:
-        Path(args.output).write_text(text)
+        try:
+            Path(args.output).write_text(text)
+        except OSError as exc:
+            raise dita.DitaError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     else:
         sys.stdout.write(text)
     return 0
@@ -107,6 +110,8 @@ def conformance(args: argparse.Namespace) -> int:
     """Run the conformance suite against installed venues; print a per-venue summary."""
     from dita.conformance.runner import run
 
+    if args.spec is not None:
+        dita.load_machine(args.spec)   # a spec that does not load is said in one line, before the suite runs
     return run(venue=args.venue, spec=args.spec, pytest_args=args.pytest_args)
 
 

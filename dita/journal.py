@@ -41,6 +41,7 @@ are stored without their ``raw`` exchange payload.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -316,13 +317,29 @@ class Journal:
     # ------------------------------------------------------------------ reading
 
     def meta(self) -> dict[str, Any]:
-        return {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
+        with self._reading("its meta"):
+            return {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
 
     def records(self, after: int = 0) -> Iterator[Record]:
         """Committed records with ``seq > after``, in order."""
-        cur = self._conn.execute("SELECT seq, ts, kind, slot, data FROM records WHERE seq > ? ORDER BY seq", (after,))
-        for seq, ts, kind, slot, data in cur:
-            yield Record(seq, ts, kind, slot, json.loads(data))
+        with self._reading(f"its records after {after}"):
+            cur = self._conn.execute("SELECT seq, ts, kind, slot, data FROM records WHERE seq > ? ORDER BY seq",
+                                     (after,))
+            for seq, ts, kind, slot, data in cur:
+                yield Record(seq, ts, kind, slot, json.loads(data))
+
+    @contextlib.contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """A damaged file (a bad page, bytes that are not a record) is a JournalError naming
+        it, not a bare sqlite3 or JSON traceback."""
+        if self._conn is None:
+            raise JournalError(f"journal {self.path} is closed")
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"journal {self.path} is damaged: reading {what}: {exc}") from None
+        except ValueError as exc:   # json.JSONDecodeError
+            raise JournalError(f"journal {self.path} is damaged: reading {what}: a record is not JSON: {exc}") from None
 
     def first_record(self) -> Record | None:
         """The committed record with the lowest sequence number, or ``None``."""
@@ -340,11 +357,13 @@ class Journal:
         seq = self.meta().get("last_checkpoint")
         if seq is None:
             return None
-        row = self._conn.execute("SELECT seq, ts, kind, slot, data FROM records WHERE seq = ?", (seq,)).fetchone()
+        with self._reading(f"checkpoint record {seq}"):
+            row = self._conn.execute("SELECT seq, ts, kind, slot, data FROM records WHERE seq = ?", (seq,)).fetchone()
+            data = json.loads(row[4]) if row is not None else None
         if row is None or row[2] != "checkpoint":
             raise JournalError(f"journal {self.path}: its meta names record {seq} as the latest checkpoint, "
                                "which is not a checkpoint record")
-        return Record(row[0], row[1], row[2], row[3], json.loads(row[4]))
+        return Record(row[0], row[1], row[2], row[3], data)
 
     def __enter__(self) -> "Journal":
         return self

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping
 
 from dita import _engine
 from dita.errors import DitaError, InvalidInputError, ReconcileError
-from dita.journal import (Journal, JournalError, as_recorded, claim_journal_chain, journal_chain, journal_problem,
+from dita.journal import (DURABILITY_MODES, Journal, JournalError, as_recorded, claim_journal_chain, journal_chain, journal_problem,
                           release_writer_lock)
 from dita.plugins import default_registry
 from dita.spec import compile_text, load_machine, packaged_spec_path
@@ -66,6 +66,21 @@ def _serialized(method):
     return serialized
 
 
+def _acting(method):
+    """:func:`_serialized`, for a call that changes the kernel: refused once it is closed,
+    before anything changes (reading a closed kernel, a last snapshot say, stays possible)."""
+    @functools.wraps(method)
+    def acting(self, *args, **kwargs):
+        with self._lock:
+            if self._closed:
+                self._refuse_closed()
+            if self._read_only:
+                raise DitaError("this kernel was recovered read_only (an audit): it changes nothing, since nothing "
+                                "it did would be journaled; Kernel.recover without read_only continues the journal")
+            return method(self, *args, **kwargs)
+    return acting
+
+
 class Kernel:
     """An execution kernel over ``slots`` trade slots and one account.
 
@@ -103,6 +118,7 @@ class Kernel:
                  rotate_every: int | None = None):
         if journal is not None and not isinstance(journal, (str, Path)):
             raise InvalidInputError(f"journal must be a file path or None, got {type(journal).__name__}")
+        _check_durability(durability)   # before any file is made
         _check_every("checkpoint_every", checkpoint_every, journal)
         _check_every("rotate_every", rotate_every, journal)
         _check_history_limit(history_limit, InvalidInputError)
@@ -127,6 +143,8 @@ class Kernel:
         # Calls from several threads (a strategy thread, a websocket thread) run one at a
         # time, each whole: with a journal, the order of the records is the order of the calls.
         self._lock = threading.RLock()
+        self._closed = False
+        self._read_only = False
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
             raise InvalidInputError(f"slots must be a positive int, got {slots!r}")
         capital = to_decimal(capital, "capital")
@@ -188,6 +206,11 @@ class Kernel:
         self._journal = journal
         self.__dict__.pop("on_venue_event", None)
 
+    def _refuse_closed(self) -> None:
+        if self._journal is not None:
+            self._check_open(self._journal)
+        raise DitaError("this kernel was closed: nothing more can be applied (a closed kernel can still be read)")
+
     @staticmethod
     def _check_open(journal: Journal) -> None:
         if journal.closed:
@@ -203,6 +226,9 @@ class Kernel:
     def close(self) -> None:
         """Commits and closes the journal (if any), and the venue if this kernel built it
         from its name (a venue object handed in stays open: it belongs to the caller)."""
+        self._closed = True
+        # The engine's native dispatcher would go on applying events: the Python path refuses.
+        self.__dict__.pop("on_venue_event", None)
         try:
             if self._journal is not None:
                 self._journal.close()
@@ -248,7 +274,7 @@ class Kernel:
 
     # ------------------------------------------------------------------ intents
 
-    @_serialized
+    @_acting
     def process_intent(self, intent: KernelIntent) -> KernelOutcome:
         """Applies an intent, performs what the engine decided, applies the venue's answers."""
         out = self._process_intent(intent)
@@ -394,7 +420,7 @@ class Kernel:
         itself; the result is the same either way."""
         return self._venue_event_fallback(event, None)
 
-    @_serialized
+    @_acting
     def _venue_event_fallback(self, event: VenueEvent, applied: tuple | None) -> KernelOutcome:
         """The general path of a venue event. ``applied`` is the engine's result when the
         dispatcher already applied the event (and logged its fill) but left its effects."""
@@ -557,7 +583,7 @@ class Kernel:
                 if order is not None:
                     self.venue.resume(order, self.order_progress(order.client_order_id))
 
-    @_serialized
+    @_acting
     def poll(self) -> list[KernelOutcome]:
         """Pulls the venue's pending events (fills of resting orders, ...) and applies them.
         The venue has handed them over, so one the kernel cannot take (not a VenueEvent, or
@@ -803,7 +829,18 @@ class Kernel:
                 read[name] = parse(snapshot.get(name) or empty)
             except (TypeError, ValueError, ArithmeticError, AttributeError, KeyError) as exc:
                 raise ReconcileError([f"snapshot {name}: {type(exc).__name__}: {exc}"]) from None
-        self._replace({i: s for i, s in enumerate(slots)}, snapshot.get("account") or {})
+        account = snapshot.get("account")
+        fields = set(self._rt.shared())
+        if not isinstance(account, Mapping) or not fields <= set(account):
+            missing = sorted(fields - set(account)) if isinstance(account, Mapping) else sorted(fields)
+            raise ReconcileError([f"the snapshot's account lacks {', '.join(missing)}: a snapshot holds the whole "
+                                  "account (a missing figure would start from zero)"])
+        strays = [f"order {coid!r} belongs to slot {o.slot_id!r}, which this kernel does not have"
+                  for coid, o in read["orders"].items()
+                  if isinstance(o.slot_id, bool) or not isinstance(o.slot_id, int) or not 0 <= o.slot_id < self.slots]
+        if strays:
+            raise ReconcileError(strays)
+        self._replace({i: s for i, s in enumerate(slots)}, account)
         for coid, order in read["orders"].items():
             self._orders[coid] = order
             self._order_slot[coid] = order.slot_id
@@ -817,7 +854,7 @@ class Kernel:
 
     # ------------------------------------------------------------------ checkpoints
 
-    @_serialized
+    @_acting
     def checkpoint(self) -> int:
         """Writes the kernel's whole state (its :meth:`snapshot`) into the journal and commits
         it; :meth:`recover` then starts from there instead of from the journal's first record.
@@ -857,7 +894,7 @@ class Kernel:
         elif self._checkpoint_every is not None and journal.last_seq - self._last_checkpoint >= self._checkpoint_every:
             self.checkpoint()
 
-    @_serialized
+    @_acting
     def rotate_journal(self, path: str | Path | None = None) -> Path:
         """Continues the journal in a new file that starts with a checkpoint of the kernel's
         state, and returns the new file's path. The file in use until now is complete on its
@@ -910,7 +947,7 @@ class Kernel:
 
     @classmethod
     def recover(cls, journal: str | Path, venue: str | Venue = "mock", venue_options: Mapping[str, Any] | None = None,
-                durability: str = "full", sync: bool = True, from_checkpoint: bool = True,
+                durability: str = "full", sync: bool | None = None, from_checkpoint: bool = True,
                 checkpoint_every: int | None = None, rotate_every: int | None = None,
                 read_only: bool = False) -> "Kernel":
         """Rebuilds a kernel from its journal and continues writing it.
@@ -936,11 +973,14 @@ class Kernel:
         A journal has one writer at a time (:class:`JournalError` if another kernel, in any
         process, has it). ``read_only`` rebuilds the kernel without taking the journal over
         (an audit, ``dita journal replay``, while another kernel writes it): the kernel then
-        keeps no journal, and ``sync`` must be off, since what it applied would be recorded
-        nowhere."""
+        keeps no journal, does not sync (``sync`` defaults to off then; on is refused) and
+        refuses every call that would change it, since nothing it did would be recorded."""
+        if sync is None:
+            sync = not read_only
         if read_only and (sync or checkpoint_every or rotate_every):
             raise InvalidInputError("read_only recovery takes no sync, checkpoint_every or rotate_every: "
                                     "the rebuilt kernel writes no journal")
+        _check_durability(durability)
         _check_every("checkpoint_every", checkpoint_every, journal)
         _check_every("rotate_every", rotate_every, journal)
         # The last file is the one this kernel goes on writing: its writer lock is taken
@@ -995,6 +1035,7 @@ class Kernel:
         if read_only:
             j.close()
             k.recovery_report = []
+            k._read_only = True
             return k
         j.adopt_writer_lock(lock)
         k._checkpoint_every = checkpoint_every
@@ -1006,7 +1047,7 @@ class Kernel:
             k._resend_pending_cancels(k.recovery_report)
         return k
 
-    @_serialized
+    @_acting
     def _resend_pending_cancels(self, report: list[dict]) -> None:
         """A cancel the journal holds may never have left the process (the crash came
         between journaling it and sending it), and then nobody would ever send it: the slot
@@ -1039,6 +1080,7 @@ class Kernel:
         self._replaying = True
         intent = None
         last = None
+        effects: deque = deque()   # the effects of the last input, which the records that follow list
         try:
             for rec in journal.records(after):
                 if rec.kind == "intent":
@@ -1054,6 +1096,7 @@ class Kernel:
                             f"replay diverged at journal record {rec.seq} (slot {rec.slot}, {d['event']}): the journal "
                             f"says {d['diagnostic']}, the engine now says {last[1]}: {last[5]}")
                     self._perform(rec.slot, last[4], intent if d["source"] == "intent" else None, [], deque())
+                    effects = deque(as_recorded({"effect": name, "args": args}) for name, args in last[4] or ())
                     if last[0] and d["event"] in _FILL_EVENTS:
                         self._note_fill(VenueEvent(**d["payload"]))
                 elif rec.kind == "reconcile":
@@ -1067,6 +1110,21 @@ class Kernel:
                         raise JournalError(f"replay diverged at journal record {rec.seq} (of {journal.path.name}): the "
                                            "state rebuilt so far is not the state the checkpoint recorded")
                     self._last_checkpoint = rec.seq
+                elif rec.kind == "settlement":
+                    # The account as the original run settled it: a replay that rebuilds another
+                    # (an edited fill or starting capital, an engine that rounds differently)
+                    # is not the same history.
+                    now = {k: str(v) for k, v in self._rt.shared().items()}
+                    if now != rec.data:
+                        diff = ", ".join(f"{k} {rec.data.get(k)} (replay: {now.get(k)})" for k in sorted(set(now) | set(rec.data))
+                                         if now.get(k) != rec.data.get(k))
+                        raise JournalError(f"replay diverged at journal record {rec.seq}: the journal settled the account "
+                                           f"at {diff}")
+                elif rec.kind == "effect":
+                    expected = effects.popleft() if effects else None
+                    if expected != rec.data:
+                        raise JournalError(f"replay diverged at journal record {rec.seq}: the journal sent {rec.data}, "
+                                           f"the replay {expected}")
                 elif rec.kind == "transition":
                     if last is None or list(last[3] or ()) != rec.data:
                         raise JournalError(f"replay diverged at journal record {rec.seq}: the journal has transition "
@@ -1074,7 +1132,7 @@ class Kernel:
         finally:
             self._replaying = False
 
-    @_serialized
+    @_acting
     def sync_with_venue(self) -> list[dict]:
         """Asks the venue about every order a slot still considers working and applies what
         it reports (fills that happened while this kernel was not listening apply once, by
@@ -1121,7 +1179,7 @@ class Kernel:
         snap["record"]["frozen_reason"] = reason
         self.reconcile({slot: snap})
 
-    @_serialized
+    @_acting
     def reconcile(self, slots: Mapping[int, Any] | Iterable[Any]) -> None:
         """Replaces slots with the given ones (``{slot_id: snapshot}``, or slot views /
         snapshots carrying ``slot_id``), all or nothing. Each is checked against the spec's
@@ -1137,6 +1195,7 @@ class Kernel:
                     raise ReconcileError([f"cannot tell which slot {s!r} is: give slot_id or a mapping"])
                 items[sid] = s
         snaps = {}
+        forgotten: list[str] = []
         for sid, s in items.items():
             if isinstance(s, SlotView):
                 s = {"state": s.fsm_state, "record": s.record}
@@ -1144,9 +1203,15 @@ class Kernel:
                 raise ReconcileError([f"slot {sid!r}: expected a snapshot mapping or a SlotView, got {type(s).__name__}"])
             s = dict(s)
             s.pop("slot_id", None)
-            if "seen" not in s and isinstance(sid, int) and 0 <= sid < self.slots:
-                s["seen"] = self._rt.snapshot(sid)["seen"]
+            if isinstance(sid, int) and 0 <= sid < self.slots:
+                current = self._rt.snapshot(sid)
+                if "seen" not in s:
+                    s["seen"] = current["seen"]
+                else:
+                    forgotten.extend(_forgotten_keys(sid, current, s))
             snaps[sid] = s
+        if forgotten:
+            raise ReconcileError(forgotten)
         self._replace(snaps, None)
         if self._journal is not None and not self._replaying:
             self._journal.append("reconcile", None, {"slots": {str(sid): snap for sid, snap in snaps.items()}})
@@ -1163,11 +1228,48 @@ class Kernel:
                if isinstance(sid, bool) or not isinstance(sid, int) or not 0 <= sid < self.slots]
         if bad:
             raise ReconcileError(bad)
+        # One order works for one slot: its events are routed to one of them only, and the
+        # other would wait for them for good.
+        owners: dict[str, list[int]] = {}
+        for sid in range(self.slots):
+            given = snaps.get(sid)
+            record = given.get("record") if isinstance(given, Mapping) else None
+            if not isinstance(record, Mapping):
+                record = self._rt.record(sid) if given is None else {}
+            for prefix in ("entry", "exit"):
+                coid = record.get(f"{prefix}_client_order_id")
+                if record.get(f"{prefix}_live") is True and isinstance(coid, str) and coid:
+                    owners.setdefault(coid, []).append(sid)
+        shared_twice = [f"order {coid!r} is working for slots {', '.join(map(str, sids))}: an order works for one slot"
+                        for coid, sids in owners.items() if len(sids) > 1]
+        if shared_twice:
+            raise ReconcileError(shared_twice)
         try:
             self._rt.replace(snaps, dict(shared) if shared is not None else None)
         except _engine.EngineError as exc:
             violations = getattr(exc, "violations", None) or [str(exc)]
             raise ReconcileError([v.replace("instance ", "slot ", 1) for v in violations]) from None
+
+
+def _forgotten_keys(sid: int, current: Mapping, given: Mapping) -> list[str]:
+    """A reconcile that keeps a slot's trade but drops de-duplication keys it holds would
+    apply again the events those keys stand for (a fill twice): refused, naming them."""
+    record = given.get("record") if isinstance(given.get("record"), Mapping) else {}
+    trade = current["record"].get("trade_id")
+    if trade is None or record.get("trade_id") != trade:
+        return []   # another trade (or none): its own de-duplication starts afresh
+    seen = given.get("seen")
+    if not isinstance(seen, (list, tuple)):
+        return []   # malformed: the engine says so
+    key = lambda k: tuple(k) if isinstance(k, list) else k  # noqa: E731
+    kept = {key(k) for k in seen}
+    lost = [k for k in current["seen"] if key(k) not in kept]
+    if not lost:
+        return []
+    shown = ", ".join(str(list(k)) if isinstance(k, (list, tuple)) else repr(k) for k in lost[:5])
+    return [f"slot {sid}: the reconcile keeps trade {trade} but drops {len(lost)} of its de-duplication keys "
+            f"({shown}{', ...' if len(lost) > 5 else ''}): the events they stand for would apply again; "
+            "give the slot's seen keys (or leave 'seen' out to keep them)"]
 
 
 def _snapshot_decimal(text: Any) -> Decimal:
@@ -1191,6 +1293,11 @@ def _check_history_limit(limit: Any, error: type[Exception]) -> int | None:
         message = f"history_limit must be a positive int or None, got {limit!r}"
         raise error([message]) if error is ReconcileError else error(message)
     return limit
+
+
+def _check_durability(durability: Any) -> None:
+    if durability not in DURABILITY_MODES:
+        raise InvalidInputError(f"durability must be one of {', '.join(DURABILITY_MODES)}, got {durability!r}")
 
 
 def _check_every(name: str, every: Any, journal: Any) -> None:

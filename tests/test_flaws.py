@@ -322,6 +322,76 @@ def test_flaw11_reconcile_validates_every_slot_all_or_nothing():
     assert (k.slot(0).fsm_state, k.slot(0).size, k.slot(1).size) == ("POSITION_OPEN", D("0.010"), D("0"))
 
 
+def test_flaw11_reconcile_refuses_a_working_slot_of_no_trade_and_cleared_dedup_keys():
+    """The flaw's other examples: ENTRY_WORKING for no trade (its order could never be
+    cancelled: the cancel needs the asset), de-dup keys cleared under a live trade (its fills
+    would apply twice), and, beyond them, a side the exit could not invert, legs that do
+    not add up, and one order claimed by two slots."""
+    k = make_kernel(slots=2, entry_fill_ratio="0")
+    assert enter(k, order_type="LIMIT", limit_price="59000").state == "ENTRY_WORKING"
+    k.venue.fill("e1", "0.004", "59000")
+    assert [o.diagnostic_code for o in k.poll()] == ["OK"]
+    before = k.snapshot()
+    live = before["slots"][0]
+    assert live["seen"]
+    cases = [
+        ({"trade_id": ""}, "the trade is known"),
+        ({"asset": None}, "the trade is known"),
+        ({"side": "long"}, "the trade is known"),
+        ({"exit_leg_ratios": ["0.5", "0.2"]}, "exit leg ratios are positive and sum to 1"),
+        ({"exit_leg_ratios": ["1.5", "-0.5"]}, "exit leg ratios are positive and sum to 1"),
+        ({"active_leg_index": -3}, "the active exit leg is one of the trade's legs"),
+    ]
+    for change, message in cases:
+        bad = copy.deepcopy(live)
+        bad["record"].update(change)
+        with pytest.raises(dita.ReconcileError) as info:
+            k.reconcile({0: bad})
+        assert any(message in v for v in info.value.violations), (change, info.value.violations)
+    cleared = dict(copy.deepcopy(live), seen=[])
+    with pytest.raises(dita.ReconcileError, match="keeps trade t1 but drops 3 of its de-duplication keys"):
+        k.reconcile({0: cleared})
+    twice = copy.deepcopy(live)   # slot 1 claims slot 0's working order
+    with pytest.raises(dita.ReconcileError, match="order 'e1' is working for slots 0, 1"):
+        k.reconcile({1: twice})
+    assert k.snapshot() == before
+    # The fill the keys stand for is still a duplicate; the slot's own keys are kept when
+    # a reconcile leaves them out.
+    again = k.venue.orders["e1"].events[-1]
+    assert k.on_venue_event(again).diagnostic_code == "DUPLICATE_EVENT"
+    k.reconcile({0: {"state": live["state"], "record": live["record"]}})
+    assert k.on_venue_event(again).diagnostic_code == "DUPLICATE_EVENT" and k.slot(0).size == D("0.004")
+
+
+def test_restore_refuses_a_snapshot_missing_account_figures_or_naming_other_slots():
+    k = make_kernel(capital="1000")
+    enter(k)
+    snap = k.snapshot()
+    for account, missing in (({}, "capital, fees_paid, gross_realized_pnl, realized_pnl, starting_capital"),
+                             (None, "capital, fees_paid"),
+                             ({k: v for k, v in snap["account"].items() if k != "fees_paid"}, "fees_paid")):
+        with pytest.raises(dita.ReconcileError, match=f"the snapshot's account lacks {missing}"):
+            dita.Kernel.restore({**snap, "account": account}, venue="mock")
+    stray = copy.deepcopy(snap)
+    stray["orders"]["e1"]["slot_id"] = 7
+    with pytest.raises(dita.ReconcileError, match="order 'e1' belongs to slot 7, which this kernel does not have"):
+        dita.Kernel.restore(stray, venue="mock")
+    assert dita.Kernel.restore(snap, venue="mock").account.capital == k.account.capital
+
+
+def test_an_event_with_an_empty_event_id_is_refused_so_the_next_one_is_not_a_duplicate():
+    k = make_kernel(entry_fill_ratio="0")
+    enter(k, order_type="LIMIT", limit_price="59000")
+    before = k.snapshot()
+    for kind, fill in (("PARTIALLY_FILLED", ("0.004", "59000")), ("ORDER_ACK", (None, None))):
+        out = k.on_venue_event(dita.VenueEvent(kind, "", "e1", "M1", *fill))
+        assert (out.accepted, out.diagnostic_code) == (False, "INVALID_EVENT")
+        assert "an event needs a non-empty event_id" in out.message
+    assert k.snapshot() == before
+    assert k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f1", "e1", "M1", "0.004", "59000")).accepted
+    assert k.slot(0).size == D("0.004")
+
+
 def test_flaw12_outcome_lists_every_transition_of_the_call():
     """DITAv2's outcome.transitions held only the pre-venue transition, not those of the venue's answers."""
     k = make_kernel()

@@ -126,8 +126,10 @@ def test_journal_errors_are_clear(tmp_path):
     k.close()
     with pytest.raises(dita.JournalError, match="already holds records"):
         dita.Kernel(venue=_venue(), journal=path)
-    with pytest.raises(dita.JournalError, match="durability"):
-        dita.Kernel(venue=_venue(), journal=tmp_path / "x.sqlite", durability="sometimes")
+    for journal in (tmp_path / "x.sqlite", None):
+        with pytest.raises(dita.InvalidInputError, match="durability must be one of full, batched, got 'sometimes'"):
+            dita.Kernel(venue=_venue(), journal=journal, durability="sometimes")
+    assert not (tmp_path / "x.sqlite").exists()   # refused before any file was made
 
 
 def test_the_journal_never_holds_venue_options_or_raw_exchange_payloads(tmp_path):
@@ -358,7 +360,12 @@ def test_a_journal_has_one_writer_at_a_time_and_readers_may_look(tmp_path):
     audit = dita.Kernel.recover(path, venue=_venue(), sync=False, read_only=True)
     assert audit.journal is None and audit.snapshot()["slots"] == k.snapshot()["slots"]
     with pytest.raises(dita.InvalidInputError, match="read_only recovery takes no sync"):
-        dita.Kernel.recover(path, venue=_venue(), read_only=True)
+        dita.Kernel.recover(path, venue=_venue(), read_only=True, sync=True)
+    # An audit changes nothing: what it did would be journaled nowhere.
+    audit = dita.Kernel.recover(path, venue=_venue(), read_only=True)
+    with pytest.raises(dita.DitaError, match="recovered read_only"):
+        enter(audit, slot=0, intent="e9", trade="t9")
+    assert audit.venue.received == [] and audit.snapshot()["slots"] == k.snapshot()["slots"]
     before = k.snapshot()
     k.close()
     again = dita.Kernel.recover(path, venue=_venue())
@@ -393,6 +400,60 @@ def test_a_refused_second_writer_leaves_the_live_writers_journal_whole(tmp_path)
     assert path.with_name("run.sqlite.lock").exists()   # the lock's own file
     audit = dita.Kernel.recover(path, venue=_venue(), sync=False, read_only=True)
     assert [audit.slot(i).fsm_state for i in range(3)] == ["POSITION_OPEN"] * 3
+
+
+@pytest.mark.parametrize("edit, error", [
+    (lambda d: d["payload"].update(fill_price="61000") if d.get("event") == "FULL_FILL" else None,
+     "the journal sent {'effect': 'WRITE_TERMINAL', .*'entry_price': '60000'"),
+    (lambda d: d["payload"].update(fee="0.5") if d.get("event") == "FULL_FILL" else None,
+     "the journal settled the account at capital"),
+    (lambda d: d["args"].update(quantity="0.020") if d.get("effect") == "SUBMIT_ORDER" else None,
+     "the journal sent"),
+])
+def test_a_replay_checks_the_recorded_settlements_and_effects(tmp_path, edit, error):
+    """An edited fill, fee or order in the journal rebuilds another account, or sends
+    another order, than the original run did: the replay says where, instead of passing."""
+    path = tmp_path / "run.sqlite"
+    k = dita.Kernel(venue=_venue(fee_rate="0.0004"), capital=D("1000"), journal=path)
+    assert enter(k, size="0.010").state == "POSITION_OPEN"
+    assert exit_(k).state == "TRADE_TERMINAL_WRITTEN"
+    k.close()
+    with sqlite3.connect(path) as c:
+        for seq, data in c.execute("SELECT seq, data FROM records WHERE kind IN ('apply', 'effect')").fetchall():
+            d = json.loads(data)
+            if edit(d) is None and json.dumps(d) != data:
+                c.execute("UPDATE records SET data=? WHERE seq=?", (json.dumps(d), seq))
+    with pytest.raises(dita.JournalError, match=error):
+        dita.Kernel.recover(path, venue=_venue(), sync=False, read_only=True)
+
+
+def test_a_replay_checks_the_starting_capital_against_the_recorded_settlements(tmp_path):
+    path = tmp_path / "run.sqlite"
+    with dita.Kernel(venue=_venue(fee_rate="0.0004"), capital=D("1000"), journal=path) as k:
+        assert enter(k, size="0.010").state == "POSITION_OPEN"
+    with sqlite3.connect(path) as c:
+        c.execute("UPDATE meta SET value=? WHERE key='starting_capital'", (json.dumps("20000"),))
+    with pytest.raises(dita.JournalError, match=r"capital 999.76 \(replay: 19999.76\)"):
+        dita.Kernel.recover(path, venue=_venue(), sync=False, read_only=True)
+
+
+def test_a_damaged_journal_is_a_journal_error_naming_it(tmp_path, capsys):
+    path = tmp_path / "run.sqlite"
+    with dita.Kernel(venue=_venue(), capital=D("1000"), journal=path) as k:
+        for n in range(40):
+            assert enter(k, intent=f"e{n}", trade=f"t{n}", size="0.003").accepted
+            assert exit_(k, intent=f"x{n}").state == "TRADE_TERMINAL_WRITTEN"
+    with sqlite3.connect(path) as c:
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = path.stat().st_size
+    with open(path, "r+b") as f:   # a bad page in the middle of the records
+        f.seek(size // 2)
+        f.write(b"\xde\xad\xbe\xef" * 64)
+    with pytest.raises(dita.JournalError, match=r"run.sqlite is damaged: reading .*malformed"):
+        dita.Kernel.recover(path, venue=_venue(), sync=False, from_checkpoint=False)
+    from dita.cli import main
+    assert main(["journal", "replay", str(path)]) == 1
+    assert "run.sqlite is damaged" in capsys.readouterr().err
 
 
 class _Crash(BaseException):
@@ -437,6 +498,27 @@ def test_a_cancel_journaled_but_never_sent_is_sent_again_on_recovery(tmp_path, r
     live = again.snapshot()
     again.close()
     assert dita.Kernel.recover(path, venue=venue, sync=False).snapshot() == live   # journaled as applied
+
+
+@pytest.mark.parametrize("journaled", [False, True])
+def test_a_closed_kernel_refuses_every_change_before_making_it_and_can_still_be_read(tmp_path, journaled):
+    k = dita.Kernel(venue=_venue(entry_fill_ratio="0"), capital=D("1000"),
+                    journal=tmp_path / "run.sqlite" if journaled else None)
+    assert enter(k, size="0.010", order_type="LIMIT", limit_price="59000").state == "ENTRY_WORKING"
+    k.close()
+    before = k.snapshot()   # reading stays possible
+    frozen = {"state": "FROZEN", "record": dict(before["slots"][0]["record"], frozen_reason="by hand")}
+    error = dita.JournalError if journaled else dita.DitaError
+    calls = [lambda: enter(k, intent="e2", trade="t2"), lambda: cancel(k),
+             lambda: k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f1", "e1", "M1", "0.004", "59000")),
+             k.poll, k.sync_with_venue, lambda: k.reconcile({0: frozen})]
+    if journaled:
+        calls += [k.checkpoint, k.rotate_journal]
+    for call in calls:
+        with pytest.raises(error, match="this kernel was closed"):
+            call()
+    assert k.snapshot() == before and k.slot(0).fsm_state == "ENTRY_WORKING"
+    assert [r["action"] for r in k.venue.received] == ["submit"]
 
 
 def test_a_closed_kernel_refuses_to_go_on_without_its_journal(tmp_path):

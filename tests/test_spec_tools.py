@@ -194,3 +194,15 @@ def test_the_docs_show_the_lifecycle_of_the_packaged_spec(doc):
     blocks = re.findall(r"```mermaid\n(.*?)```", text, re.S)
     assert spectools.mermaid(dita.load_machine()) in blocks, \
         f"{doc} shows an outdated diagram; regenerate it with `dita spec graph`"
+
+
+def test_the_command_line_says_in_one_line_what_it_cannot_do(tmp_path, capsys):
+    """A diagram that cannot be written, a spec for the conformance suite that does not
+    load: one `dita:` line and exit 1, not a traceback (or a pytest collection error)."""
+    assert main(["spec", "graph", "-o", str(tmp_path / "missing" / "x.mmd")]) == 1
+    assert capsys.readouterr().err == f"dita: cannot write {tmp_path / 'missing' / 'x.mmd'}: No such file or directory\n"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n")
+    assert main(["conformance", "--venue", "mock", "--spec", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"dita: 1 problem in {bad}") and "yaml_error" in err and "Traceback" not in err

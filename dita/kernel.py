@@ -58,11 +58,14 @@ def _bad_kind(event: VenueEvent) -> InvalidInputError:
 
 def _serialized(method):
     """Runs ``method`` holding the kernel's lock (re-entrant: a venue that answers by
-    calling the kernel back, from the same thread, goes straight in)."""
+    calling the kernel back, from the same thread, goes straight in). The engine's runtime
+    is reserved for the call as well: a venue event delivered from another thread meanwhile
+    (through the native dispatcher, which takes no Python lock) waits for the call to end
+    instead of being applied in the middle of it."""
     @functools.wraps(method)
     def serialized(self, *args, **kwargs):
         with self._lock:
-            return method(self, *args, **kwargs)
+            return _whole(self, method, args, kwargs)
     return serialized
 
 
@@ -77,8 +80,23 @@ def _acting(method):
             if self._read_only:
                 raise DitaError("this kernel was recovered read_only (an audit): it changes nothing, since nothing "
                                 "it did would be journaled; Kernel.recover without read_only continues the journal")
-            return method(self, *args, **kwargs)
+            return _whole(self, method, args, kwargs)
     return acting
+
+
+def _whole(kernel, method, args, kwargs):
+    """Calls ``method`` with the runtime reserved for this thread (the outermost call
+    reserves and releases; the kernel's lock is held)."""
+    outermost = kernel._depth == 0
+    if outermost:
+        kernel._rt.reserve()
+    kernel._depth += 1
+    try:
+        return method(kernel, *args, **kwargs)
+    finally:
+        kernel._depth -= 1
+        if outermost:
+            kernel._rt.release()
 
 
 class Kernel:
@@ -145,6 +163,7 @@ class Kernel:
         self._lock = threading.RLock()
         self._closed = False
         self._read_only = False
+        self._depth = 0   # nesting of the serialized calls running now (see _whole)
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
             raise InvalidInputError(f"slots must be a positive int, got {slots!r}")
         capital = to_decimal(capital, "capital")
@@ -368,7 +387,7 @@ class Kernel:
             asset = self._rt.field(slot, "asset")
             order_side = {"LONG": "SELL", "SHORT": "BUY"}.get(self._rt.field(slot, "side"))
         instrument = self._instrument(asset) if asset else None
-        if asset and instrument is None:
+        if instrument is None and (asset or intent.action == "ENTER"):
             return self._refused(slot, "INVALID_INTENT", f"venue {self.venue.name or type(self.venue).__name__!r} does not trade {asset!r}")
         limit_price = intent.limit_price
         if limit_price is not None and limit_price > 0 and order_side is not None:

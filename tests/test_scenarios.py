@@ -618,3 +618,13 @@ def test_an_intent_is_a_value_the_caller_cannot_change_under_the_kernel():
     assert (order.intent.target_size, order.intent.metadata) == (D("0.010"), {"note": "as sent"})
     view = k.slot(0).active_entry_order
     assert (view.side, view.position_side) == ("BUY", "LONG")
+
+
+@pytest.mark.parametrize("asset", ["", "NOPE-USDT"])
+def test_an_entry_for_an_asset_the_venue_does_not_trade_is_refused_naming_it(asset):
+    k = make_kernel()
+    before = k.snapshot()
+    out = enter(k, asset=asset)
+    assert (out.accepted, out.diagnostic_code) == (False, "INVALID_INTENT")
+    assert out.message.endswith(f"does not trade {asset!r}")
+    assert k.snapshot() == before and k.venue.received == []

@@ -85,3 +85,45 @@ def test_a_payload_that_calls_the_engine_back_is_refused_not_deadlocked():
     with pytest.raises(dita.EngineError, match="called again from inside one of its own calls"):
         rt.apply(0, "CANCEL", Sneaky())
     assert rt.state(0) == "IDLE" and rt.seen_count(0) == 0
+
+
+class HeldCancel(MockVenue):
+    """A cancel that stays at the venue until the test lets it go; its answer comes later."""
+
+    def __init__(self, **kw):
+        super().__init__(silent=True, **kw)
+        self.inside, self.go = threading.Event(), threading.Event()
+
+    def cancel(self, order):
+        self.inside.set()
+        self.go.wait(10)
+        return super().cancel(order)
+
+
+def test_an_event_from_another_thread_waits_for_the_intent_in_progress():
+    """Without a journal, on_venue_event is the engine's native dispatcher, which takes no
+    Python lock: a fill delivered while a CANCEL was inside the venue call was applied in the
+    middle of it, and the CANCEL's outcome reported a state its own transitions did not
+    explain. The intent reserves the runtime: the fill waits, then applies after it."""
+    k = dita.Kernel(venue=HeldCancel(prices={"BTC-USDT": "60000"}), capital=D("1000"))
+    out = k.process_intent(dita.KernelIntent("ENTER", 0, "e1", trade_id="t1", asset="BTC-USDT", side="LONG",
+                                             target_size="0.010", order_type="LIMIT", limit_price="59000"))
+    k.on_venue_event(dita.VenueEvent("ORDER_ACK", "a1", "e1", "M1"))
+    assert k.slot(0).fsm_state == "ENTRY_WORKING", out
+    results = {}
+    strategy = threading.Thread(target=lambda: results.update(
+        cancel=k.process_intent(dita.KernelIntent("CANCEL", 0, "c1"))))
+    websocket = threading.Thread(target=lambda: results.update(
+        fill=k.on_venue_event(dita.VenueEvent("FULL_FILL", "f1", "e1", "M1", D("0.010"), D("59000"), D("0.01")))))
+    strategy.start()
+    assert k.venue.inside.wait(10)
+    websocket.start()
+    websocket.join(0.3)
+    assert websocket.is_alive() and "fill" not in results   # waiting for the CANCEL to end
+    k.venue.go.set()
+    strategy.join(10)
+    websocket.join(10)
+    assert results["cancel"].state == "ENTRY_CANCEL_PENDING"
+    assert results["cancel"].transitions == (("ENTRY_WORKING", "CANCEL", "ENTRY_CANCEL_PENDING"),)
+    assert results["fill"].transitions == (("ENTRY_CANCEL_PENDING", "FULL_FILL", "POSITION_OPEN"),)
+    assert k.slot(0).size == D("0.010")

@@ -471,6 +471,9 @@ pub struct Runtime {
     state: Mutex<RuntimeState>,
     /// The thread holding `state` (0: none), to tell a re-entrant call from a waiting one.
     holder: AtomicU64,
+    /// A thread that has the runtime to itself across several calls (0: none; see
+    /// `reserve`): `dispatch` from any other thread hands its event to the fallback.
+    reserved: AtomicU64,
 }
 
 pub struct RuntimeState {
@@ -652,13 +655,14 @@ enum Dispatched {
 }
 
 impl RuntimeState {
-    fn dispatch_fast(&mut self, event: &Bound<'_, PyAny>) -> PyResult<Dispatched> {
+    /// `elsewhere`: another thread has the runtime reserved (see `Runtime::reserve`).
+    fn dispatch_fast(&mut self, event: &Bound<'_, PyAny>, elsewhere: bool) -> PyResult<Dispatched> {
         let py = event.py();
         let Some(d) = &self.dispatcher else {
             return Err(EngineError::new_err("dispatch is not configured (call configure_dispatch first)"));
         };
         let fallback = || Ok(Dispatched::Fallback(d.fallback.clone_ref(py), py.None()));
-        if !event.get_type().is(d.event_type.bind(py)) {
+        if elsewhere || !event.get_type().is(d.event_type.bind(py)) {
             return fallback();
         }
         let direct = d.members.as_ref().filter(|s| s.reader.reads(event));
@@ -847,7 +851,7 @@ impl Runtime {
         let _ = py;
         let rt = guarded("Runtime()", || Rt::new(m, instances, &overrides).map_err(rt_err))?;
         let state = RuntimeState { rt, machine, routes: HashMap::default(), dispatcher: None, payload_buffer: Vec::new() };
-        Ok(Runtime { state: Mutex::new(state), holder: AtomicU64::new(0) })
+        Ok(Runtime { state: Mutex::new(state), holder: AtomicU64::new(0), reserved: AtomicU64::new(0) })
     }
 
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
@@ -1033,11 +1037,25 @@ impl Runtime {
     /// an event that was applied but emitted effects for the caller to perform.
     fn dispatch(slf: &Bound<'_, Self>, event: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
-        let step = guarded("dispatch", || slf.get().lock(py)?.dispatch_fast(event))?;
+        let reserved = slf.get().reserved.load(Ordering::Acquire);
+        let elsewhere = reserved != 0 && reserved != THREAD_NUMBER.with(|n| *n);
+        let step = guarded("dispatch", || slf.get().lock(py)?.dispatch_fast(event, elsewhere))?;
         match step {
             Dispatched::Done(outcome) => Ok(outcome),
             Dispatched::Fallback(fallback, applied) => fallback.call1(py, (event, applied)),
         }
+    }
+
+    /// Gives the calling thread the runtime across several calls (a caller's whole
+    /// operation: a call that applies an intent, performs its effects and applies their
+    /// answers): until `release`, `dispatch` from other threads goes to the fallback, which
+    /// the caller serializes with its operation, instead of applying in between.
+    fn reserve(&self) {
+        self.reserved.store(THREAD_NUMBER.with(|n| *n), Ordering::Release);
+    }
+
+    fn release(&self) {
+        self.reserved.store(0, Ordering::Release);
     }
 
     fn state(&self, py: Python<'_>, instance: usize) -> PyResult<Py<PyString>> {

@@ -10,7 +10,7 @@ import pytest
 import dita
 from dita_bingx import BingXVenue
 
-from .conftest import contracts, requests_to
+from .conftest import contracts, enter, exit_, requests_to
 
 
 def test_instruments_come_from_the_contracts_endpoint(venue):
@@ -175,3 +175,29 @@ def test_live_and_demo_hosts(monkeypatch):
     finally:
         live.close()
         demo.close()
+
+
+@pytest.mark.parametrize("status, opening, closing", [
+    (0, "BingX lists BTC-USDT as offline (status 0): no order is taken", "offline"),
+    (5, "BingX lists BTC-USDT as not online yet (status 5): no order is taken", "not online yet"),
+    (25, "BingX lists BTC-USDT as close only (status 25): no opening order is taken", None),
+])
+def test_a_contract_that_is_not_online_takes_no_order_it_forbids(make_sim, make_kernel, status, opening, closing):
+    """BINGX.md 2.1: status 1 online, 0 offline, 5 pre-online, 25 close only. Refused before
+    anything is sent (a REJECT naming the status); a close-only symbol still takes exits."""
+    sim = make_sim()
+    k = make_kernel(sim)
+    assert enter(k, size="0.010").state == "POSITION_OPEN"     # opened while it was online
+    sim.set_contracts(contracts(BTC_USDT={"status": status}))
+    k.venue.refresh_instruments()
+    k2 = make_kernel(sim)   # a second kernel tries to open
+    k2.venue.refresh_instruments()
+    out = enter(k2, intent_id="k2e1", size="0.010")
+    assert out.state == "IDLE" and k2.slot(0).record["last_order_end"] == opening
+    places = len(requests_to(sim, "place_order"))
+    out = exit_(k)
+    if closing is None:
+        assert out.state == "TRADE_TERMINAL_WRITTEN" and sim.position("BTC-USDT") == 0
+    else:
+        assert out.state == "POSITION_OPEN" and closing in k.slot(0).record["last_order_end"]
+        assert len(requests_to(sim, "place_order")) == places

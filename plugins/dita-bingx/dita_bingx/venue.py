@@ -397,6 +397,12 @@ class BingXVenue(dita.Venue):
         if order.side not in ("BUY", "SELL") or order.position_side not in ("LONG", "SHORT"):
             raise _Refusal(f"side {order.side!r} / position side {order.position_side!r} must be BUY/SELL and LONG/SHORT")
         opening = not order.reduce_only
+        # The contract's trading status (BINGX.md 2.1): 1 online, 0 offline, 5 pre-online,
+        # 25 close only. Anything else is left to the exchange.
+        if contract.status in (0, 5) or (contract.status == 25 and opening):
+            meaning = {0: "offline", 5: "not online yet", 25: "close only"}[contract.status]
+            raise _Refusal(f"BingX lists {order.asset} as {meaning} (status {contract.status}): "
+                           f"{'no order' if contract.status != 25 else 'no opening order'} is taken")
         if opening and not contract.api_open:
             raise _Refusal(f"BingX does not allow opening positions in {order.asset} through the API (apiStateOpen=false)")
         if not opening and not contract.api_close:

@@ -446,7 +446,9 @@ class Kernel:
         if applied is not None:
             return self._finish(self._order_slot[event.client_order_id], applied, None)
         if type(event) is not VenueEvent:
-            raise InvalidInputError(f"on_venue_event takes a dita.VenueEvent, got {type(event).__name__}")
+            if not isinstance(event, VenueEvent):
+                raise InvalidInputError(f"on_venue_event takes a dita.VenueEvent, got {type(event).__name__}")
+            event = _plain_event(event)
         if self._journal is not None:
             return self._on_venue_event_journaled(event)
         slot = self._order_slot.get(event.client_order_id)
@@ -651,6 +653,8 @@ class Kernel:
         self._perform(slot, effects, intent, transitions, pending)
         while pending:
             event = pending.popleft()
+            if type(event) is not VenueEvent and isinstance(event, VenueEvent):
+                event = _plain_event(event)
             emitted.append(event)
             if type(event) is not VenueEvent:
                 # The order may well be placed: the slot keeps waiting for a proper answer
@@ -1270,6 +1274,12 @@ class Kernel:
             raise ReconcileError([v.replace("instance ", "slot ", 1) for v in violations]) from None
 
 
+def _plain_event(event: VenueEvent) -> VenueEvent:
+    """A subclass of VenueEvent (an adapter's own, with extra fields) as the VenueEvent it
+    is: what the kernel applies and journals are the VenueEvent fields."""
+    return VenueEvent(**{name: getattr(event, name, None) for name in VenueEvent.__slots__})
+
+
 def _forgotten_keys(sid: int, current: Mapping, given: Mapping) -> list[str]:
     """A reconcile that keeps a slot's trade but drops de-duplication keys it holds would
     apply again the events those keys stand for (a fill twice): refused, naming them."""
@@ -1292,10 +1302,9 @@ def _forgotten_keys(sid: int, current: Mapping, given: Mapping) -> list[str]:
 
 
 def _snapshot_decimal(text: Any) -> Decimal:
-    value = Decimal(text) if isinstance(text, (str, int)) else None
-    if value is None or not value.is_finite():
+    if isinstance(text, bool) or not isinstance(text, (str, int)):
         raise ValueError(f"{text!r} is not a decimal number")
-    return value
+    return to_decimal(text, "a figure")   # plain decimal text only, finite
 
 
 def _snapshot_slots(snapshot: Any) -> list:
@@ -1372,7 +1381,7 @@ def _order_from_json(d: Mapping[str, Any]) -> Order:
     d = dict(d)
     for k in ("quantity", "limit_price", "leverage"):
         if d.get(k) is not None:
-            d[k] = Decimal(d[k])
+            d[k] = to_decimal(d[k], f"order {d.get('client_order_id')!r} {k}")
     intent = d.pop("intent", None)
     if intent:
         intent = KernelIntent(**{k: v for k, v in intent.items()})

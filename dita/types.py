@@ -159,10 +159,11 @@ class VenueEvent:
         self.raw = raw
 
     def to_dict(self) -> dict:
-        return {k: (str(v) if isinstance(v, Decimal) else v) for k in self.__slots__ if (v := getattr(self, k)) is not None}
+        return {k: (str(v) if isinstance(v, Decimal) else v) for k in VenueEvent.__slots__
+                if (v := getattr(self, k)) is not None}
 
     def __eq__(self, other):
-        return isinstance(other, VenueEvent) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+        return isinstance(other, VenueEvent) and all(getattr(self, k) == getattr(other, k) for k in VenueEvent.__slots__)
 
     __hash__ = None
 

@@ -154,3 +154,34 @@ def test_when_the_venue_cannot_be_asked_the_slot_waits_for_the_order_and_poll_se
     assert k.slot(0).fsm_state == "POSITION_OPEN"
     assert k.slot(0).size == D("0.010") == k.venue.positions[("BTC-USDT", "LONG")]
     assert k.poll() == []                     # settled once
+
+
+class ExchangeEvent(dita.VenueEvent):
+    """An adapter's own event type: a VenueEvent with a field of its own."""
+
+    __slots__ = ("exchange_seq",)
+
+    def __init__(self, *args, exchange_seq=None, **kw):
+        super().__init__(*args, **kw)
+        self.exchange_seq = exchange_seq
+
+
+class AnswersWithItsOwnEvents(MockVenue):
+    def submit(self, order):
+        return [ExchangeEvent(**e.to_dict(), exchange_seq=n) for n, e in enumerate(super().submit(order))]
+
+
+@pytest.mark.parametrize("journaled", [False, True])
+def test_an_adapters_subclass_of_venue_event_is_applied_as_the_venue_event_it_is(journaled, tmp_path):
+    """A fill is money: an event of a VenueEvent subclass was refused as INVALID_EVENT."""
+    k = kernel(AnswersWithItsOwnEvents, tmp_path / "run.sqlite" if journaled else None)
+    out = enter(k, size="0.010")
+    assert (out.state, out.refused_events) == ("POSITION_OPEN", ())
+    assert [type(e) for e in out.emitted_events] == [dita.VenueEvent, dita.VenueEvent]
+    fill = ExchangeEvent("FULL_FILL", "late", "e1", "M1", D("0.001"), D("60000"), exchange_seq=9)
+    assert k.on_venue_event(fill).diagnostic_code == "OVERFILL"   # judged like any other event
+    assert k.slot(0).size == D("0.010")
+    if journaled:
+        k.close()
+        again = dita.Kernel.recover(tmp_path / "run.sqlite", venue=k.venue, sync=False)
+        assert again.snapshot() == k.snapshot()

@@ -118,7 +118,9 @@ def as_recorded(data: Any) -> Any:
 
 
 def lock_path(path: Path) -> Path:
-    """The file whose lock marks a journal's writer: ``run.sqlite.lock`` beside ``run.sqlite``."""
+    """The file whose lock marks a journal's writer: ``run.sqlite.lock`` beside ``run.sqlite``
+    (beside the file itself, when the path is a symbolic link to it)."""
+    path = Path(path).resolve()
     return path.with_name(path.name + ".lock")
 
 

@@ -9,6 +9,7 @@ the engine emits and feeds the venue's answers back.
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import logging
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from dita import _engine
-from dita.errors import DitaError, InvalidInputError, ReconcileError
+from dita.errors import DitaError, InvalidInputError, ReconcileError, VenueError
 from dita.journal import (DURABILITY_MODES, Journal, JournalError, as_recorded, claim_journal_chain, journal_chain, journal_problem,
                           release_writer_lock)
 from dita.plugins import default_registry
@@ -246,8 +247,10 @@ class Kernel:
         """Commits and closes the journal (if any), and the venue if this kernel built it
         from its name (a venue object handed in stays open: it belongs to the caller)."""
         self._closed = True
-        # The engine's native dispatcher would go on applying events: the Python path refuses.
+        # The engine's native dispatcher would go on applying events (through a handler taken
+        # before close, too): every event now takes the Python path, which refuses.
         self.__dict__.pop("on_venue_event", None)
+        self._rt.shut()
         try:
             if self._journal is not None:
                 self._journal.close()
@@ -304,6 +307,9 @@ class Kernel:
     def _process_intent(self, intent: KernelIntent) -> KernelOutcome:
         if not isinstance(intent, KernelIntent):
             raise InvalidInputError(f"process_intent takes a dita.KernelIntent, got {type(intent).__name__}")
+        # The kernel keeps the intent with the order it becomes: its own copy, so that the
+        # caller changing its metadata afterwards changes neither that nor the snapshots.
+        intent = copy.deepcopy(intent)
         self._check_slot(intent.slot_id)
         slot = intent.slot_id
         journal = self._journal
@@ -363,13 +369,10 @@ class Kernel:
             raise InvalidInputError(f"venue {name!r}: {formatter}({asset!r}, {value}) failed: "
                                     f"{type(exc).__name__}: {exc}") from exc
         try:
-            number = Decimal(text) if isinstance(text, str) else None
-        except ArithmeticError:
-            number = None
-        if number is None or not number.is_finite():
+            return to_decimal(text if isinstance(text, str) else None, f"{formatter}({asset!r}, {value})")
+        except InvalidInputError:
             raise InvalidInputError(f"venue {name!r}: {formatter}({asset!r}, {value}) returned {text!r}, "
-                                    "not the text of a decimal number")
-        return number
+                                    "not the text of a decimal number") from None
 
     def _intent_payload(self, intent: KernelIntent) -> dict | KernelOutcome:
         slot = intent.slot_id
@@ -752,8 +755,13 @@ class Kernel:
         try:
             events = getattr(self.venue, method)(order)
         except Exception as exc:  # any venue failure must end in a state the slot can leave
-            if method == "submit":
+            if method == "submit" and not isinstance(exc, VenueError):
                 return self._submit_failed(order, f"submit failed: {type(exc).__name__}: {exc}")
+            if method == "submit":
+                # A VenueError is the venue's own word that it did not place the order (an id
+                # already taken, say): asking by client order id could find another order.
+                return [VenueEvent("REJECT", f"kernel:submit-failed:{order.client_order_id}:{uuid.uuid4().hex[:16]}",
+                                   order.client_order_id, reason=f"submit refused: {type(exc).__name__}: {exc}")]
             # A fresh id per failure: a second failed cancel of the same order must apply too.
             return [VenueEvent("CANCEL_REJECT", f"kernel:cancel-failed:{order.client_order_id}:{uuid.uuid4().hex[:16]}",
                                order.client_order_id, reason=f"cancel failed: {type(exc).__name__}: {exc}")]
@@ -1059,6 +1067,7 @@ class Kernel:
             j.close()
             k.recovery_report = []
             k._read_only = True
+            k._rt.shut()   # venue events too are refused
             return k
         j.adopt_writer_lock(lock)
         k._checkpoint_every = checkpoint_every
@@ -1066,8 +1075,6 @@ class Kernel:
         k._attach_journal(j)
         k._resume_venue()
         k.recovery_report = k.sync_with_venue() if sync else []
-        if sync:
-            k._resend_pending_cancels(k.recovery_report)
         return k
 
     @_acting
@@ -1107,7 +1114,7 @@ class Kernel:
         try:
             for rec in journal.records(after):
                 if rec.kind == "intent":
-                    intent = KernelIntent(**rec.data)
+                    intent = KernelIntent.recorded(rec.data)
                 elif rec.kind == "apply":
                     d = rec.data
                     try:
@@ -1160,7 +1167,9 @@ class Kernel:
         """Asks the venue about every order a slot still considers working and applies what
         it reports (fills that happened while this kernel was not listening apply once, by
         their event ids). Returns one entry per order: slot, client order id, and either the
-        outcomes or the error that kept the order from being explained."""
+        outcomes or the error that kept the order from being explained. A slot still waiting
+        for a cancel's answer after that sends the cancel again (see
+        :meth:`_resend_pending_cancels`)."""
         report = []
         for sid in range(self.slots):
             view = self.slot(sid)
@@ -1192,6 +1201,7 @@ class Kernel:
                     entry["frozen"] = reason
                 entry["state"] = self.slot(sid).fsm_state
                 report.append(entry)
+        self._resend_pending_cancels(report)
         return report
 
     def _freeze(self, slot: int, reason: str) -> None:
@@ -1230,7 +1240,7 @@ class Kernel:
                 current = self._rt.snapshot(sid)
                 if "seen" not in s:
                     s["seen"] = current["seen"]
-                else:
+                elif not self._replaying:   # a recorded reconcile is history: it was accepted then
                     forgotten.extend(_forgotten_keys(sid, current, s))
             snaps[sid] = s
         if forgotten:
@@ -1246,32 +1256,41 @@ class Kernel:
                     self._order_slot.setdefault(record[key], sid)
         self._sync_routes()
 
+    def _check_one_slot_per_order(self, snaps: dict) -> None:
+        """One order works for one slot: its events are routed to one of them only, and the
+        other would wait for them for good. Only the given slots' orders are looked up (a
+        reconcile of one slot among thousands reads one other record at most per order)."""
+        owners: dict[str, list[int]] = {}
+        for sid, snap in sorted(snaps.items()):
+            record = snap.get("record") if isinstance(snap, Mapping) else None
+            for coid in _working_orders(record) if isinstance(record, Mapping) else ():
+                owners.setdefault(coid, []).append(sid)
+                other = self._order_slot.get(coid)
+                if other is not None and other not in snaps and coid in _working_orders(self._rt.record(other)):
+                    owners[coid].append(other)
+        shared = [f"order {coid!r} is working for slots {', '.join(map(str, sorted(sids)))}: an order works for one "
+                  "slot" for coid, sids in owners.items() if len(sids) > 1]
+        if shared:
+            raise ReconcileError(shared)
+
     def _replace(self, snaps: dict, shared: Mapping | None) -> None:
         bad = [f"slot {sid!r}: no such slot (this kernel has {self.slots})" for sid in snaps
                if isinstance(sid, bool) or not isinstance(sid, int) or not 0 <= sid < self.slots]
         if bad:
             raise ReconcileError(bad)
-        # One order works for one slot: its events are routed to one of them only, and the
-        # other would wait for them for good.
-        owners: dict[str, list[int]] = {}
-        for sid in range(self.slots):
-            given = snaps.get(sid)
-            record = given.get("record") if isinstance(given, Mapping) else None
-            if not isinstance(record, Mapping):
-                record = self._rt.record(sid) if given is None else {}
-            for prefix in ("entry", "exit"):
-                coid = record.get(f"{prefix}_client_order_id")
-                if record.get(f"{prefix}_live") is True and isinstance(coid, str) and coid:
-                    owners.setdefault(coid, []).append(sid)
-        shared_twice = [f"order {coid!r} is working for slots {', '.join(map(str, sids))}: an order works for one slot"
-                        for coid, sids in owners.items() if len(sids) > 1]
-        if shared_twice:
-            raise ReconcileError(shared_twice)
+        if not self._replaying:   # a recorded reconcile or checkpoint was accepted when it was made
+            self._check_one_slot_per_order(snaps)
         try:
             self._rt.replace(snaps, dict(shared) if shared is not None else None)
         except _engine.EngineError as exc:
             violations = getattr(exc, "violations", None) or [str(exc)]
             raise ReconcileError([v.replace("instance ", "slot ", 1) for v in violations]) from None
+
+
+def _working_orders(record: Mapping) -> list[str]:
+    return [coid for prefix in ("entry", "exit")
+            if record.get(f"{prefix}_live") is True and isinstance(coid := record.get(f"{prefix}_client_order_id"), str)
+            and coid]
 
 
 def _plain_event(event: VenueEvent) -> VenueEvent:
@@ -1280,23 +1299,30 @@ def _plain_event(event: VenueEvent) -> VenueEvent:
     return VenueEvent(**{name: getattr(event, name, None) for name in VenueEvent.__slots__})
 
 
+_ORDER_FIELDS = ("entry_client_order_id", "exit_client_order_id", "prev_exit_client_order_id")
+
+
 def _forgotten_keys(sid: int, current: Mapping, given: Mapping) -> list[str]:
-    """A reconcile that keeps a slot's trade but drops de-duplication keys it holds would
-    apply again the events those keys stand for (a fill twice): refused, naming them."""
+    """A reconcile that keeps a slot's trade, or one of its orders, but drops de-duplication
+    keys it holds for them would apply again the events those keys stand for (a fill
+    twice): refused, naming them. Keys of orders and trades the slot no longer carries may go."""
     record = given.get("record") if isinstance(given.get("record"), Mapping) else {}
-    trade = current["record"].get("trade_id")
-    if trade is None or record.get("trade_id") != trade:
-        return []   # another trade (or none): its own de-duplication starts afresh
     seen = given.get("seen")
     if not isinstance(seen, (list, tuple)):
         return []   # malformed: the engine says so
+    trade = current["record"].get("trade_id")
+    same_trade = trade is not None and record.get("trade_id") == trade
+    kept_orders = {record.get(f) for f in _ORDER_FIELDS} & {current["record"].get(f) for f in _ORDER_FIELDS} - {None}
     key = lambda k: tuple(k) if isinstance(k, list) else k  # noqa: E731
     kept = {key(k) for k in seen}
-    lost = [k for k in current["seen"] if key(k) not in kept]
+    # A key scoped to an order ends with that order's id ([field, value, scope field, scope value]).
+    lost = [k for k in current["seen"] if key(k) not in kept
+            and (same_trade or (isinstance(k, (list, tuple)) and len(k) == 4 and k[3] in kept_orders))]
     if not lost:
         return []
     shown = ", ".join(str(list(k)) if isinstance(k, (list, tuple)) else repr(k) for k in lost[:5])
-    return [f"slot {sid}: the reconcile keeps trade {trade} but drops {len(lost)} of its de-duplication keys "
+    what = f"trade {trade}" if same_trade else f"order{'s' if len(kept_orders) > 1 else ''} {', '.join(sorted(kept_orders))}"
+    return [f"slot {sid}: the reconcile keeps {what} but drops {len(lost)} of its de-duplication keys "
             f"({shown}{', ...' if len(lost) > 5 else ''}): the events they stand for would apply again; "
             "give the slot's seen keys (or leave 'seen' out to keep them)"]
 
@@ -1384,5 +1410,5 @@ def _order_from_json(d: Mapping[str, Any]) -> Order:
             d[k] = to_decimal(d[k], f"order {d.get('client_order_id')!r} {k}")
     intent = d.pop("intent", None)
     if intent:
-        intent = KernelIntent(**{k: v for k, v in intent.items()})
+        intent = KernelIntent.recorded(intent)
     return Order(**d, intent=intent)

@@ -62,7 +62,7 @@ class KernelIntent:
 
     An intent is a value: it cannot be changed once built (the kernel keeps it with the
     order it became, and the journal holds it as sent). On an EXIT or CANCEL, ``asset`` and
-    ``side``, when given, must be the slot's trade's (for ``side``, or its closing order's);
+    ``side``, when given, must be the slot's trade's (for ``side``, or BUY/SELL of one of its orders);
     an EXIT's ``target_size``, when given, is the most it may send (exits are sized by the
     trade's ``exit_leg_ratios``)."""
 
@@ -110,6 +110,26 @@ class KernelIntent:
 
     def __delattr__(self, name):
         raise AttributeError(f"a KernelIntent cannot be changed once built (deleting {name!r})")
+
+    @classmethod
+    def recorded(cls, data: Mapping[str, Any]) -> "KernelIntent":
+        """An intent as a journal recorded it. One a later version's checks would refuse
+        (it was accepted when it was sent) is rebuilt as it was: a replay rebuilds history."""
+        try:
+            return cls(**data)
+        except InvalidInputError:
+            intent = object.__new__(cls)
+            decimals = ("target_size", "limit_price", "leverage", "reference_price")
+            for name in cls.__slots__:
+                value = data.get(name)
+                if name in decimals and value is not None:
+                    value = Decimal(value)
+                elif name == "exit_leg_ratios":
+                    value = tuple(Decimal(r) for r in value or ())
+                elif name == "metadata":
+                    value = dict(value or {})
+                object.__setattr__(intent, name, value)
+            return intent
 
     def __reduce__(self):   # copy and pickle build it anew, through the checks above
         return KernelIntent, (self.action, self.slot_id, self.intent_id, self.trade_id, self.asset, self.side,

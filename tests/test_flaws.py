@@ -351,6 +351,10 @@ def test_flaw11_reconcile_refuses_a_working_slot_of_no_trade_and_cleared_dedup_k
     cleared = dict(copy.deepcopy(live), seen=[])
     with pytest.raises(dita.ReconcileError, match="keeps trade t1 but drops 3 of its de-duplication keys"):
         k.reconcile({0: cleared})
+    renamed = dict(copy.deepcopy(live), seen=[])   # the same working order under another trade id
+    renamed["record"]["trade_id"] = "t1-renamed"
+    with pytest.raises(dita.ReconcileError, match="keeps order e1 but drops 2 of its de-duplication keys"):
+        k.reconcile({0: renamed})
     twice = copy.deepcopy(live)   # slot 1 claims slot 0's working order
     with pytest.raises(dita.ReconcileError, match="order 'e1' is working for slots 0, 1"):
         k.reconcile({1: twice})

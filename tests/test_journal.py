@@ -365,6 +365,8 @@ def test_a_journal_has_one_writer_at_a_time_and_readers_may_look(tmp_path):
     audit = dita.Kernel.recover(path, venue=_venue(), read_only=True)
     with pytest.raises(dita.DitaError, match="recovered read_only"):
         enter(audit, slot=0, intent="e9", trade="t9")
+    with pytest.raises(dita.DitaError, match="recovered read_only"):   # events too, native path included
+        audit.on_venue_event(dita.VenueEvent("FULL_FILL", "f9", "e1", "M1", "0.010", "60000"))
     assert audit.venue.received == [] and audit.snapshot()["slots"] == k.snapshot()["slots"]
     before = k.snapshot()
     k.close()
@@ -505,7 +507,10 @@ def test_a_closed_kernel_refuses_every_change_before_making_it_and_can_still_be_
     k = dita.Kernel(venue=_venue(entry_fill_ratio="0"), capital=D("1000"),
                     journal=tmp_path / "run.sqlite" if journaled else None)
     assert enter(k, size="0.010", order_type="LIMIT", limit_price="59000").state == "ENTRY_WORKING"
+    handler = k.on_venue_event   # as a websocket client holds it (the native dispatcher, unjournaled)
     k.close()
+    with pytest.raises(dita.JournalError if journaled else dita.DitaError, match="this kernel was closed"):
+        handler(dita.VenueEvent("PARTIALLY_FILLED", "f0", "e1", "M1", "0.004", "59000"))
     before = k.snapshot()   # reading stays possible
     frozen = {"state": "FROZEN", "record": dict(before["slots"][0]["record"], frozen_reason="by hand")}
     error = dita.JournalError if journaled else dita.DitaError
@@ -529,3 +534,43 @@ def test_a_closed_kernel_refuses_to_go_on_without_its_journal(tmp_path):
     with pytest.raises(dita.JournalError, match="this kernel was closed"):
         k.on_venue_event(dita.VenueEvent("ORDER_ACK", "a1", "e1"))
     assert k.slot(0).fsm_state == "IDLE"
+
+
+def test_a_journal_reached_through_a_symbolic_link_has_the_same_one_writer(tmp_path):
+    path = tmp_path / "run.sqlite"
+    k = dita.Kernel(venue=_venue(), capital=D("1000"), journal=path)
+    link = tmp_path / "current.sqlite"
+    link.symlink_to(path)
+    with pytest.raises(dita.JournalError, match="is being written by another kernel"):
+        dita.Kernel.recover(link, venue=_venue())
+    k.close()
+    assert not (tmp_path / "current.sqlite.lock").exists()
+
+
+def test_sync_with_venue_sends_again_a_cancel_the_journal_holds_but_the_venue_never_got(tmp_path):
+    path = tmp_path / "run.sqlite"
+    venue = DiesBeforeTheCancelLeaves(prices={"BTC-USDT": "60000"})
+    k = dita.Kernel(venue=venue, capital=D("1000"), journal=path)
+    assert enter(k, size="0.010", order_type="LIMIT", limit_price="59000").state == "ENTRY_WORKING"
+    with pytest.raises(_Crash):
+        cancel(k)
+    k.journal.close()
+    venue.dying = False
+    again = dita.Kernel.recover(path, venue=venue, sync=False)
+    assert again.slot(0).fsm_state == "ENTRY_CANCEL_PENDING" and venue.orders["e1"].status == "NEW"
+    report = again.sync_with_venue()
+    assert [e.get("cancel_sent_again") for e in report] == [["OK"]] and again.slot(0).fsm_state == "IDLE"
+
+
+def test_a_journal_holding_an_intent_todays_checks_refuse_still_replays(tmp_path):
+    """History is rebuilt as it happened: an intent accepted when it was sent (here a
+    reference_price of 0, which intents now refuse) replays."""
+    path = tmp_path / "run.sqlite"
+    with dita.Kernel(venue=_venue(), capital=D("1000"), journal=path) as k:
+        assert enter(k, size="0.010").state == "POSITION_OPEN"
+        live = k.snapshot()
+    with sqlite3.connect(path) as c:
+        seq, data = c.execute("SELECT seq, data FROM records WHERE kind='intent'").fetchone()
+        c.execute("UPDATE records SET data=? WHERE seq=?", (json.dumps({**json.loads(data), "reference_price": "0"}), seq))
+    again = dita.Kernel.recover(path, venue=_venue(), sync=False, from_checkpoint=False, read_only=True)
+    assert again.snapshot()["slots"] == live["slots"] and again.order("e1").intent.reference_price == 0

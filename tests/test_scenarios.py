@@ -566,7 +566,7 @@ def test_an_exit_never_sends_more_than_its_target_size_nor_acts_on_another_asset
                                       "a target_size it is given"),
         ({"asset": "ETH-USDT"}, "the intent names side any of ETH-USDT, but the slot's trade t1 is LONG BTC-USDT"),
         ({"side": "SHORT"}, "the intent names side SHORT of any asset, but the slot's trade t1 is LONG BTC-USDT"),
-        ({"side": "BUY"}, "the intent names side BUY of any asset, but the slot's trade t1 is LONG BTC-USDT"),
+        ({"target_size": D("0")}, "target_size must be positive, got 0"),
     ]):
         out = k.process_intent(dita.KernelIntent("EXIT", 0, f"x-bad{n}", **kw))
         assert (out.accepted, out.diagnostic_code, out.message) == (False, "INVALID_INTENT", message)
@@ -587,7 +587,9 @@ def test_a_cancel_naming_another_asset_is_refused_and_the_order_keeps_working():
     out = k.process_intent(dita.KernelIntent("CANCEL", 0, "c1", asset="ETH-USDT"))
     assert (out.accepted, out.diagnostic_code) == (False, "INVALID_INTENT")
     assert k.snapshot() == before and len(k.venue.received) == sent
-    assert cancel(k, intent="c2").state == "IDLE"
+    # The working entry is a BUY: the order's own side names it as well as the trade's LONG.
+    out = k.process_intent(dita.KernelIntent("CANCEL", 0, "c2", asset="BTC-USDT", side="BUY"))
+    assert (out.accepted, out.state) == (True, "IDLE")
 
 
 @pytest.mark.parametrize("text", ["0_01", "1_000", "\u0661", "0x10", " ", "1e", "nan", "Infinity", "1.2.3"])
@@ -614,6 +616,7 @@ def test_an_intent_is_a_value_the_caller_cannot_change_under_the_kernel():
     with pytest.raises(AttributeError, match="a KernelIntent cannot be changed once built"):
         intent.target_size = D("5")
     metadata["note"] = "changed"           # the caller's dict, not the intent's
+    intent.metadata["note"] = "changed too"   # nor the intent the caller still holds
     order = k.order("e1")
     assert (order.intent.target_size, order.intent.metadata) == (D("0.010"), {"note": "as sent"})
     view = k.slot(0).active_entry_order

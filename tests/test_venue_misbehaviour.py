@@ -185,3 +185,20 @@ def test_an_adapters_subclass_of_venue_event_is_applied_as_the_venue_event_it_is
         k.close()
         again = dita.Kernel.recover(tmp_path / "run.sqlite", venue=k.venue, sync=False)
         assert again.snapshot() == k.snapshot()
+
+
+class RefusesWithAVenueError(MockVenue):
+    """Says itself that it placed nothing (an id already taken at the exchange, say)."""
+
+    def submit(self, order):
+        raise dita.VenueError(f"client order id {order.client_order_id} is taken")
+
+    def query(self, order):   # another order holds the id: never to be taken for this one
+        raise AssertionError("a refusal is not settled by query")
+
+
+def test_a_venue_error_from_submit_is_the_venues_refusal_and_nothing_is_asked():
+    k = kernel(RefusesWithAVenueError)
+    out = enter(k, size="0.010")
+    assert out.state == "IDLE" and out.transitions[-1] == ("ORDER_REQUESTED", "REJECT", "IDLE")
+    assert k.slot(0).record["last_order_end"] == "submit refused: VenueError: client order id e1 is taken"

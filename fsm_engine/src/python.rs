@@ -1037,9 +1037,14 @@ impl Runtime {
     /// an event that was applied but emitted effects for the caller to perform.
     fn dispatch(slf: &Bound<'_, Self>, event: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
-        let reserved = slf.get().reserved.load(Ordering::Acquire);
-        let elsewhere = reserved != 0 && reserved != THREAD_NUMBER.with(|n| *n);
-        let step = guarded("dispatch", || slf.get().lock(py)?.dispatch_fast(event, elsewhere))?;
+        let step = guarded("dispatch", || {
+            let mut held = slf.get().lock(py)?;
+            // Read with the state held: a reservation made before this call could take the
+            // state is seen; one made after it waits for this call to end.
+            let reserved = slf.get().reserved.load(Ordering::Acquire);
+            let elsewhere = reserved != 0 && reserved != THREAD_NUMBER.with(|n| *n);
+            held.dispatch_fast(event, elsewhere)
+        })?;
         match step {
             Dispatched::Done(outcome) => Ok(outcome),
             Dispatched::Fallback(fallback, applied) => fallback.call1(py, (event, applied)),
@@ -1055,7 +1060,14 @@ impl Runtime {
     }
 
     fn release(&self) {
-        self.reserved.store(0, Ordering::Release);
+        let me = THREAD_NUMBER.with(|n| *n);
+        let _ = self.reserved.compare_exchange(me, 0, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// From now on `dispatch` hands every event to the fallback, from every thread (a
+    /// caller that has stopped taking events: closed, or only for reading).
+    fn shut(&self) {
+        self.reserved.store(u64::MAX, Ordering::Release);
     }
 
     fn state(&self, py: Python<'_>, instance: usize) -> PyResult<Py<PyString>> {

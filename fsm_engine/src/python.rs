@@ -1052,7 +1052,7 @@ impl Runtime {
     }
 
     /// Gives the calling thread the runtime across several calls (a caller's whole
-    /// operation: a call that applies an intent, performs its effects and applies their
+    /// operation: a call that applies an event, performs its effects and applies their
     /// answers): until `release`, `dispatch` from other threads goes to the fallback, which
     /// the caller serializes with its operation, instead of applying in between.
     fn reserve(&self) {

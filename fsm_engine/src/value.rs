@@ -198,7 +198,7 @@ pub fn parse_decimal_exact(text: &str) -> Result<Decimal, BadDecimal> {
     let t = text.trim();
     // Plain decimal syntax only: ASCII digits, at most one point, an optional sign and an
     // optional signed exponent. The parsers below also take `_` between digits ("0_01" is
-    // 1), which would turn a typo into a hundred times the size.
+    // 1), which would turn a typo into a hundred times the number.
     let (mantissa, exponent) = match t.find(['e', 'E']) {
         Some(i) => (&t[..i], Some(&t[i + 1..])),
         None => (t, None),

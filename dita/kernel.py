@@ -801,7 +801,7 @@ class Kernel:
     @_serialized
     def snapshot(self) -> dict:
         """A complete, JSON-serialisable copy: slots (with their de-dup keys), account, orders."""
-        return {
+        snap = {
             "format": SNAPSHOT_FORMAT,
             "machine": self.machine.name,
             "slots": [self._rt.snapshot(i) for i in range(self.slots)],
@@ -813,6 +813,12 @@ class Kernel:
             "trades": [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in t.items()} for t in self.trades],
             "history_limit": self._history_limit,
         }
+        if self._unconfirmed:
+            # Orders whose submit raised and that the venue could not be asked about yet:
+            # poll() keeps asking, after a restore too. (Only when there are some, so that
+            # snapshots and checkpoints written before this part existed compare equal.)
+            snap["unconfirmed_orders"] = dict(self._unconfirmed)
+        return snap
 
     def _progress_json(self) -> dict:
         for coid in list(self._fills):
@@ -852,6 +858,7 @@ class Kernel:
             "order_progress": lambda v: {coid: [_snapshot_decimal(x) for x in p] for coid, p in v.items()},
             "slot_orders": lambda v: {int(slot): list(coids) for slot, coids in v.items()},
             "ended_orders": lambda v: {coid: frozenset(ids) for coid, ids in v.items()},
+            "unconfirmed_orders": lambda v: {str(coid): str(failure) for coid, failure in v.items()},
         }
         read = {}
         for name, parse in parts.items():
@@ -880,6 +887,7 @@ class Kernel:
         self._fills = {}
         self._slot_orders = read["slot_orders"]
         self._ended = read["ended_orders"]
+        self._unconfirmed = {coid: why for coid, why in read["unconfirmed_orders"].items() if coid in self._orders}
         self._history_limit = history_limit
         self._sync_routes()
 
@@ -1136,7 +1144,9 @@ class Kernel:
                         raise JournalError(f"journal record {rec.seq}: the recorded reconcile no longer "
                                            f"holds: {exc}") from None
                 elif rec.kind == "checkpoint":
-                    if self._checkpoint_data() != rec.data:
+                    # Which orders still await an answer is not in the journal (the venue's
+                    # failures are not inputs): a recovery asks the venue about every order.
+                    if _without_unconfirmed(self._checkpoint_data()) != _without_unconfirmed(rec.data):
                         raise JournalError(f"replay diverged at journal record {rec.seq} (of {journal.path.name}): the "
                                            "state rebuilt so far is not the state the checkpoint recorded")
                     self._last_checkpoint = rec.seq
@@ -1331,6 +1341,12 @@ def _snapshot_decimal(text: Any) -> Decimal:
     if isinstance(text, bool) or not isinstance(text, (str, int)):
         raise ValueError(f"{text!r} is not a decimal number")
     return to_decimal(text, "a figure")   # plain decimal text only, finite
+
+
+def _without_unconfirmed(snapshot: Any) -> Any:
+    if isinstance(snapshot, dict) and "unconfirmed_orders" in snapshot:
+        return {k: v for k, v in snapshot.items() if k != "unconfirmed_orders"}
+    return snapshot
 
 
 def _snapshot_slots(snapshot: Any) -> list:

@@ -5,6 +5,7 @@ one of them was bad."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal as D
 
 import pytest
@@ -154,6 +155,37 @@ def test_when_the_venue_cannot_be_asked_the_slot_waits_for_the_order_and_poll_se
     assert k.slot(0).fsm_state == "POSITION_OPEN"
     assert k.slot(0).size == D("0.010") == k.venue.positions[("BTC-USDT", "LONG")]
     assert k.poll() == []                     # settled once
+
+
+def test_an_order_the_venue_could_not_be_asked_about_is_still_asked_about_after_a_restore():
+    """The snapshot carries the order that awaits an answer: a restored kernel's poll()
+    settles it, where it used to wait for events that a quiet venue never sends."""
+    k = kernel(CannotBeAskedEither)
+    assert enter(k, size="0.010").state == "ORDER_REQUESTED"
+    snap = json.loads(json.dumps(k.snapshot()))
+    assert snap["unconfirmed_orders"] == {"e1": "submit failed: TimeoutError: no answer within 10 s"}
+    restored = dita.Kernel.restore(snap, venue=k.venue)
+    assert restored.poll() == [] and restored.slot(0).fsm_state == "ORDER_REQUESTED"
+    k.venue.down = False
+    assert [o.diagnostic_code for o in restored.poll()] == ["OK", "OK"]
+    assert restored.slot(0).fsm_state == "POSITION_OPEN"
+    assert restored.slot(0).size == D("0.010") == k.venue.positions[("BTC-USDT", "LONG")]
+    assert "unconfirmed_orders" not in restored.snapshot()
+
+
+@pytest.mark.parametrize("checkpoint", [False, True])
+def test_a_journal_replays_while_an_order_awaits_an_answer(checkpoint, tmp_path):
+    """Which orders await an answer is not journaled (the venue's failures are not inputs):
+    a checkpoint taken meanwhile still replays, and recovery asks the venue about the order."""
+    k = kernel(CannotBeAskedEither, tmp_path / "run.sqlite")
+    assert enter(k, size="0.010").state == "ORDER_REQUESTED"
+    if checkpoint:
+        k.checkpoint()
+    k.close()
+    k.venue.down = False
+    again = dita.Kernel.recover(tmp_path / "run.sqlite", venue=k.venue)
+    assert again.slot(0).fsm_state == "POSITION_OPEN"
+    assert again.slot(0).size == D("0.010") == k.venue.positions[("BTC-USDT", "LONG")]
 
 
 class ExchangeEvent(dita.VenueEvent):

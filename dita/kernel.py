@@ -47,6 +47,17 @@ def _dec(x: Any) -> Decimal:
     return x if type(x) is Decimal else Decimal(str(x))
 
 
+def _positive_decimal(x: Any) -> Decimal | None:
+    """``x`` as a positive decimal, or None when it is not one (the engine says what is wrong)."""
+    if isinstance(x, bool) or not isinstance(x, (Decimal, int, str)):
+        return None
+    try:
+        d = _dec(x)
+    except ArithmeticError:
+        return None
+    return d if d.is_finite() and d > 0 else None
+
+
 def _version() -> str:
     from dita import __version__
     return __version__
@@ -464,7 +475,7 @@ class Kernel:
         if type(event.kind) is not str:
             raise _bad_kind(event)
         if self._ended and event.client_order_id in self._ended:
-            dup = self._ended_duplicate(event, slot)
+            dup = self._ended_order_refusal(event, slot)
             if dup is not None:
                 return dup
         try:
@@ -513,15 +524,29 @@ class Kernel:
         return (f"{event.kind} {event.event_id!r} is for order {event.client_order_id!r}, which this kernel never "
                 f"issued{forgotten}; nothing changed")
 
-    def _ended_duplicate(self, event: VenueEvent, slot: int) -> KernelOutcome | None:
-        """An event of an ended trade's order that the trade already applied: a re-delivery,
-        refused without touching the slot's current trade."""
-        applied = self._ended.get(event.client_order_id)
-        if applied is None or event.event_id not in applied:
+    def _ended_order_refusal(self, event: VenueEvent, slot: int) -> KernelOutcome | None:
+        """The refusal of an event for an ended trade's order that cannot be real news: one
+        the trade already applied (a re-delivery), or a fill beyond what the venue received
+        (an overfill). Either is refused without touching the slot's current trade; any
+        other fill of the order is real money, which the spec freezes the slot for."""
+        coid = event.client_order_id
+        applied = self._ended.get(coid)
+        if applied is None:
             return None
-        return KernelOutcome(False, "DUPLICATE_EVENT", self._rt.state(slot), slot, message=(
-            f"{event.kind} {event.event_id!r} of order {event.client_order_id!r} was already applied to the trade "
-            "that order belonged to, which has ended; nothing changed"))
+        if event.event_id in applied:
+            return KernelOutcome(False, "DUPLICATE_EVENT", self._rt.state(slot), slot, message=(
+                f"{event.kind} {event.event_id!r} of order {coid!r} was already applied to the trade "
+                "that order belonged to, which has ended; nothing changed"))
+        order = self._orders.get(coid)
+        size = _positive_decimal(event.filled_size) if event.kind in _FILL_EVENTS else None
+        if order is None or size is None or not isinstance(order.quantity, Decimal):
+            return None
+        filled = self._fold(coid)[0]
+        if filled + size <= order.quantity:
+            return None
+        return KernelOutcome(False, "OVERFILL", self._rt.state(slot), slot, message=(
+            f"fill of {size} exceeds order {coid!r} of an ended trade: {filled} of {order.quantity} already "
+            "filled; nothing changed"))
 
     def _on_venue_event_journaled(self, event: VenueEvent) -> KernelOutcome:
         out = self._apply_venue_event_journaled(event)
@@ -547,9 +572,9 @@ class Kernel:
                 return KernelOutcome(False, "UNKNOWN_ORDER", None, None, message=self._unknown_order(event))
             if type(event.kind) is not str:
                 raise _bad_kind(event)
-            dup = self._ended_duplicate(event, slot)
+            dup = self._ended_order_refusal(event, slot)
             if dup is not None:
-                journal.append("duplicate", slot, recorded)
+                journal.append("duplicate" if dup.diagnostic_code == "DUPLICATE_EVENT" else "overfill", slot, recorded)
                 return dup
             try:
                 result = self._apply(slot, event.kind, event, "venue")
@@ -677,7 +702,7 @@ class Kernel:
                     self._journal.append("unrouted", None, {k: v for k, v in event.to_dict().items() if k != "raw"})
                 refused.append((event, "UNKNOWN_ORDER", "an event for an order this kernel never issued"))
                 continue
-            dup = self._ended_duplicate(event, target)
+            dup = self._ended_order_refusal(event, target)
             if dup is not None:
                 refused.append((event, dup.diagnostic_code, dup.message))
                 continue

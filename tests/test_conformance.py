@@ -34,7 +34,7 @@ def test_every_transition_of_the_spec_is_planned_or_explained():
         assert (t.state, t.event, t.target, t.index) in case.expected[-1]
     # What no path reaches, and why (each reason is checked below, not taken on trust).
     assert sorted(map(str, plan.unreachable)) == [
-        "CLOSED --FULL_FILL[1]--> FROZEN", "CLOSED --PARTIALLY_FILLED[1]--> FROZEN",
+        "CLOSED --FULL_FILL[3]--> FROZEN", "CLOSED --PARTIALLY_FILLED[3]--> FROZEN",
         "EXIT_CANCEL_PENDING --PARTIALLY_FILLED[7]--> FROZEN", "EXIT_WORKING --PARTIALLY_FILLED[7]--> FROZEN",
         "FROZEN --CANCEL[2]--> FROZEN", "FROZEN --CANCEL[3]--> FROZEN",
         "POSITION_OPEN --PARTIALLY_FILLED[7]--> CLOSED"]

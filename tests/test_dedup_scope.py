@@ -153,15 +153,18 @@ def test_a_frozen_slot_still_sends_the_cancel_of_its_working_order(path, tmp_pat
 @pytest.mark.parametrize("path", PATHS)
 def test_a_frozen_slot_with_nothing_working_refuses_cancel_saying_why(path, tmp_path):
     k, entry = working_entry(path, tmp_path)
-    assert fill(k, "1", entry, "0.010", "59000", kind="FULL_FILL").state == "POSITION_OPEN"
+    assert fill(k, "1", entry, "0.006", "59000").state == "ENTRY_WORKING"
+    cancel(k, 0, "c0")
+    assert k.on_venue_event(dita.VenueEvent("CANCEL_ACK", "c", entry, "V")).state == "POSITION_OPEN"
     exit_(k, 0, "x1", order_type="LIMIT", limit_price="61000")
     x1 = k.slot(0).active_exit_order.client_order_id
-    assert fill(k, "2", x1, "0.010", "61000", kind="FULL_FILL").state == "TRADE_TERMINAL_WRITTEN"
+    assert fill(k, "2", x1, "0.006", "61000", kind="FULL_FILL").state == "TRADE_TERMINAL_WRITTEN"
     enter(k, 0, "e2", "t2", size="0.010", order_type="LIMIT", limit_price="59000")
     entry2 = k.slot(0).active_entry_order.client_order_id
     cancel(k, 0, "c1")
     assert k.on_venue_event(dita.VenueEvent("CANCEL_ACK", "1", entry2, "V")).state == "IDLE"
-    # A fill of the first trade's entry order now cannot be placed: frozen, nothing working.
+    # A fill of the first trade's entry order (within its quantity) now cannot be placed:
+    # frozen, nothing working.
     assert fill(k, "9", entry, "0.001", "59000").state == "FROZEN"
     before = k.snapshot()
     out = cancel(k, 0, "c2")

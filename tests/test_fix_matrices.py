@@ -215,3 +215,55 @@ def test_b1c_on_the_exit_the_fill_wins_and_the_late_reject_changes_nothing():
     assert (late.accepted, late.diagnostic_code) == (False, "STALE_EVENT")
     assert s.k.snapshot() == before
     assert [t["realized_pnl"] for t in s.k.trades] == [D("10.000")]
+
+
+# --------------------------------------------- fills that raced a cancel, then the trade's end
+
+
+def test_b1b_a_late_entry_fill_takes_one_exit_order_more_and_the_last_one_closes_the_trade():
+    """The entry fill that raced its cancel arrives while the exit works: the position grows,
+    so one exit order more than there are legs is needed. The fill that closes the trade
+    was refused (the leg index passed its bound) and the slot kept a position the venue had
+    already sold."""
+    s = Session()
+    run(s, (lambda: s.report("ORDER_ACK"), "ENTRY_WORKING"),
+        (lambda: s.report("PARTIALLY_FILLED", "0.004"), "ENTRY_WORKING"),
+        (lambda: s.cancel(), "ENTRY_CANCEL_PENDING"),
+        (lambda: s.report("CANCEL_ACK"), "POSITION_OPEN"))
+    assert exit_(s.k, intent="x1").state == "EXIT_WORKING"
+    assert s.k.slot(0).active_exit_order.quantity == D("0.004")
+    run(s, (lambda: s.report("PARTIALLY_FILLED", "0.002"), "EXIT_WORKING"))   # the entry's late fill
+    assert s.k.slot(0).size == D("0.006")
+    run(s, (lambda: s.report("FULL_FILL", "0.004", coid="x1"), "POSITION_OPEN"))
+    assert (s.k.slot(0).size, s.k.slot(0).active_leg_index) == (D("0.002"), 1)
+    assert exit_(s.k, intent="x2").state == "EXIT_WORKING"
+    assert s.k.slot(0).active_exit_order.quantity == D("0.002")
+    out = s.report("FULL_FILL", "0.002", coid="x2")
+    assert (out.accepted, out.state) == (True, "TRADE_TERMINAL_WRITTEN"), out.message
+    assert s.k.slot(0).size == 0 and s.k.slot(0).active_leg_index == 1
+    assert s.k.trades[-1]["initial_size"] == D("0.006")
+    assert_account_identity(s.k)
+
+
+def test_an_overfill_of_a_closed_trades_orders_is_refused_and_a_fill_within_them_freezes_the_slot():
+    """After the trade ended, a fill beyond its entry order's quantity (or the earlier exit
+    order's) is an overfill: refused, nothing changed. It used to freeze the slot and say OK."""
+    s = Session()
+    run(s, (lambda: s.report("FULL_FILL", "0.010"), "POSITION_OPEN"))
+    exit_(s.k, intent="x1", order_type="LIMIT", limit_price="61000")
+    run(s, (lambda: s.report("PARTIALLY_FILLED", "0.004", coid="x1"), "EXIT_WORKING"),
+        (lambda: s.cancel(intent="c1"), "EXIT_CANCEL_PENDING"),
+        (lambda: s.report("CANCEL_ACK", coid="x1"), "POSITION_OPEN"))
+    exit_(s.k, intent="x2")
+    run(s, (lambda: s.report("FULL_FILL", "0.006", coid="x2"), "TRADE_TERMINAL_WRITTEN"))
+    before = s.k.snapshot()
+    for coid, size, why in ((s.entry, "0.001", "exceeds entry order"), ("x1", "0.007", "exceeds earlier exit order"),
+                            ("x2", "0.001", "position is already closed")):
+        out = s.report("PARTIALLY_FILLED", size, coid=coid)
+        assert (out.accepted, out.diagnostic_code, out.state) == (False, "OVERFILL", "TRADE_TERMINAL_WRITTEN")
+        assert why in out.message
+    assert s.k.snapshot() == before
+    # Within the earlier exit order's quantity it is a sale the closed trade cannot take.
+    out = s.report("PARTIALLY_FILLED", "0.006", coid="x1")
+    assert (out.accepted, out.state) == (True, "FROZEN")
+    assert "after the trade in this slot ended" in s.k.slot(0).record["frozen_reason"]

@@ -61,7 +61,7 @@ def script(k):
     yield enter(k, 0, "e3", "t3", size="0.002", order_type="LIMIT", limit_price="59000")
     for ev in [
         V("FULL_FILL", "xf2", x1, "VX", D("0.007"), D("61000.5"), D("0.02")),         # ended order, re-delivered
-        V("PARTIALLY_FILLED", "new", x1, "VX", D("0.001"), D("61000"), D("0")),       # ended order, new fill: frozen
+        V("PARTIALLY_FILLED", "new", x1, "VX", D("0.001"), D("61000"), D("0")),       # ended order, filled: overfill
     ]:
         yield k.on_venue_event(ev)
 
@@ -75,7 +75,8 @@ def test_the_native_dispatcher_gives_what_the_general_path_gives():
     codes = [o[1] for o in got_fast]
     for code in ("DUPLICATE_EVENT", "OVERFILL", "INVALID_EVENT", "UNKNOWN_ORDER", "STALE_EVENT"):
         assert code in codes
-    assert fast.slot(0).fsm_state == "FROZEN" and fast.slot(1).fsm_state == "POSITION_OPEN"
+    assert got_fast[-1][1] == "OVERFILL"
+    assert fast.slot(0).fsm_state == "ORDER_REQUESTED" and fast.slot(1).fsm_state == "POSITION_OPEN"
     snap_fast, snap_general = fast.snapshot(), general.snapshot()
     assert snap_fast == snap_general
     e1 = snap_fast["slots"][1]["record"]["entry_client_order_id"]

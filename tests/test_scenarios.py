@@ -10,6 +10,7 @@ import pytest
 
 import dita
 from conftest import assert_account_identity, cancel, enter, exit_, make_kernel
+from dita_mock import MockVenue
 
 
 def resting_entry(k, slot=0, intent="e1", size="0.010", price="59000"):
@@ -110,8 +111,9 @@ def test_a_fill_after_the_cancel_was_acknowledged_is_applied_not_dropped():
 
 
 def test_a_fill_for_an_order_of_an_earlier_trade_freezes_the_slot():
-    k = make_kernel()
+    k = make_kernel(entry_fill_ratio="0.5")   # e1 fills half, then is cancelled
     enter(k)
+    assert cancel(k).state == "POSITION_OPEN"
     exit_(k)
     enter(k, intent="e2", trade="t2")
     ghost = dita.VenueEvent("PARTIALLY_FILLED", "ghost", "e1", filled_size=D("0.001"), fill_price=D("60000"))
@@ -446,10 +448,40 @@ def test_a_fill_of_an_ended_trade_delivered_again_is_a_duplicate_not_a_frozen_ne
         assert (again.accepted, again.diagnostic_code, again.state) == (False, "DUPLICATE_EVENT", "POSITION_OPEN")
         assert "has ended" in again.message
         assert kernel.slot(0).size == D("0.020") and kernel.slot(0).trade_id == "t2"
-    # A fill of that order the ended trade never saw is real money: the spec freezes the slot.
+    # A new fill of that order, which had filled its whole quantity, is an overfill.
+    before = k.snapshot()
     new = dita.VenueEvent("PARTIALLY_FILLED", "late-1", old_fill.client_order_id, None, D("0.001"), D("60000"))
     out = k.on_venue_event(new)
-    assert out.accepted and out.state == "FROZEN"
+    assert (out.accepted, out.diagnostic_code, out.state) == (False, "OVERFILL", "POSITION_OPEN")
+    assert "0.01 of 0.01 already filled" in out.message and k.snapshot() == before
+
+
+@pytest.mark.parametrize("journaled", [False, True])
+def test_a_late_fill_of_an_ended_trades_order_freezes_the_next_trade_unless_it_overfills_the_order(journaled, tmp_path):
+    """The entry filled 0.004 of 0.010 before its cancel; the trade closed and the next one
+    started. A fill of that entry within its quantity is real money the slot cannot place
+    (frozen for a human); beyond it, an overfill, refused, with the next trade untouched."""
+    k = dita.Kernel(venue=MockVenue(silent=True, prices={"BTC-USDT": "60000"}), capital=D("1000"),
+                    journal=tmp_path / "run.sqlite" if journaled else None)
+    assert enter(k, size="0.010", order_type="LIMIT", limit_price="60000").state == "ORDER_REQUESTED"
+    coid = k.slot(0).entry_client_order_id
+    k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f1", coid, "V1", D("0.004"), D("60000")))
+    cancel(k)
+    assert k.on_venue_event(dita.VenueEvent("CANCEL_ACK", "c", coid, "V1")).state == "POSITION_OPEN"
+    exit_(k)
+    xid = k.slot(0).exit_client_order_id
+    assert k.on_venue_event(dita.VenueEvent("FULL_FILL", "x", xid, "V2", D("0.004"), D("61000"))).state == "TRADE_TERMINAL_WRITTEN"
+    assert enter(k, intent="e2", trade="t2", size="0.020").state == "ORDER_REQUESTED"
+    before = k.snapshot()
+    out = k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f2", coid, "V1", D("0.007"), D("60000")))
+    assert (out.accepted, out.diagnostic_code, out.state) == (False, "OVERFILL", "ORDER_REQUESTED")
+    assert "0.004 of 0.01 already filled" in out.message and k.snapshot() == before
+    out = k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f3", coid, "V1", D("0.006"), D("60000")))
+    assert (out.accepted, out.state) == (True, "FROZEN")
+    if journaled:
+        k.close()
+        again = dita.Kernel.recover(tmp_path / "run.sqlite", venue=k.venue, sync=False)
+        assert again.snapshot() == k.snapshot()
 
 
 def test_a_late_ack_or_cancel_reject_of_a_filled_order_changes_nothing_and_says_why():

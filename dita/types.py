@@ -55,6 +55,31 @@ def _text(value: Any, name: str, *, optional: bool = False) -> str | None:
     return value
 
 
+# What each action takes besides its ids, asset and side: a field given to an action that
+# does not take it is refused, never ignored (a CANCEL with a size or a price would read as
+# an amend, which DITA does not offer; an EXIT cannot change what the trade's ENTER set).
+_NOT_TAKEN = {
+    "ENTER": (),
+    "EXIT": ("leverage", "exit_leg_ratios", "reference_price"),
+    "CANCEL": ("target_size", "order_type", "limit_price", "leverage", "exit_leg_ratios", "reference_price"),
+}
+_NOT_TAKEN_WHY = {
+    "EXIT": "the trade's ENTER set them",
+    "CANCEL": "it cancels whichever order of the slot works, as it stands; there is no amend or cancel/replace",
+}
+
+
+def _refuse_fields_not_taken(intent: "KernelIntent") -> None:
+    unset = {"order_type": "MARKET", "exit_leg_ratios": ()}   # the defaults; None for the rest
+    shown = lambda v: f"({', '.join(map(str, v))})" if isinstance(v, tuple) else str(v)  # noqa: E731
+    given = [f"{name}={shown(getattr(intent, name))}" for name in _NOT_TAKEN[intent.action]
+             if getattr(intent, name) != unset.get(name)]
+    if given:
+        names = ", ".join(_NOT_TAKEN[intent.action])
+        raise InvalidInputError(f"{'an' if intent.action == 'EXIT' else 'a'} {intent.action} takes no {names} "
+                                f"({_NOT_TAKEN_WHY[intent.action]}): got {', '.join(given)}")
+
+
 class KernelIntent:
     """What a strategy asks of a slot: ``ENTER``, ``EXIT`` (the next exit leg, or all that is
     left) or ``CANCEL`` (whichever order of the slot works). Numbers are converted to exact
@@ -64,7 +89,9 @@ class KernelIntent:
     order it became, and the journal holds it as sent). On an EXIT or CANCEL, ``asset`` and
     ``side``, when given, must be the slot's trade's (for ``side``, or BUY/SELL of one of its orders);
     an EXIT's ``target_size``, when given, is the most it may send (exits are sized by the
-    trade's ``exit_leg_ratios``)."""
+    trade's ``exit_leg_ratios``). A field the action does not take is refused, not ignored:
+    an EXIT takes no ``leverage``, ``exit_leg_ratios`` or ``reference_price``; a CANCEL no
+    size, order type, price or any of those (there is no amend)."""
 
     __slots__ = (
         "action", "slot_id", "trade_id", "intent_id", "asset", "side", "target_size", "order_type",
@@ -97,6 +124,7 @@ class KernelIntent:
         if isinstance(exit_leg_ratios, (str, bytes, Mapping, set, frozenset)) or not hasattr(exit_leg_ratios, "__iter__"):
             raise InvalidInputError(f"exit_leg_ratios must be a sequence of decimals, got {exit_leg_ratios!r}")
         put(self, "exit_leg_ratios", tuple(to_decimal(r, f"exit_leg_ratios[{i}]") for i, r in enumerate(exit_leg_ratios)))
+        _refuse_fields_not_taken(self)
         # Journaled with the intent and kept in snapshots, which are JSON; copied, so that
         # the caller's later changes to its dict change nothing here.
         for name, value in (("metadata", dict(metadata or {})), ("timestamp", timestamp)):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
+import pytest
+
 import dita
 from conftest import assert_account_identity, enter, exit_, make_kernel
 
@@ -267,3 +269,28 @@ def test_an_overfill_of_a_closed_trades_orders_is_refused_and_a_fill_within_them
     out = s.report("PARTIALLY_FILLED", "0.006", coid="x1")
     assert (out.accepted, out.state) == (True, "FROZEN")
     assert "after the trade in this slot ended" in s.k.slot(0).record["frozen_reason"]
+
+
+# ------------------------------------------------------- no cancel/replace in disguise
+
+
+def test_a_cancel_or_exit_carrying_fields_it_does_not_take_is_refused_not_ignored():
+    """A CANCEL with a size or a price reads as a cancel/replace (FIX 35=G), which the
+    lifecycle does not offer: it was accepted and sent as a plain cancel of everything."""
+    s = Session()
+    run(s, (lambda: s.report("ORDER_ACK"), "ENTRY_WORKING"))
+    before = s.k.snapshot()
+    for fields, named in ((dict(target_size="0.006"), "got target_size=0.006"),
+                          (dict(order_type="LIMIT", limit_price="59000"), "got order_type=LIMIT, limit_price=59000"),
+                          (dict(leverage="3"), "got leverage=3")):
+        with pytest.raises(dita.InvalidInputError, match="there is no amend or cancel/replace") as err:
+            s.k.process_intent(dita.KernelIntent("CANCEL", 0, "c1", **fields))
+        assert named in str(err.value)
+    for fields, named in ((dict(leverage="3"), "got leverage=3"),
+                          (dict(exit_leg_ratios=("0.5", "0.5")), "got exit_leg_ratios=(0.5, 0.5)"),
+                          (dict(reference_price="61000"), "got reference_price=61000")):
+        with pytest.raises(dita.InvalidInputError, match="an EXIT takes no leverage") as err:
+            dita.KernelIntent("EXIT", 0, "x1", **fields)
+        assert named in str(err.value)
+    assert s.k.snapshot() == before and s.cancels_sent() == []
+    assert s.cancel().state == "ENTRY_CANCEL_PENDING"     # the plain CANCEL still works

@@ -291,11 +291,11 @@ class Kernel:
         """The terminal records of closed trades, oldest first: the closing fill's
         WRITE_TERMINAL fields (decimals as Decimal) and ``slot_id``; with a ``history_limit``,
         the most recent that many. A property, not an attribute, because the engine's
-        dispatcher appends to the kernel's list (trimmed when a slot starts its next trade)."""
+        dispatcher appends to the kernel's list (trimmed when a slot starts its next trade). Each
+        read is a copy."""
         limit = self._history_limit
-        if limit is not None and len(self._trades) > limit:
-            return self._trades[-limit:]
-        return self._trades
+        kept = self._trades[-limit:] if limit is not None and len(self._trades) > limit else self._trades
+        return [dict(t) for t in kept]   # copies: editing them must not rewrite the history
 
     def order(self, client_order_id: str) -> Order | None:
         """The order the kernel sent under ``client_order_id``, if any."""
@@ -493,20 +493,26 @@ class Kernel:
         seen = self._rt.snapshot(slot)["seen"]
         result = self._rt.apply(slot, kind, payload)
         if result[0]:
-            # The event ids each order of the ended trade applied (venue events are
-            # de-duplicated within their order: [key field, id, scope field, order id]).
-            applied: dict[str, set[str]] = {}
-            for entry in seen:
-                if len(entry) == 4 and entry[2] == "client_order_id":
-                    applied.setdefault(entry[3], set()).add(entry[1])
-            for coid in self._slot_orders.pop(slot):
-                self._ended[coid] = frozenset(applied.get(coid, ()))
-                self._fold(coid)
-                self._fills.pop(coid, None)
-                self._rt.unroute(coid)  # its events now need the ended-order checks
-            if self._history_limit is not None:
-                self._forget_beyond(self._history_limit)
+            self._end_trade_orders(slot, seen)
         return result
+
+    def _end_trade_orders(self, slot: int, seen: list) -> None:
+        """The slot no longer carries the trade its orders belong to (a new trade started, or
+        a reconcile gave it another): they become ended orders, whose late events get the
+        ended-order checks. ``seen`` is the slot's de-dup keys of that trade."""
+        # The event ids each order applied (venue events are de-duplicated within their
+        # order: [key field, id, scope field, order id]).
+        applied: dict[str, set[str]] = {}
+        for entry in seen:
+            if len(entry) == 4 and entry[2] == "client_order_id":
+                applied.setdefault(entry[3], set()).add(entry[1])
+        for coid in self._slot_orders.pop(slot, ()):
+            self._ended[coid] = frozenset(applied.get(coid, ()))
+            self._fold(coid)
+            self._fills.pop(coid, None)
+            self._rt.unroute(coid)  # its events now need the ended-order checks
+        if self._history_limit is not None:
+            self._forget_beyond(self._history_limit)
 
     def _forget_beyond(self, limit: int) -> None:
         """Forgets the oldest ended orders and terminal records beyond ``limit`` of each. Done
@@ -637,7 +643,8 @@ class Kernel:
         """Pulls the venue's pending events (fills of resting orders, ...) and applies them.
         The venue has handed them over, so one the kernel cannot take (not a VenueEvent, or
         malformed) does not stop the others: it comes back as a refused outcome
-        (``INVALID_EVENT``) that says why."""
+        (``INVALID_EVENT``) that says why. One outcome per event, in order; its
+        ``emitted_events`` begins with that event (a fill's size, price, fee and id)."""
         events = self._settle_unconfirmed()
         return self._apply_all(events + _venue_answer(self.venue.poll()))
 
@@ -662,12 +669,16 @@ class Kernel:
                                         for o in (view.active_entry_order, view.active_exit_order))
 
     def _apply_all(self, events: list) -> list[KernelOutcome]:
+        """Applies events the venue handed over; each outcome's ``emitted_events`` starts with
+        the event it is about (the caller did not build it, so it sees it there)."""
         out = []
         for ev in events:
             try:
-                out.append(self.on_venue_event(ev))
+                o = self.on_venue_event(ev)
             except InvalidInputError as exc:
-                out.append(KernelOutcome(False, "INVALID_EVENT", None, None, message=str(exc)))
+                o = KernelOutcome(False, "INVALID_EVENT", None, None, message=str(exc))
+            out.append(KernelOutcome(o.accepted, o.diagnostic_code, o.state, o.slot_id, o.transitions,
+                                     (ev, *o.emitted_events), o.refused_events, o.message))
         return out
 
     # ------------------------------------------------------------------ effects
@@ -903,6 +914,9 @@ class Kernel:
                   if isinstance(o.slot_id, bool) or not isinstance(o.slot_id, int) or not 0 <= o.slot_id < self.slots]
         if strays:
             raise ReconcileError(strays)
+        mismatched = _orders_not_matching_slots(slots, read["orders"], read["slot_orders"])
+        if mismatched:
+            raise ReconcileError(mismatched)
         self._replace({i: s for i, s in enumerate(slots)}, account)
         for coid, order in read["orders"].items():
             self._orders[coid] = order
@@ -1264,6 +1278,7 @@ class Kernel:
                 items[sid] = s
         snaps = {}
         forgotten: list[str] = []
+        before: dict[int, dict] = {}
         for sid, s in items.items():
             if isinstance(s, SlotView):
                 s = {"state": s.fsm_state, "record": s.record}
@@ -1271,8 +1286,8 @@ class Kernel:
                 raise ReconcileError([f"slot {sid!r}: expected a snapshot mapping or a SlotView, got {type(s).__name__}"])
             s = dict(s)
             s.pop("slot_id", None)
-            if isinstance(sid, int) and 0 <= sid < self.slots:
-                current = self._rt.snapshot(sid)
+            if isinstance(sid, int) and not isinstance(sid, bool) and 0 <= sid < self.slots:
+                current = before[sid] = self._rt.snapshot(sid)
                 if "seen" not in s:
                     s["seen"] = current["seen"]
                 elif not self._replaying:   # a recorded reconcile is history: it was accepted then
@@ -1286,27 +1301,45 @@ class Kernel:
             self._journal.flush()
         for sid, s in snaps.items():
             record = s.get("record") or {}
+            if self._slot_orders.get(sid) and record.get("trade_id") != before[sid]["record"].get("trade_id"):
+                self._end_trade_orders(sid, before[sid]["seen"])
             for key in ("entry_client_order_id", "exit_client_order_id", "prev_exit_client_order_id"):
                 if record.get(key):
                     self._order_slot.setdefault(record[key], sid)
         self._sync_routes()
 
     def _check_one_slot_per_order(self, snaps: dict) -> None:
-        """One order works for one slot: its events are routed to one of them only, and the
-        other would wait for them for good. Only the given slots' orders are looked up (a
-        reconcile of one slot among thousands reads one other record at most per order)."""
-        owners: dict[str, list[int]] = {}
-        for sid, snap in sorted(snaps.items()):
-            record = snap.get("record") if isinstance(snap, Mapping) else None
-            for coid in _working_orders(record) if isinstance(record, Mapping) else ():
-                owners.setdefault(coid, []).append(sid)
+        """An order belongs to one slot, and so does a live trade (one with a position or a
+        working order): a second slot carrying either would count the position twice, and
+        one of them would wait for events routed to the other for good. Orders are looked
+        up by id; trades by a sweep of the other slots' trade ids."""
+        def records():
+            for sid, snap in sorted(snaps.items(), key=lambda kv: str(kv[0])):
+                record = snap.get("record") if isinstance(snap, Mapping) else None
+                if isinstance(record, Mapping):
+                    yield sid, record
+        owners: dict[str, set] = {}
+        for sid, record in records():
+            for coid in _orders_named(record):
+                owners.setdefault(coid, set()).add(sid)
                 other = self._order_slot.get(coid)
-                if other is not None and other not in snaps and coid in _working_orders(self._rt.record(other)):
-                    owners[coid].append(other)
-        shared = [f"order {coid!r} is working for slots {', '.join(map(str, sorted(sids)))}: an order works for one "
-                  "slot" for coid, sids in owners.items() if len(sids) > 1]
-        if shared:
-            raise ReconcileError(shared)
+                if other is not None and other not in snaps and coid in _orders_named(self._rt.record(other)):
+                    owners[coid].add(other)
+        problems = [f"order {coid!r} belongs to slots {', '.join(map(str, sorted(sids)))}: an order belongs to one "
+                    "slot" for coid, sids in owners.items() if len(sids) > 1]
+        trades: dict[str, set] = {}
+        for sid, record in records():
+            if _carries_live_trade(record):
+                trades.setdefault(record["trade_id"], set()).add(sid)
+        if trades:
+            for other in range(self.slots):
+                if other not in snaps and self._rt.field(other, "trade_id") in trades \
+                        and _carries_live_trade(self._rt.record(other)):
+                    trades[self._rt.field(other, "trade_id")].add(other)
+        problems += [f"trade {tid!r} is live in slots {', '.join(map(str, sorted(sids)))}: a trade lives in one slot "
+                     "(its position would be counted twice)" for tid, sids in trades.items() if len(sids) > 1]
+        if problems:
+            raise ReconcileError(problems)
 
     def _replace(self, snaps: dict, shared: Mapping | None) -> None:
         bad = [f"slot {sid!r}: no such slot (this kernel has {self.slots})" for sid in snaps
@@ -1320,6 +1353,47 @@ class Kernel:
         except _engine.EngineError as exc:
             violations = getattr(exc, "violations", None) or [str(exc)]
             raise ReconcileError([v.replace("instance ", "slot ", 1) for v in violations]) from None
+
+
+def _orders_not_matching_slots(slots: list, orders: Mapping[str, Order], slot_orders: Mapping[int, list]) -> list[str]:
+    """What in a snapshot puts an order beside a slot that is not its own: a slot's current
+    orders of another trade, or a slot working an order the snapshot gives to another slot
+    (a slot dropped or moved: events would reach the wrong trade)."""
+    def record(sid: Any) -> Mapping:
+        snap = slots[sid] if isinstance(sid, int) and 0 <= sid < len(slots) else None
+        rec = snap.get("record") if isinstance(snap, Mapping) else None
+        return rec if isinstance(rec, Mapping) else {}
+    out = []
+    for sid, coids in slot_orders.items():
+        if not (isinstance(sid, int) and 0 <= sid < len(slots)):
+            out.append(f"slot_orders names slot {sid!r}, which the snapshot does not have")
+            continue
+        for coid in coids:
+            order = orders.get(coid)
+            if order is not None and (order.slot_id != sid or order.trade_id != record(sid).get("trade_id")):
+                out.append(f"order {coid!r} (trade {order.trade_id!r}, slot {order.slot_id!r}) is listed as slot {sid}'s, "
+                           f"which carries trade {record(sid).get('trade_id')!r}")
+    for sid in range(len(slots)):
+        for coid in _working_orders(record(sid)):
+            order = orders.get(coid)
+            if order is not None and order.slot_id != sid:
+                out.append(f"slot {sid} works order {coid!r}, which the snapshot gives to slot {order.slot_id!r}")
+    return out
+
+
+def _orders_named(record: Mapping) -> list[str]:
+    """Every order a slot's record names: its entry, its exit and the exit before it."""
+    return [coid for key in ("entry_client_order_id", "exit_client_order_id", "prev_exit_client_order_id")
+            if isinstance(coid := record.get(key), str) and coid]
+
+
+def _carries_live_trade(record: Mapping) -> bool:
+    size = record.get("size")
+    try:
+        has_position = size is not None and Decimal(str(size)) != 0
+    except ArithmeticError:
+        has_position = False
+    return isinstance(record.get("trade_id"), str) and (has_position or bool(_working_orders(record)))
 
 
 def _working_orders(record: Mapping) -> list[str]:

@@ -279,8 +279,8 @@ def test_flaw10_dedup_never_forgets_an_event_of_a_live_trade():
     for i in range(200):
         k.venue.fill("e1", "0.001")
         (out,) = k.poll()
-        assert (out.accepted, out.emitted_events) == (True, ()), f"fill {i + 1}"
         ev = k.venue.orders["e1"].events[-1]
+        assert (out.accepted, out.emitted_events) == (True, (ev,)), f"fill {i + 1}"
         assert (ev.kind, ev.filled_size) == ("PARTIALLY_FILLED", D("0.001")), f"the venue's fill {i + 1} was {ev!r}"
     s = k.slot(0)
     assert (s.fsm_state, s.size, s.active_entry_order.filled_size) == ("ENTRY_WORKING", D("0.200"), D("0.200"))
@@ -356,7 +356,7 @@ def test_flaw11_reconcile_refuses_a_working_slot_of_no_trade_and_cleared_dedup_k
     with pytest.raises(dita.ReconcileError, match="keeps order e1 but drops 2 of its de-duplication keys"):
         k.reconcile({0: renamed})
     twice = copy.deepcopy(live)   # slot 1 claims slot 0's working order
-    with pytest.raises(dita.ReconcileError, match="order 'e1' is working for slots 0, 1"):
+    with pytest.raises(dita.ReconcileError, match="order 'e1' belongs to slots 0, 1"):
         k.reconcile({1: twice})
     assert k.snapshot() == before
     # The fill the keys stand for is still a duplicate; the slot's own keys are kept when

@@ -663,3 +663,74 @@ def test_an_entry_for_an_asset_the_venue_does_not_trade_is_refused_naming_it(ass
     assert (out.accepted, out.diagnostic_code) == (False, "INVALID_INTENT")
     assert out.message.endswith(f"does not trade {asset!r}")
     assert k.snapshot() == before and k.venue.received == []
+
+
+# ------------------------------------------------- what a user reads, and what an operator repairs
+
+
+def test_the_trades_list_handed_out_is_a_copy():
+    """Editing the list a report was built from rewrote the kernel's history, its snapshot
+    and its next checkpoint."""
+    k = make_kernel()
+    enter(k)
+    exit_(k)
+    record = k.trades[0]["realized_pnl"]
+    k.trades[0]["realized_pnl"] = D("12345")
+    k.trades.clear()
+    assert len(k.trades) == 1 and k.trades[0]["realized_pnl"] == record
+    assert k.snapshot()["trades"][0]["realized_pnl"] == str(record)
+
+
+def test_poll_outcomes_carry_the_event_each_applied():
+    """A resting order's fill arrives through poll(): the strategy sees its size, price,
+    fee and id in the outcome, not only the slot's new state."""
+    k = make_kernel()
+    assert enter(k, order_type="LIMIT", limit_price="59000").state == "ENTRY_WORKING"
+    k.venue.set_price("BTC-USDT", "58900")
+    outs = k.poll()
+    assert [o.state for o in outs] == ["POSITION_OPEN"]
+    fill = outs[0].emitted_events[0]
+    assert (fill.kind, fill.client_order_id, fill.filled_size, fill.fill_price) == (
+        "FULL_FILL", k.slot(0).entry_client_order_id, D("0.010"), D("59000"))
+
+
+def test_reconcile_refuses_a_second_slot_carrying_a_live_trade_or_an_order_of_another():
+    """An operator pasting slot 0's snapshot into slot 1: the kernel counted the position
+    twice, and slot 1's exit would sell what slot 0 holds."""
+    k = make_kernel(slots=2)
+    enter(k)
+    before = k.snapshot()
+    with pytest.raises(dita.ReconcileError) as err:
+        k.reconcile({1: before["slots"][0]})
+    assert err.value.violations == [
+        "order 'e1' belongs to slots 0, 1: an order belongs to one slot",
+        "trade 't1' is live in slots 0, 1: a trade lives in one slot (its position would be counted twice)"]
+    assert k.snapshot() == before
+
+
+def test_restore_refuses_a_snapshot_whose_orders_sit_beside_another_trade():
+    """A snapshot with a slot dropped restored as a smaller kernel: the dropped slot's
+    working order was routed to the slot that moved into its place."""
+    k = make_kernel(slots=3, entry_fill_ratio="0")
+    enter(k, slot=0)
+    enter(k, slot=1, intent="e2", trade="t2")
+    snap = json.loads(json.dumps(k.snapshot()))
+    del snap["slots"][1]
+    with pytest.raises(dita.ReconcileError, match="order 'e2' \\(trade 't2', slot 1\\) is listed as slot 1's, which carries trade None"):
+        dita.Kernel.restore(snap, venue=k.venue)
+
+
+def test_a_reconcile_that_gives_a_slot_another_trade_ends_the_old_trades_orders():
+    """The old trade's orders are no longer the slot's: a later event of theirs gets the
+    ended-order checks, and a snapshot of the reconciled kernel restores."""
+    k = make_kernel(slots=1)
+    enter(k)
+    exit_(k)
+    idle = {"state": "IDLE", "record": {}}
+    k.reconcile({0: idle})
+    assert k.slot(0).fsm_state == "IDLE" and k.slot(0).trade_id is None
+    restored = dita.Kernel.restore(json.loads(json.dumps(k.snapshot())), venue=k.venue)
+    assert restored.snapshot() == k.snapshot()
+    late = dita.VenueEvent("PARTIALLY_FILLED", "late", "x1", "V", D("0.001"), D("60000"))
+    out = k.on_venue_event(late)
+    assert (out.accepted, out.diagnostic_code) == (False, "OVERFILL")   # x1 filled its whole quantity

@@ -100,7 +100,9 @@ def _plain(value: Any) -> Any:
 
 
 # One encoder for every record: json.dumps with options builds a new encoder per call.
-_encode = json.JSONEncoder(default=_plain, separators=(",", ":"), ensure_ascii=False).encode
+# allow_nan=False: NaN and infinities are not JSON (a strict reader of a snapshot or a
+# record would refuse them), and no number a trade is made of is one.
+_encode = json.JSONEncoder(default=_plain, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def journal_problem(data: Any) -> str | None:
@@ -108,6 +110,8 @@ def journal_problem(data: Any) -> str | None:
     try:
         _encode(data)
     except (TypeError, ValueError) as exc:
+        if "Out of range float" in str(exc):
+            return "it holds a float NaN or infinity, which JSON cannot hold"
         return str(exc)
     return None
 

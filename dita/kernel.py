@@ -28,7 +28,7 @@ from dita.journal import (DURABILITY_MODES, Journal, JournalError, as_recorded, 
                           release_writer_lock)
 from dita.plugins import default_registry
 from dita.spec import compile_text, load_machine, packaged_spec_path
-from dita.types import (AccountView, Instrument, KernelIntent, KernelOutcome, Order, OrderProgress, SlotView, VenueEvent,
+from dita.types import (INTENT_ACTIONS, AccountView, Instrument, KernelIntent, KernelOutcome, Order, OrderProgress, SlotView, VenueEvent,
                         to_decimal)
 from dita.venue import Venue
 
@@ -63,7 +63,10 @@ def _version() -> str:
     return __version__
 
 
-def _bad_kind(event: VenueEvent) -> InvalidInputError:
+def _bad_kind(event: VenueEvent, kinds: tuple = ()) -> InvalidInputError:
+    if type(event.kind) is str:
+        return InvalidInputError(f"venue event {event.event_id!r} for order {event.client_order_id!r}: {event.kind!r} is not "
+                                 f"a venue event (venue events: {', '.join(kinds)}); nothing changed")
     return InvalidInputError(f"venue event {event.event_id!r} for order {event.client_order_id!r}: kind must be the name of "
                              f"a venue event (a string), got {type(event.kind).__name__} {event.kind!r}; nothing changed")
 
@@ -199,9 +202,14 @@ class Kernel:
         self._trades: list[dict] = []           # terminal records of closed trades (see trades)
         # A trade's terminal record is written by the dispatcher itself when no journal
         # must see it first: the record goes to self._trades, then TERMINAL_WRITTEN.
+        # The spec's events a venue may report: not the strategy's intents, not the kernel's
+        # own answer to an effect.
+        self._venue_kinds = tuple(e for e in self.machine.describe()["events"]
+                                  if e not in INTENT_ACTIONS and e != "TERMINAL_WRITTEN")
         self._rt.configure_dispatch(VenueEvent, "kind", "client_order_id", KernelOutcome,
                                     self._venue_event_fallback, sorted(_FILL_EVENTS),
-                                    {"WRITE_TERMINAL": ("TERMINAL_WRITTEN", self._trades, "slot_id")})
+                                    {"WRITE_TERMINAL": ("TERMINAL_WRITTEN", self._trades, "slot_id")},
+                                    list(self._venue_kinds))
         self.slots = slots
         self._order_slot: dict[str, int] = {}   # every client order id ever issued -> its slot
         self._orders: dict[str, Order] = {}     # client order id -> the order as submitted
@@ -472,8 +480,8 @@ class Kernel:
                                         f"got {event.kind!r} and {event.client_order_id!r}")
             return KernelOutcome(False, "UNKNOWN_ORDER", None, None, message=(
                 self._unknown_order(event)))
-        if type(event.kind) is not str:
-            raise _bad_kind(event)
+        if type(event.kind) is not str or event.kind not in self._venue_kinds:
+            raise _bad_kind(event, self._venue_kinds)
         if self._ended and event.client_order_id in self._ended:
             dup = self._ended_order_refusal(event, slot)
             if dup is not None:
@@ -576,8 +584,8 @@ class Kernel:
                     raise InvalidInputError(f"venue event {event.event_id!r}: kind and client_order_id are required "
                                             f"strings, got {event.kind!r} and {event.client_order_id!r}")
                 return KernelOutcome(False, "UNKNOWN_ORDER", None, None, message=self._unknown_order(event))
-            if type(event.kind) is not str:
-                raise _bad_kind(event)
+            if type(event.kind) is not str or event.kind not in self._venue_kinds:
+                raise _bad_kind(event, self._venue_kinds)
             dup = self._ended_order_refusal(event, slot)
             if dup is not None:
                 journal.append("duplicate" if dup.diagnostic_code == "DUPLICATE_EVENT" else "overfill", slot, recorded)
@@ -712,6 +720,9 @@ class Kernel:
                 if self._journal is not None:
                     self._journal.append("unrouted", None, {k: v for k, v in event.to_dict().items() if k != "raw"})
                 refused.append((event, "UNKNOWN_ORDER", "an event for an order this kernel never issued"))
+                continue
+            if type(event.kind) is not str or event.kind not in self._venue_kinds:
+                refused.append((event, "INVALID_EVENT", str(_bad_kind(event, self._venue_kinds))))
                 continue
             dup = self._ended_order_refusal(event, target)
             if dup is not None:

@@ -248,8 +248,9 @@ class VenueRegistry:
         try:
             venue = entry.factory(**(options or {}))
         except (TypeError, ValueError) as exc:  # an unknown option, or a value it cannot use
+            given = ", ".join(sorted(options or {})) or "none"
             raise InvalidInputError(f"venue {name!r} (plugin {entry.distribution!r}) refused its venue_options "
-                                    f"{sorted(options or {})}: {exc}") from exc
+                                    f"(given: {given}): {exc}") from exc
         if not isinstance(venue, Venue):
             raise PluginError(f"plugin {entry.distribution!r}: venue {name!r} factory returned "
                               f"{type(venue).__name__}, not a dita.Venue")

@@ -127,6 +127,9 @@ class KernelIntent:
         _refuse_fields_not_taken(self)
         # Journaled with the intent and kept in snapshots, which are JSON; copied, so that
         # the caller's later changes to its dict change nothing here.
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidInputError(f"metadata must be a mapping (a dict of JSON data), got {type(metadata).__name__} "
+                                    f"{metadata!r:.80}")
         for name, value in (("metadata", dict(metadata or {})), ("timestamp", timestamp)):
             problem = journal_problem(value)
             if problem is not None:
@@ -304,9 +307,16 @@ class SlotView:
     spec's record is also in ``record``."""
 
     def __init__(self, slot_id: int, state: str, record: Mapping[str, Any]):
-        self.slot_id = slot_id
-        self.fsm_state = state
-        self.record = dict(record)
+        put = object.__setattr__   # read-only from the outside
+        put(self, "slot_id", slot_id)
+        put(self, "fsm_state", state)
+        put(self, "record", dict(record))
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"a SlotView is a read-only copy of the slot (setting {name!r}); a slot changes through "
+                             "intents, venue events or reconcile()")
+
+    __delattr__ = __setattr__
 
     def __getattr__(self, name):
         record = self.__dict__.get("record", {})
@@ -343,7 +353,13 @@ class AccountView:
 
     def __init__(self, shared: Mapping[str, Any]):
         self.__dict__.update(shared)
-        self._fields = dict(shared)
+        self.__dict__["_fields"] = dict(shared)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"an AccountView is a read-only copy of the account (setting {name!r}); the account "
+                             "changes only by the fills the kernel settles")
+
+    __delattr__ = __setattr__
 
     def as_dict(self) -> dict:
         return dict(self._fields)

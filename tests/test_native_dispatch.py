@@ -93,7 +93,7 @@ def test_the_native_dispatcher_refuses_bad_input_with_the_same_clear_error():
         k.on_venue_event({"kind": "ORDER_ACK"})
     with pytest.raises(dita.InvalidInputError, match="filled_size"):
         k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f1", coid, "V1", "lots", D("1"), None))
-    with pytest.raises(dita.InvalidInputError, match="unknown event 'FILLED'"):
+    with pytest.raises(dita.InvalidInputError, match="'FILLED' is not a venue event"):
         k.on_venue_event(dita.VenueEvent("FILLED", "f1", coid, "V1"))
     assert k.snapshot() == before
 
@@ -308,3 +308,23 @@ def test_a_restored_kernel_keeps_writing_terminal_records_to_its_trades():
         ("t1", 0, D("3.98")), ("t2", 0, D("3.98"))]
     with pytest.raises(AttributeError):
         restored.trades = []
+
+
+@pytest.mark.parametrize("path", ["native", "general", "journaled"])
+@pytest.mark.parametrize("kind", ["CANCEL", "EXIT", "ENTER", "TERMINAL_WRITTEN", "FILL"])
+def test_an_event_named_like_an_intent_or_the_kernels_own_answer_is_not_a_venue_event(path, kind, tmp_path):
+    """A venue cannot make the kernel cancel, exit, enter or end a trade by naming the event
+    so: on every path it is refused as no venue event, naming the ones there are."""
+    if path == "journaled":
+        k = dita.Kernel(venue=MockVenue(prices={"BTC-USDT": "60000"}, silent=True), capital=D("1000"),
+                        journal=tmp_path / "run.sqlite")
+    else:
+        k = quiet_kernel(path == "general")
+    enter(k, 0, "e1", "t1", order_type="LIMIT", limit_price="59000")
+    coid = k.slot(0).active_entry_order.client_order_id
+    before, sent = k.snapshot(), len(k.venue.received)
+    with pytest.raises(dita.InvalidInputError, match=re.escape(
+            f"{kind!r} is not a venue event (venue events: ORDER_ACK, PARTIALLY_FILLED, FULL_FILL, CANCEL_ACK, "
+            "CANCEL_REJECT, REJECT, EXPIRED)")):
+        k.on_venue_event(dita.VenueEvent(kind, "v1", coid, "V1"))
+    assert k.snapshot() == before and len(k.venue.received) == sent

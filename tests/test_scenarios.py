@@ -550,9 +550,9 @@ def test_a_cancel_reported_with_a_zero_last_fill_is_a_plain_cancel():
     ({"capital": D("NaN")}, "capital must be finite"),
     ({"capital": "lots"}, "capital must be a decimal number"),
     ({"venue": object()}, "venue must be a venue name or a dita.Venue, got object"),
-    ({"venue_options": {"pricez": {}}}, r"venue 'mock' \(plugin 'dita-mock'\) refused its venue_options \['pricez'\]: "
+    ({"venue_options": {"pricez": {}}}, r"venue 'mock' \(plugin 'dita-mock'\) refused its venue_options \(given: pricez\): "
                                          r".*unexpected keyword argument 'pricez'"),
-    ({"venue_options": {"fee_rate": "abc"}}, r"refused its venue_options \['fee_rate'\]: fee_rate must be a decimal "
+    ({"venue_options": {"fee_rate": "abc"}}, r"refused its venue_options \(given: fee_rate\): fee_rate must be a decimal "
                                               r"number, got 'abc'"),
 ])
 def test_a_kernel_built_with_bad_arguments_is_refused_naming_them(kwargs, error):
@@ -596,8 +596,8 @@ def test_an_exit_never_sends_more_than_its_target_size_nor_acts_on_another_asset
         ({"target_size": D("0.001")}, "target_size 0.001 is less than this EXIT sends: an EXIT sends the next leg of "
                                       "the trade's exit_leg_ratios, or all that is left of 0.01, and never more than "
                                       "a target_size it is given"),
-        ({"asset": "ETH-USDT"}, "the intent names side any of ETH-USDT, but the slot's trade t1 is LONG BTC-USDT"),
-        ({"side": "SHORT"}, "the intent names side SHORT of any asset, but the slot's trade t1 is LONG BTC-USDT"),
+        ({"asset": "ETH-USDT"}, "the intent names ETH-USDT, but the slot's trade t1 is LONG BTC-USDT"),
+        ({"side": "SHORT"}, "the intent names side SHORT, but the slot's trade t1 is LONG BTC-USDT"),
         ({"target_size": D("0")}, "target_size must be positive, got 0"),
     ]):
         out = k.process_intent(dita.KernelIntent("EXIT", 0, f"x-bad{n}", **kw))
@@ -734,3 +734,18 @@ def test_a_reconcile_that_gives_a_slot_another_trade_ends_the_old_trades_orders(
     late = dita.VenueEvent("PARTIALLY_FILLED", "late", "x1", "V", D("0.001"), D("60000"))
     out = k.on_venue_event(late)
     assert (out.accepted, out.diagnostic_code) == (False, "OVERFILL")   # x1 filled its whole quantity
+
+
+def test_views_are_read_only_and_intent_metadata_must_be_a_mapping_of_json():
+    k = make_kernel()
+    enter(k)
+    view, account = k.slot(0), k.account
+    with pytest.raises(AttributeError, match="a SlotView is a read-only copy of the slot"):
+        view.size = D("5")
+    with pytest.raises(AttributeError, match="an AccountView is a read-only copy of the account"):
+        account.capital = D("0")
+    assert (k.slot(0).size, k.account.capital) == (view.size, account.capital)
+    for metadata, message in (([1, 2], "metadata must be a mapping"), ("tag", "metadata must be a mapping"),
+                              ({"signal": float("nan")}, "a float NaN or infinity, which JSON cannot hold")):
+        with pytest.raises(dita.InvalidInputError, match=message):
+            dita.KernelIntent("CANCEL", 0, "c1", metadata=metadata)

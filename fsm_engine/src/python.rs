@@ -511,6 +511,8 @@ struct Dispatcher {
     members: Option<EventMembers>,
     /// Per effect index: how the dispatcher answers that effect itself, if it does.
     answers: Vec<Option<Answer>>,
+    /// Per event index: whether an event object may name it (the others go to the fallback).
+    dispatchable: Vec<bool>,
 }
 
 /// An effect the dispatcher performs without the fallback: its fields are appended to
@@ -691,6 +693,9 @@ impl RuntimeState {
                 Err(_) => return fallback(),
             },
         };
+        if !d.dispatchable[ei] {
+            return fallback();
+        }
         // One payload buffer serves every event: no allocation per event.
         let values = &mut self.payload_buffer;
         if read_payload_into(py, m, ei, Some(event), d.key_field[ei].map(|k| (k, &route.key)), direct.map(|s| &s.fields[ei][..]), values).is_err() {
@@ -968,8 +973,9 @@ impl Runtime {
     /// fast path does not (see `dispatch`). `answers` maps an effect name to
     /// `(event name, list, instance key or None)`: the dispatcher performs that effect itself
     /// by appending its fields to the list as a dict and applying the event (which must
-    /// take no payload and can emit no effect) to the same instance.
-    #[pyo3(signature = (event_type, kind_attr, key_attr, outcome_type, fallback, logged, answers=None))]
+    /// take no payload and can emit no effect) to the same instance. `only`, if given, names
+    /// the events an event object may be (the others go to the fallback).
+    #[pyo3(signature = (event_type, kind_attr, key_attr, outcome_type, fallback, logged, answers=None, only=None))]
     #[allow(clippy::too_many_arguments)]
     fn configure_dispatch(
         &self, py: Python<'_>,
@@ -980,6 +986,7 @@ impl Runtime {
         fallback: Bound<'_, PyAny>,
         logged: Vec<String>,
         answers: Option<Bound<'_, PyDict>>,
+        only: Option<Vec<String>>,
     ) -> PyResult<()> {
         let mut st = self.lock(py)?;
         let py = event_type.py();
@@ -994,6 +1001,11 @@ impl Runtime {
         for name in &logged {
             let i = m.event_index(name).ok_or_else(|| EngineError::new_err(format!("logged: unknown event '{name}'")))?;
             flags[i] = true;
+        }
+        let mut dispatchable = vec![only.is_none(); m.events.len()];
+        for name in only.iter().flatten() {
+            let i = m.event_index(name).ok_or_else(|| EngineError::new_err(format!("only: unknown event '{name}'")))?;
+            dispatchable[i] = true;
         }
         let mut answer_of: Vec<Option<Answer>> = (0..m.effects.len()).map(|_| None).collect();
         for (effect, spec) in answers.iter().flat_map(|d| d.iter()) {
@@ -1025,6 +1037,7 @@ impl Runtime {
             kind_attr: kind_attr.unbind(),
             key_attr: key_attr.unbind(),
             answers: answer_of,
+            dispatchable,
         });
         Ok(())
     }

@@ -749,3 +749,12 @@ def test_views_are_read_only_and_intent_metadata_must_be_a_mapping_of_json():
                               ({"signal": float("nan")}, "a float NaN or infinity, which JSON cannot hold")):
         with pytest.raises(dita.InvalidInputError, match=message):
             dita.KernelIntent("CANCEL", 0, "c1", metadata=metadata)
+
+
+def test_an_enter_with_an_empty_id_says_which():
+    k = make_kernel()
+    out = k.process_intent(dita.KernelIntent("ENTER", 0, "", trade_id="t1", asset="BTC-USDT", side="LONG",
+                                             target_size="0.010"))
+    assert (out.accepted, out.diagnostic_code) == (False, "INVALID_INTENT")
+    assert out.message.startswith("intent_id is empty")
+    assert k.venue.received == []

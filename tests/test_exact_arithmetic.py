@@ -125,3 +125,26 @@ def test_a_closed_trade_settles_exactly_what_its_fills_made_though_its_average_p
     made = made if side == "LONG" else -made
     assert k.trades[-1]["gross_pnl"] == k.account.gross_realized_pnl == made
     assert k.account.capital == Decimal("1000") + made
+
+
+def test_after_a_reconcile_changed_the_size_the_closing_fill_settles_against_the_average_price():
+    """The fills no longer flatten the trade (a reconcile took 0.001 off the position), so
+    what they came to is not the trade's PnL: the closing fill settles as the others do."""
+    from conftest import exit_
+    from dita_mock import MockVenue
+    k = dita.Kernel(venue=MockVenue(prices={"BTC-USDT": "60000"}, silent=True), capital=Decimal("1000"))
+    k.process_intent(dita.KernelIntent("ENTER", 0, "e1", trade_id="t1", asset="BTC-USDT", side="LONG",
+                                       target_size="0.003", order_type="LIMIT", limit_price="60000.2"))
+    coid = k.slot(0).entry_client_order_id
+    for i, price in enumerate(["60000.1", "60000.2", "60000.2"]):
+        k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", f"e{i}", coid, "V1", Decimal("0.001"), Decimal(price)))
+    snap = k.snapshot()["slots"][0]
+    snap["record"].update(size="0.002", initial_size="0.002")   # the venue holds 0.002
+    k.reconcile({0: snap})
+    exit_(k)
+    out = k.on_venue_event(dita.VenueEvent("FULL_FILL", "x", k.slot(0).exit_client_order_id, "V2",
+                                           Decimal("0.002"), Decimal("60000.3")))
+    assert out.state == "TRADE_TERMINAL_WRITTEN"
+    average = (Decimal("60000.1") + 2 * Decimal("60000.2")) / 3
+    want = ((Decimal("60000.3") - average) * Decimal("0.002")).quantize(Decimal("1E-12"))
+    assert k.trades[-1]["gross_pnl"] == k.account.gross_realized_pnl == want

@@ -148,3 +148,28 @@ def test_after_a_reconcile_changed_the_size_the_closing_fill_settles_against_the
     average = (Decimal("60000.1") + 2 * Decimal("60000.2")) / 3
     want = ((Decimal("60000.3") - average) * Decimal("0.002")).quantize(Decimal("1E-12"))
     assert k.trades[-1]["gross_pnl"] == k.account.gross_realized_pnl == want
+
+
+@pytest.mark.parametrize("size", ["0.003", "0.037"])
+def test_a_fill_price_that_is_a_repeating_decimal_is_applied_and_the_trade_closes(size):
+    """A venue that reports several fills together gives their average price, which can
+    repeat (179.14 / 0.003): 28 digits. Every fill of the trade must still apply; the close
+    was refused (its exact settlement outgrew a decimal) and the exchange's fill was lost."""
+    from conftest import assert_account_identity, exit_
+    from dita_mock import MockVenue
+    k = dita.Kernel(venue=MockVenue(prices={"BTC-USDT": "60000"}, silent=True), capital=Decimal("100000"))
+    k.process_intent(dita.KernelIntent("ENTER", 0, "e1", trade_id="t1", asset="BTC-USDT", side="SHORT",
+                                       target_size=size, order_type="LIMIT", limit_price="59700"))
+    price = Decimal("179.14") / Decimal("0.003")
+    assert len(price.as_tuple().digits) == 28
+    out = k.on_venue_event(dita.VenueEvent("FULL_FILL", "f", k.slot(0).entry_client_order_id, "V1", Decimal(size), price,
+                                           Decimal("0.0537")))
+    assert (out.accepted, out.state) == (True, "POSITION_OPEN"), out.message
+    exit_(k)
+    half = Decimal(size) / 2
+    for i, px in enumerate(["59706.0", "59708.0"]):
+        out = k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", f"x{i}", k.slot(0).exit_client_order_id, "V2", half,
+                                               Decimal(px), Decimal("0.0448")))
+        assert out.accepted, out.message
+    assert out.state == "TRADE_TERMINAL_WRITTEN"
+    assert_account_identity(k)

@@ -13,7 +13,7 @@ import pytest
 
 import dita
 
-from .conftest import cancel, enter, requests_to, slot_snapshot, wait_for
+from .conftest import cancel, enter, requests_to, slot_snapshot, venue_options, wait_for
 
 
 def _places(sim):
@@ -327,6 +327,30 @@ def test_cancel_refused_by_the_exchange_leaves_the_order_working(sim, make_kerne
     assert cancel(k, "c2").state == "IDLE"
 
 
+def test_a_cancel_refused_again_after_a_restart_is_news_not_a_duplicate(sim, make_kernel):
+    """The refusal's event id counted per process: after a restart (a new venue resuming the
+    order) the next refusal had the old one's id, the kernel dropped it as a duplicate and
+    the slot waited for good in ENTRY_CANCEL_PENDING with the order working at BingX."""
+    k = make_kernel(sim)
+    _resting(k)
+    sim.inject("cancel_order", "error", code=109400, msg="cannot cancel now")
+    first = cancel(k)
+    assert first.transitions[-1] == ("ENTRY_CANCEL_PENDING", "CANCEL_REJECT", "ENTRY_WORKING")
+    restarted = dita.Kernel.restore(k.snapshot(), venue="bingx", venue_options=venue_options(sim))
+    k.venue.close()
+    try:
+        sim.inject("cancel_order", "error", code=109400, msg="cannot cancel now")
+        again = cancel(restarted, "c2")
+        assert again.transitions[-1] == ("ENTRY_CANCEL_PENDING", "CANCEL_REJECT", "ENTRY_WORKING")
+        # (The resumed order's acknowledgement, reported again, is the only duplicate.)
+        assert [(e.kind, code) for e, code, _ in again.refused_events] in ([], [("ORDER_ACK", "DUPLICATE_EVENT")])
+        assert first.emitted_events[-1].event_id != again.emitted_events[-1].event_id
+        assert cancel(restarted, "c3").state == "IDLE"
+        assert sim.order("dita-e1")["status"] == "CANCELLED"
+    finally:
+        restarted.venue.close()
+
+
 def test_a_fill_racing_the_cancel_wins(sim, make_kernel):
     k = make_kernel(sim)
     _resting(k)
@@ -515,3 +539,19 @@ def test_one_unreadable_order_never_holds_back_the_others(sim, make_kernel, capl
     assert [(o.slot_id, o.state) for o in outs] == [(1, "ENTRY_WORKING")]   # b1's fill arrives regardless
     assert "HTTP 503" in caplog.text and "retried on the next poll" in caplog.text
     assert [(o.slot_id, o.state) for o in k.poll()] == [(0, "POSITION_OPEN")]   # and a1's the next time
+
+
+def test_fills_reported_together_at_a_repeating_average_price_apply_at_twelve_places(make_sim, make_kernel):
+    """Three fills (59710, 59715, 59715) seen in one poll come as one at 179.14 / 0.003. The
+    check for an exact price rounded itself at 28 digits and passed the repeating price on,
+    which later made the trade's arithmetic outgrow a decimal: the closing fill was refused."""
+    sim = make_sim(liquidity={"BTC-USDT": "0"})   # nothing fills but what the test fills
+    k = make_kernel(sim)
+    assert enter(k, size="0.003", side="SHORT", order_type="LIMIT", limit_price="59700").state == "ENTRY_WORKING"
+    for price in ("59710", "59715", "59715"):
+        sim.fill("dita-e1", "0.001", price)
+    (out,) = k.poll()
+    fill = out.emitted_events[0]
+    assert (out.accepted, fill.kind, fill.filled_size) == (True, "FULL_FILL", D("0.003"))
+    assert fill.fill_price == D("59713.333333333333")
+    assert k.slot(0).size == D("0.003")

@@ -34,8 +34,9 @@ import os
 import re
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, Inexact, InvalidOperation, localcontext
 from typing import Any, Mapping
 
 import httpx
@@ -613,8 +614,11 @@ class BingXVenue(dita.Venue):
             return
 
     def _cancel_rejected(self, tracked: _Tracked, reason: str) -> None:
+        # Each refusal is news, in this process or a later one: a count kept per process
+        # started again at 1 after a restart, and the kernel took the new refusal for the
+        # old one (a duplicate), leaving the slot waiting for a cancel that never came.
         tracked.cancel_rejects += 1
-        self._event(tracked, "CANCEL_REJECT", f"cancel-rejected:{tracked.cancel_rejects}", reason=reason)
+        self._event(tracked, "CANCEL_REJECT", f"cancel-rejected:{uuid.uuid4().hex[:16]}", reason=reason)
 
     @staticmethod
     def _cancelled(tracked: _Tracked) -> bool:
@@ -854,8 +858,16 @@ class BingXVenue(dita.Venue):
             # cumQuote (the exact traded value) is not always filled in; the average price is.
             value = avg * cum
         delta = cum - tracked.cum
-        price = (value - tracked.value) / delta
-        if price * delta != value - tracked.value:
+        # Fills BingX reports together come as one, at their average price, which can be a
+        # repeating decimal (179.14 / 0.003): then it is rounded to 12 places. Whether the
+        # division was exact is what the decimal context says (multiplying back would round
+        # too, and pass the repeating price on).
+        with localcontext() as ctx:
+            ctx.prec = 100
+            ctx.clear_flags()
+            price = (value - tracked.value) / delta
+            exact = not ctx.flags[Inexact]
+        if not exact:
             price = price.quantize(PRICE_PLACES, rounding=ROUND_HALF_EVEN)
         if price <= 0:
             raise BadResponse(f"BingX {what}: executedQty rose to {cum} but the traded value did not "

@@ -17,6 +17,7 @@ drive it.
 from __future__ import annotations
 
 import itertools
+import uuid
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
@@ -220,7 +221,8 @@ class MockVenue(Venue):
                               "venue_order_id": order.venue_order_id})
         mo = self.orders.get(order.client_order_id)
         if mo is None or mo.order.asset != order.asset:
-            return [VenueEvent("CANCEL_REJECT", f"cancel-unknown:{order.client_order_id}:{next(self._ids)}",
+            # A fresh id each time, in every process: each refusal is news (see the BingX venue).
+            return [VenueEvent("CANCEL_REJECT", f"cancel-unknown:{order.client_order_id}:{uuid.uuid4().hex[:16]}",
                                order.client_order_id, reason=f"no order {order.client_order_id} on {order.asset}")]
         events = []
         if self._fill_before_cancel and mo.status in ("NEW", "PARTIALLY_FILLED"):

@@ -41,6 +41,9 @@ SNAPSHOT_FORMAT = 1
 _FILL_EVENTS = frozenset({"PARTIALLY_FILLED", "FULL_FILL"})
 # What a venue may repeat about an order without anything being wrong.
 _EXPLAINED_REFUSALS = frozenset({"DUPLICATE_EVENT", "STALE_EVENT"})
+# Refusals that say the spec could not take an event at all (an expression failed, or the
+# result would break an invariant), as opposed to refusing it for what it says.
+_UNAPPLIABLE = frozenset({"EVALUATION_ERROR", "INVARIANT_VIOLATION"})
 
 
 def _dec(x: Any) -> Decimal:
@@ -466,7 +469,8 @@ class Kernel:
         """The general path of a venue event. ``applied`` is the engine's result when the
         dispatcher already applied the event (and logged its fill) but left its effects."""
         if applied is not None:
-            return self._finish(self._order_slot[event.client_order_id], applied, None)
+            slot = self._order_slot[event.client_order_id]
+            return self._finish(slot, self._freeze_if_unappliable(slot, event, applied), None)
         if type(event) is not VenueEvent:
             if not isinstance(event, VenueEvent):
                 raise InvalidInputError(f"on_venue_event takes a dita.VenueEvent, got {type(event).__name__}")
@@ -492,7 +496,7 @@ class Kernel:
             raise InvalidInputError(f"venue event {event.event_id!r} for slot {slot}: {exc}") from None
         if result[0] and event.kind in _FILL_EVENTS:
             self._note_fill(event)
-        return self._finish(slot, result, None)
+        return self._finish(slot, self._freeze_if_unappliable(slot, event, result), None)
 
     def _engine_apply(self, slot: int, kind: str, payload: Any) -> tuple:
         """The engine's apply, remembering what an ending trade applied when a new one starts."""
@@ -562,6 +566,23 @@ class Kernel:
             f"fill of {size} exceeds order {coid!r} of an ended trade: {filled} of {order.quantity} already "
             "filled; nothing changed"))
 
+    def _freeze_if_unappliable(self, slot: int, event: VenueEvent, result: tuple) -> tuple:
+        """A fill the spec could not take at all (an expression failed on its numbers, or the
+        result would break an invariant) is real money the slot cannot account for: the slot
+        is frozen for a human to reconcile, as DESIGN asks of a fill the slot cannot place,
+        instead of going on as if the venue had not filled. Returns the result, its message
+        saying so."""
+        accepted, code, state, transition, effects, message = result
+        if accepted or code not in _UNAPPLIABLE or event.kind not in _FILL_EVENTS or self._replaying:
+            return result
+        if self._rt.state(slot) == "FROZEN":
+            return result
+        reason = (f"the venue reported {event.kind} {event.event_id!r} of {event.filled_size} at {event.fill_price} for "
+                  f"order {event.client_order_id}, which this slot cannot take ({code}: {message})")
+        self._freeze(slot, reason)
+        return (accepted, code, "FROZEN", transition, effects,
+                f"{message}; a fill is real money, so the slot is frozen for reconcile")
+
     def _on_venue_event_journaled(self, event: VenueEvent) -> KernelOutcome:
         out = self._apply_venue_event_journaled(event)
         self._upkeep_journal()
@@ -596,7 +617,7 @@ class Kernel:
                 raise InvalidInputError(f"venue event {event.event_id!r} for slot {slot}: {exc}") from None
             if result[0] and event.kind in _FILL_EVENTS:
                 self._note_fill(event)
-            return self._finish(slot, result, None)
+            return self._finish(slot, self._freeze_if_unappliable(slot, event, result), None)
         finally:
             journal.flush()
 
@@ -733,6 +754,7 @@ class Kernel:
             except _engine.EngineError as exc:
                 refused.append((event, "INVALID_EVENT", str(exc)))
                 continue
+            r = self._freeze_if_unappliable(target, event, r)
             if r[3]:
                 transitions.append(r[3])
             if not r[0]:

@@ -141,18 +141,20 @@ def test_a_decimal_with_more_digits_than_the_engine_holds_is_refused_not_rounded
 
 
 @pytest.mark.parametrize("general", [False, True])
-def test_a_fill_whose_settlement_would_be_rounded_is_refused_and_changes_nothing(general):
-    """capital - 1.5E-27 needs 31 digits: rounding it would leave capital != start + realized."""
+def test_a_fill_whose_settlement_would_be_rounded_is_not_applied_and_freezes_the_slot(general):
+    """capital - 1.5E-27 needs 31 digits: rounding it would leave capital != start + realized.
+    Nothing of the fill is applied; as it is real money, the slot is frozen for reconcile."""
     k = quiet_kernel(general)
     enter(k, 0, "e1", "t1", order_type="LIMIT", limit_price="59000")
     coid = k.slot(0).active_entry_order.client_order_id
     before = k.snapshot()
     out = k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f1", coid, "V1", D("0.001"), D("59000"), D("1.5E-27")))
-    assert (out.accepted, out.diagnostic_code, out.state) == (False, "EVALUATION_ERROR", "ORDER_REQUESTED")
-    assert "cannot be held exactly" in out.message and "nothing changed" in out.message
-    assert k.snapshot() == before
-    ok = k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f2", coid, "V1", D("0.001"), D("59000"), D("1.5E-20")))
-    assert ok.accepted and k.account.capital == D("1000") - D("1.5E-20")
+    assert (out.accepted, out.diagnostic_code, out.state) == (False, "EVALUATION_ERROR", "FROZEN")
+    assert "cannot be held exactly" in out.message and "the slot is frozen for reconcile" in out.message
+    after = k.snapshot()
+    assert after["account"] == before["account"] and after["slots"][1] == before["slots"][1]
+    unfrozen = dict(after["slots"][0]["record"], frozen_reason=None)
+    assert unfrozen == before["slots"][0]["record"] and after["slots"][0]["record"]["frozen_reason"]
     assert k.account.capital == D("1000") + k.account.realized_pnl
 
 

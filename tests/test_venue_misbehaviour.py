@@ -234,3 +234,32 @@ def test_a_venue_error_from_submit_is_the_venues_refusal_and_nothing_is_asked():
     out = enter(k, size="0.010")
     assert out.state == "IDLE" and out.transitions[-1] == ("ORDER_REQUESTED", "REJECT", "IDLE")
     assert k.slot(0).record["last_order_end"] == "submit refused: VenueError: client order id e1 is taken"
+
+
+@pytest.mark.parametrize("path", ["native", "general", "journaled"])
+def test_a_fill_the_spec_cannot_take_freezes_the_slot_instead_of_vanishing(path, tmp_path):
+    """A fill whose numbers the spec cannot compute (here, a second fee as large as a decimal
+    holds overflows the fees paid) was refused and forgotten: the slot went on as if the
+    venue had not filled. It is real money: the slot is frozen for reconcile, saying why."""
+    venue = MockVenue(prices={"BTC-USDT": "60000"}, silent=True)
+    k = dita.Kernel(venue=venue, capital=D("1000"), journal=tmp_path / "run.sqlite" if path == "journaled" else None)
+    if path == "general":
+        del k.on_venue_event
+    enter(k, size="0.010", order_type="LIMIT", limit_price="60000")
+    coid = k.slot(0).entry_client_order_id
+    huge = D("79228162514264337593543950335")
+    first = k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f1", coid, "V1", D("0.004"), D("60000"), huge))
+    assert (first.accepted, first.state) == (True, "ENTRY_WORKING")
+    out = k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f2", coid, "V1", D("0.004"), D("60000"), huge))
+    assert (out.accepted, out.diagnostic_code, out.state) == (False, "EVALUATION_ERROR", "FROZEN")
+    assert "the slot is frozen for reconcile" in out.message
+    reason = k.slot(0).record["frozen_reason"]
+    assert reason.startswith("the venue reported PARTIALLY_FILLED 'f2' of 0.004 at 60000 for order e1, which this "
+                             "slot cannot take (EVALUATION_ERROR: ")
+    assert k.slot(0).size == D("0.004")          # the first fill stays applied, nothing of the second
+    assert k.process_intent(dita.KernelIntent("CANCEL", 0, "c1")).state == "FROZEN"   # the order can still be pulled
+    assert [r["action"] for r in venue.received] == ["submit", "cancel"]
+    if path == "journaled":
+        k.close()
+        again = dita.Kernel.recover(tmp_path / "run.sqlite", venue=venue, sync=False)
+        assert again.snapshot() == k.snapshot()

@@ -713,6 +713,13 @@ impl RuntimeState {
                 log.bind(py).append(event)?;
             }
         }
+        // A logged event the machine could not take at all (an expression failed, or an
+        // invariant would break) is the caller's to handle, not a plain refusal.
+        let builtin = &m.inner.builtin;
+        if !out.accepted && d.logged[ei] && (out.diagnostic == builtin.evaluation_error || out.diagnostic == builtin.invariant_violation) {
+            let applied = self.outcome(py, out)?.into_any().unbind();
+            return Ok(Dispatched::Fallback(d.fallback.clone_ref(py), applied));
+        }
         let mut state = out.state;
         let transitions = if out.effects.is_empty() {
             match out.transition {
@@ -1047,7 +1054,9 @@ impl Runtime {
     /// are valid and the outcome has no effects. Then the outcome is built as the configured
     /// outcome type with the event's transition. Otherwise `fallback(event, applied)` is
     /// returned: `applied` is None when nothing was applied, or the `apply` result tuple of
-    /// an event that was applied but emitted effects for the caller to perform.
+    /// an event that was applied but emitted effects for the caller to perform, or of a
+    /// logged event the machine could not take at all (an evaluation error or a broken
+    /// invariant).
     fn dispatch(slf: &Bound<'_, Self>, event: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let step = guarded("dispatch", || {

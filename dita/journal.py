@@ -222,10 +222,16 @@ class Journal:
             if writer:
                 lock = _lock_for_writing(p)
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            unfinished = (f"journal {p} was never finished: the process creating it stopped before it was ready, "
+                          "so it holds nothing to recover; start a new kernel with this journal path instead")
+            if not tables:
+                raise JournalError(unfinished)
             if not {"meta", "records"} <= tables:
                 raise JournalError(f"{p} is not a DITA journal (no meta/records tables)")
             journal = cls(p, conn, durability, batch_records, batch_ms)
             version = journal.meta().get("schema_version")
+            if version is None and conn.execute("SELECT 1 FROM records LIMIT 1").fetchone() is None:
+                raise JournalError(unfinished)
             if version != SCHEMA_VERSION:
                 raise JournalError(f"journal {p} has schema version {version!r}; this DITA reads version {SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:

@@ -574,3 +574,21 @@ def test_a_journal_holding_an_intent_todays_checks_refuse_still_replays(tmp_path
         c.execute("UPDATE records SET data=? WHERE seq=?", (json.dumps({**json.loads(data), "reference_price": "0"}), seq))
     again = dita.Kernel.recover(path, venue=_venue(), sync=False, from_checkpoint=False, read_only=True)
     assert again.snapshot()["slots"] == live["slots"] and again.order("e1").intent.reference_price == 0
+
+
+@pytest.mark.parametrize("stage", ["file", "tables"])
+def test_a_journal_left_unfinished_by_a_kill_during_its_creation_says_so_and_can_be_started_anew(stage, tmp_path):
+    """A process killed while Kernel(journal=...) created the file leaves an empty database
+    (or its tables without their meta): recovering says there is nothing to recover and what
+    to do, and a new kernel takes the path."""
+    path = tmp_path / "run.sqlite"
+    conn = sqlite3.connect(path)
+    if stage == "tables":
+        from dita.journal import _SCHEMA   # what creation writes first, before its meta
+        conn.executescript(_SCHEMA)
+    conn.close()
+    with pytest.raises(dita.JournalError, match="was never finished: .* holds nothing to recover; start a new kernel"):
+        dita.Kernel.recover(path, venue="mock")
+    k = dita.Kernel(venue="mock", journal=path)
+    k.close()
+    assert dita.Kernel.recover(path, venue="mock").slots == 1

@@ -1342,35 +1342,22 @@ class Kernel:
         self._sync_routes()
 
     def _check_one_slot_per_order(self, snaps: dict) -> None:
-        """An order belongs to one slot, and so does a live trade (one with a position or a
-        working order): a second slot carrying either would count the position twice, and
-        one of them would wait for events routed to the other for good. Orders are looked
-        up by id; trades by a sweep of the other slots' trade ids."""
-        def records():
-            for sid, snap in sorted(snaps.items(), key=lambda kv: str(kv[0])):
-                record = snap.get("record") if isinstance(snap, Mapping) else None
-                if isinstance(record, Mapping):
-                    yield sid, record
+        """An order belongs to one slot: a second slot naming it would count its fills twice
+        (an operator pasting one slot's snapshot into another), or wait for events routed to
+        the first for good. Only the given slots' orders are looked up. (Trade ids are the
+        strategy's to choose and may repeat across slots; order ids are the kernel's.)"""
         owners: dict[str, set] = {}
-        for sid, record in records():
+        for sid, snap in snaps.items():
+            record = snap.get("record") if isinstance(snap, Mapping) else None
+            if not isinstance(record, Mapping):
+                continue
             for coid in _orders_named(record):
                 owners.setdefault(coid, set()).add(sid)
                 other = self._order_slot.get(coid)
                 if other is not None and other not in snaps and coid in _orders_named(self._rt.record(other)):
                     owners[coid].add(other)
-        problems = [f"order {coid!r} belongs to slots {', '.join(map(str, sorted(sids)))}: an order belongs to one "
-                    "slot" for coid, sids in owners.items() if len(sids) > 1]
-        trades: dict[str, set] = {}
-        for sid, record in records():
-            if _carries_live_trade(record):
-                trades.setdefault(record["trade_id"], set()).add(sid)
-        if trades:
-            for other in range(self.slots):
-                if other not in snaps and self._rt.field(other, "trade_id") in trades \
-                        and _carries_live_trade(self._rt.record(other)):
-                    trades[self._rt.field(other, "trade_id")].add(other)
-        problems += [f"trade {tid!r} is live in slots {', '.join(map(str, sorted(sids)))}: a trade lives in one slot "
-                     "(its position would be counted twice)" for tid, sids in trades.items() if len(sids) > 1]
+        problems = [f"order {coid!r} belongs to slots {', '.join(map(str, sorted(sids, key=str)))}: an order belongs "
+                    "to one slot" for coid, sids in owners.items() if len(sids) > 1]
         if problems:
             raise ReconcileError(problems)
 
@@ -1418,15 +1405,6 @@ def _orders_named(record: Mapping) -> list[str]:
     """Every order a slot's record names: its entry, its exit and the exit before it."""
     return [coid for key in ("entry_client_order_id", "exit_client_order_id", "prev_exit_client_order_id")
             if isinstance(coid := record.get(key), str) and coid]
-
-
-def _carries_live_trade(record: Mapping) -> bool:
-    size = record.get("size")
-    try:
-        has_position = size is not None and Decimal(str(size)) != 0
-    except ArithmeticError:
-        has_position = False
-    return isinstance(record.get("trade_id"), str) and (has_position or bool(_working_orders(record)))
 
 
 def _working_orders(record: Mapping) -> list[str]:

@@ -98,35 +98,6 @@ def test_a_sum_that_only_fits_rounded_is_refused_but_an_average_may_round():
     assert rt.record(0)["mean"] == Decimal("0.5000000000000000000000000005")
 
 
-@pytest.mark.parametrize("side, entries, exits", [
-    ("LONG", ["60000.1", "60000.2", "60000.2"], ["60000.3"] * 3),
-    ("SHORT", ["60000.1", "60000.2", "60000.2"], ["59999.9", "60000", "59999.8"]),
-    ("LONG", ["60000.1", "60000.3", "60000.7"], ["60001.9", "59999.2", "60000.6"]),
-])
-def test_a_closed_trade_settles_exactly_what_its_fills_made_though_its_average_price_repeats(side, entries, exits):
-    """Bought 0.001 at three prices whose average repeats (180.0005 / 0.003), sold 0.001
-    three times: the trade made exactly what its exits fetched less what its entries cost.
-    Each exit fill settles a share rounded to 12 places; the one that closes the trade
-    settles the rest, so capital ends exact (it ended 1000.000399999999)."""
-    from conftest import enter, exit_
-    from dita_mock import MockVenue
-    k = dita.Kernel(venue=MockVenue(prices={"BTC-USDT": "60000"}, silent=True), capital=Decimal("1000"))
-    enter(k, size="0.003", side=side, order_type="LIMIT", limit_price=max(entries) if side == "LONG" else min(entries))
-    coid = k.slot(0).entry_client_order_id
-    for i, price in enumerate(entries):
-        k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", f"e{i}", coid, "V1", Decimal("0.001"), Decimal(price)))
-    assert k.slot(0).fsm_state == "POSITION_OPEN"
-    exit_(k)
-    xid = k.slot(0).exit_client_order_id
-    for i, price in enumerate(exits):
-        out = k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", f"x{i}", xid, "V2", Decimal("0.001"), Decimal(price)))
-    assert out.state == "TRADE_TERMINAL_WRITTEN"
-    made = sum(Decimal("0.001") * Decimal(p) for p in exits) - sum(Decimal("0.001") * Decimal(p) for p in entries)
-    made = made if side == "LONG" else -made
-    assert k.trades[-1]["gross_pnl"] == k.account.gross_realized_pnl == made
-    assert k.account.capital == Decimal("1000") + made
-
-
 def test_after_a_reconcile_changed_the_size_the_closing_fill_settles_against_the_average_price():
     """The fills no longer flatten the trade (a reconcile took 0.001 off the position), so
     what they came to is not the trade's PnL: the closing fill settles as the others do."""

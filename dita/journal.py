@@ -100,15 +100,17 @@ def _plain(value: Any) -> Any:
 
 
 # One encoder for every record: json.dumps with options builds a new encoder per call.
-# allow_nan=False: NaN and infinities are not JSON (a strict reader of a snapshot or a
-# record would refuse them), and no number a trade is made of is one.
-_encode = json.JSONEncoder(default=_plain, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_encode = json.JSONEncoder(default=_plain, separators=(",", ":"), ensure_ascii=False).encode
+# What new input must be: NaN and infinities are not JSON (a strict reader of a snapshot or
+# a record refuses them), and no number a trade is made of is one. (Records written before
+# this check may hold one: they are still read, replayed and carried into checkpoints.)
+_encode_strict = json.JSONEncoder(default=_plain, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def journal_problem(data: Any) -> str | None:
     """Why ``data`` cannot be written to a journal, or None if it can."""
     try:
-        _encode(data)
+        _encode_strict(data)
     except (TypeError, ValueError) as exc:
         if "Out of range float" in str(exc):
             return "it holds a float NaN or infinity, which JSON cannot hold"

@@ -10,6 +10,7 @@ the engine emits and feeds the venue's answers back.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import itertools
 import logging
@@ -229,6 +230,9 @@ class Kernel:
         # Orders whose submit raised and whose fate the venue could not tell yet: client
         # order id -> the failure. poll() asks the venue again (see _submit_failed).
         self._unconfirmed: dict[str, str] = {}
+        # Working orders a recovery could not ask the venue about: poll() asks again and
+        # applies what the venue reports (without concluding anything from silence).
+        self._unasked: set[str] = set()
         self._journal: Journal | None = None
         self._replaying = False
         self._checkpoint_every: int | None = None
@@ -579,7 +583,10 @@ class Kernel:
             return result
         reason = (f"the venue reported {event.kind} {event.event_id!r} of {event.filled_size} at {event.fill_price} for "
                   f"order {event.client_order_id}, which this slot cannot take ({code}: {message})")
-        self._freeze(slot, reason)
+        # The fill is remembered as seen: once the operator has reconciled the slot with it,
+        # its re-delivery (a poll, a recovery asking the venue) is a duplicate, not news.
+        self._freeze(slot, reason, seen=["event_id", event.event_id, "client_order_id", event.client_order_id])
+        message = message.replace("; nothing changed", "; nothing of it was applied")
         return (accepted, code, "FROZEN", transition, effects,
                 f"{message}; a fill is real money, so the slot is frozen for reconcile")
 
@@ -674,8 +681,24 @@ class Kernel:
         malformed) does not stop the others: it comes back as a refused outcome
         (``INVALID_EVENT``) that says why. One outcome per event, in order; its
         ``emitted_events`` begins with that event (a fill's size, price, fee and id)."""
-        events = self._settle_unconfirmed()
+        events = self._settle_unconfirmed() + self._ask_again()
         return self._apply_all(events + _venue_answer(self.venue.poll()))
+
+    def _ask_again(self) -> list:
+        """The venue's events for each working order a recovery could not ask about."""
+        events: list = []
+        for coid in sorted(self._unasked):
+            order = self._orders.get(coid)
+            if order is None or not self._still_working(coid):
+                self._unasked.discard(coid)
+                continue
+            try:
+                events += _venue_answer(self.venue.query(order))
+            except Exception as exc:   # still cannot be asked: the next poll tries again
+                _log.warning("order %s: the venue still cannot be asked (%s: %s)", coid, type(exc).__name__, exc)
+                continue
+            self._unasked.discard(coid)
+        return events
 
     def _settle_unconfirmed(self) -> list:
         """Asks the venue again about each order whose submit raised and whose query failed."""
@@ -947,9 +970,6 @@ class Kernel:
                   if isinstance(o.slot_id, bool) or not isinstance(o.slot_id, int) or not 0 <= o.slot_id < self.slots]
         if strays:
             raise ReconcileError(strays)
-        mismatched = _orders_not_matching_slots(slots, read["orders"], read["slot_orders"])
-        if mismatched:
-            raise ReconcileError(mismatched)
         self._replace({i: s for i, s in enumerate(slots)}, account)
         for coid, order in read["orders"].items():
             self._orders[coid] = order
@@ -1268,9 +1288,14 @@ class Kernel:
                 try:
                     events = _venue_answer(self.venue.query(order))
                 except Exception as exc:  # the venue could not answer: report, do not guess
-                    entry["error"] = f"query failed: {type(exc).__name__}: {exc}"
+                    entry["error"] = f"query failed: {type(exc).__name__}: {exc}; poll() asks again"
+                    if coid not in self._unconfirmed:   # (poll asks about those already)
+                        self._unasked.add(coid)
                     report.append(entry)
                     continue
+                # Asked and answered: nothing of it awaits another answer.
+                self._unasked.discard(coid)
+                self._unconfirmed.pop(coid, None)
                 outcomes = self._apply_all(events)
                 entry["applied"] = [o.diagnostic_code for o in outcomes]
                 unexplained = [(ev, o) for ev, o in zip(events, outcomes)
@@ -1279,19 +1304,23 @@ class Kernel:
                     ev, o = unexplained[0]
                     reason = (f"after recovery the venue reported {ev.kind} {ev.event_id!r} for order {coid}, which "
                               f"this slot refuses ({o.diagnostic_code}: {o.message})")
-                    self._freeze(sid, reason)
+                    known = isinstance(ev, VenueEvent) and type(ev.event_id) is str and ev.client_order_id == coid
+                    self._freeze(sid, reason, seen=["event_id", ev.event_id, "client_order_id", coid] if known else None)
                     entry["frozen"] = reason
                 entry["state"] = self.slot(sid).fsm_state
                 report.append(entry)
         self._resend_pending_cancels(report)
         return report
 
-    def _freeze(self, slot: int, reason: str) -> None:
+    def _freeze(self, slot: int, reason: str, seen: list | None = None) -> None:
         """Puts a slot whose venue state cannot be explained in FROZEN, keeping its record
-        (through :meth:`reconcile`, so it is checked and journaled like any replacement)."""
+        (through :meth:`reconcile`, so it is checked and journaled like any replacement),
+        with ``seen`` added to its de-duplication keys."""
         snap = self._rt.snapshot(slot)
         snap["state"] = "FROZEN"
         snap["record"]["frozen_reason"] = reason
+        if seen is not None and seen not in snap["seen"]:
+            snap["seen"].append(seen)
         self.reconcile({slot: snap})
 
     @_acting
@@ -1336,10 +1365,27 @@ class Kernel:
             record = s.get("record") or {}
             if self._slot_orders.get(sid) and record.get("trade_id") != before[sid]["record"].get("trade_id"):
                 self._end_trade_orders(sid, before[sid]["seen"])
-            for key in ("entry_client_order_id", "exit_client_order_id", "prev_exit_client_order_id"):
-                if record.get(key):
-                    self._order_slot.setdefault(record[key], sid)
+        for sid, s in snaps.items():
+            for coid in _orders_named(s.get("record") or {}):
+                self._give_order(coid, sid)
         self._sync_routes()
+
+    def _give_order(self, coid: str, slot: int) -> None:
+        """Makes ``coid`` an order of ``slot``'s current trade, as a reconciled record names
+        it: moved from the slot that had it (its events are routed to the new one), and
+        brought back from the ended orders if a reconcile had ended it (an undo), so that
+        the fills it applies from now on count when its trade ends."""
+        old = self._order_slot.get(coid)
+        self._order_slot[coid] = slot
+        order = self._orders.get(coid)
+        if order is not None and order.slot_id != slot:
+            self._orders[coid] = dataclasses.replace(order, slot_id=slot)
+        if old is not None and old != slot and coid in self._slot_orders.get(old, ()):
+            self._slot_orders[old].remove(coid)
+        if coid in self._ended:
+            del self._ended[coid]
+        if coid in self._orders and coid not in self._slot_orders.get(slot, ()):
+            self._slot_orders.setdefault(slot, []).append(coid)
 
     def _check_one_slot_per_order(self, snaps: dict) -> None:
         """An order belongs to one slot: a second slot naming it would count its fills twice
@@ -1373,32 +1419,6 @@ class Kernel:
         except _engine.EngineError as exc:
             violations = getattr(exc, "violations", None) or [str(exc)]
             raise ReconcileError([v.replace("instance ", "slot ", 1) for v in violations]) from None
-
-
-def _orders_not_matching_slots(slots: list, orders: Mapping[str, Order], slot_orders: Mapping[int, list]) -> list[str]:
-    """What in a snapshot puts an order beside a slot that is not its own: a slot's current
-    orders of another trade, or a slot working an order the snapshot gives to another slot
-    (a slot dropped or moved: events would reach the wrong trade)."""
-    def record(sid: Any) -> Mapping:
-        snap = slots[sid] if isinstance(sid, int) and 0 <= sid < len(slots) else None
-        rec = snap.get("record") if isinstance(snap, Mapping) else None
-        return rec if isinstance(rec, Mapping) else {}
-    out = []
-    for sid, coids in slot_orders.items():
-        if not (isinstance(sid, int) and 0 <= sid < len(slots)):
-            out.append(f"slot_orders names slot {sid!r}, which the snapshot does not have")
-            continue
-        for coid in coids:
-            order = orders.get(coid)
-            if order is not None and (order.slot_id != sid or order.trade_id != record(sid).get("trade_id")):
-                out.append(f"order {coid!r} (trade {order.trade_id!r}, slot {order.slot_id!r}) is listed as slot {sid}'s, "
-                           f"which carries trade {record(sid).get('trade_id')!r}")
-    for sid in range(len(slots)):
-        for coid in _working_orders(record(sid)):
-            order = orders.get(coid)
-            if order is not None and order.slot_id != sid:
-                out.append(f"slot {sid} works order {coid!r}, which the snapshot gives to slot {order.slot_id!r}")
-    return out
 
 
 def _orders_named(record: Mapping) -> list[str]:

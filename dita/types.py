@@ -162,10 +162,10 @@ class KernelIntent:
                 object.__setattr__(intent, name, value)
             return intent
 
-    def __reduce__(self):   # copy and pickle build it anew, through the checks above
-        return KernelIntent, (self.action, self.slot_id, self.intent_id, self.trade_id, self.asset, self.side,
-                              self.target_size, self.order_type, self.limit_price, self.leverage,
-                              self.exit_leg_ratios, self.reference_price, self.metadata, self.timestamp)
+    def __reduce__(self):
+        # Copy and pickle build it anew, through the checks above; an intent a journal or a
+        # snapshot recorded under older rules is rebuilt as recorded (see `recorded`).
+        return KernelIntent.recorded, ({name: getattr(self, name) for name in self.__slots__},)
 
     def to_dict(self) -> dict:
         out = {}
@@ -302,6 +302,20 @@ class OrderView:
     position_side: str | None = None  # the trade's LONG or SHORT
 
 
+class _ReadOnlyRecord(dict):
+    """A slot's record as a view hands it out: a dict (JSON, ``dict()``, reconcile take it
+    as one) that refuses changes, which would make the view lie about the slot."""
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("a SlotView's record is a read-only copy; build a new dict (dict(view.record)) to edit one "
+                        "for reconcile()")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = __ior__ = _refuse
+
+    def __reduce__(self):   # copies are plain dicts
+        return dict, (dict(self),)
+
+
 class SlotView:
     """A read-only copy of one slot. The documented attributes are below; every field of the
     spec's record is also in ``record``."""
@@ -310,7 +324,7 @@ class SlotView:
         put = object.__setattr__   # read-only from the outside
         put(self, "slot_id", slot_id)
         put(self, "fsm_state", state)
-        put(self, "record", dict(record))
+        put(self, "record", _ReadOnlyRecord(record))
 
     def __setattr__(self, name, value):
         raise AttributeError(f"a SlotView is a read-only copy of the slot (setting {name!r}); a slot changes through "

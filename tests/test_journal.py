@@ -592,3 +592,23 @@ def test_a_journal_left_unfinished_by_a_kill_during_its_creation_says_so_and_can
     k = dita.Kernel(venue="mock", journal=path)
     k.close()
     assert dita.Kernel.recover(path, venue="mock").slots == 1
+
+
+def test_a_journal_written_before_nan_was_refused_still_recovers_and_checkpoints(tmp_path):
+    """Older versions let a float NaN into an intent's metadata; such a journal replays, and
+    the recovered kernel can snapshot and checkpoint (new input with a NaN is refused)."""
+    path = tmp_path / "run.sqlite"
+    k = dita.Kernel(venue=MockVenue(prices={"BTC-USDT": "60000"}), capital=D("1000"), journal=path)
+    k.process_intent(dita.KernelIntent("ENTER", 0, "e1", trade_id="t1", asset="BTC-USDT", side="LONG",
+                                       target_size="0.010", metadata={"signal": 0.5}))
+    k.close()
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE records SET data = replace(data, '\"signal\":0.5', '\"signal\":NaN') WHERE kind = 'intent'")
+    assert conn.execute("SELECT count(*) FROM records WHERE data LIKE '%NaN%'").fetchone()[0] == 1
+    conn.close()
+    again = dita.Kernel.recover(path, venue=k.venue, sync=False)
+    assert again.slot(0).fsm_state == "POSITION_OPEN"
+    json.dumps(again.snapshot())      # carried as it was recorded
+    again.checkpoint()
+    again.close()

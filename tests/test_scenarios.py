@@ -724,16 +724,50 @@ def test_two_slots_may_carry_trades_of_one_id_and_still_restore_and_recover(tmp_
         assert again.snapshot() == k.snapshot()
 
 
-def test_restore_refuses_a_snapshot_whose_orders_sit_beside_another_trade():
-    """A snapshot with a slot dropped restored as a smaller kernel: the dropped slot's
-    working order was routed to the slot that moved into its place."""
-    k = make_kernel(slots=3, entry_fill_ratio="0")
-    enter(k, slot=0)
-    enter(k, slot=1, intent="e2", trade="t2")
+def test_a_reconcile_that_moves_a_trade_to_another_slot_moves_its_order_with_it(tmp_path):
+    """The operator moves a trade with a working order from slot 0 to slot 1: the order's
+    next fill reached the now idle slot 0 and froze it, and the kernel's own snapshot and
+    checkpoint would not load."""
+    k = dita.Kernel(venue=MockVenue(prices={"BTC-USDT": "60000"}, silent=True), slots=2, capital=D("1000"),
+                    journal=tmp_path / "run.sqlite")
+    enter(k, size="0.020", order_type="LIMIT", limit_price="59000")
+    coid = k.slot(0).entry_client_order_id
+    k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f1", coid, "V1", D("0.010"), D("59000")))
+    moved = k.snapshot()["slots"][0]
+    k.reconcile({0: {"state": "IDLE", "record": {}, "seen": []}, 1: moved})
+    out = k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f2", coid, "V1", D("0.010"), D("59000")))
+    assert (out.accepted, out.slot_id, out.state) == (True, 1, "POSITION_OPEN")
+    assert (k.slot(0).fsm_state, k.slot(1).size) == ("IDLE", D("0.020"))
     snap = json.loads(json.dumps(k.snapshot()))
-    del snap["slots"][1]
-    with pytest.raises(dita.ReconcileError, match="order 'e2' \\(trade 't2', slot 1\\) is listed as slot 1's, which carries trade None"):
-        dita.Kernel.restore(snap, venue=k.venue)
+    assert dita.Kernel.restore(snap, venue=k.venue).snapshot() == k.snapshot()
+    k.checkpoint()
+    k.close()
+    for from_checkpoint in (True, False):
+        again = dita.Kernel.recover(tmp_path / "run.sqlite", venue=k.venue, sync=False, read_only=True,
+                                    from_checkpoint=from_checkpoint)
+        assert again.snapshot() == k.snapshot()
+
+
+def test_undoing_a_reconcile_brings_the_trades_orders_back():
+    """Reconciled to IDLE by mistake, then back to its own snapshot: the fills applied after
+    the undo count as the order's, so their re-delivery after the next trade started is a
+    duplicate (it froze the next trade)."""
+    k = make_kernel(entry_fill_ratio="0")
+    enter(k, size="0.020", order_type="LIMIT", limit_price="59000")
+    coid = k.slot(0).entry_client_order_id
+    k.venue.fill(coid, "0.005")
+    k.poll()
+    snap = k.snapshot()["slots"][0]
+    k.reconcile({0: {"state": "IDLE", "record": {}}})
+    k.reconcile({0: snap})
+    late = k.venue.fill(coid, "0.005")
+    assert [o.diagnostic_code for o in k.poll()] == ["OK"]
+    assert cancel(k).state == "POSITION_OPEN"
+    assert exit_(k).state == "TRADE_TERMINAL_WRITTEN"
+    assert enter(k, intent="e2", trade="t2", size="0.010").accepted
+    again = k.on_venue_event(late[0])
+    assert (again.accepted, again.diagnostic_code) == (False, "DUPLICATE_EVENT")
+    assert k.slot(0).trade_id == "t2" and k.slot(0).fsm_state != "FROZEN"
 
 
 def test_a_reconcile_that_gives_a_slot_another_trade_ends_the_old_trades_orders():
@@ -760,6 +794,10 @@ def test_views_are_read_only_and_intent_metadata_must_be_a_mapping_of_json():
         view.size = D("5")
     with pytest.raises(AttributeError, match="an AccountView is a read-only copy of the account"):
         account.capital = D("0")
+    with pytest.raises(TypeError, match="a SlotView's record is a read-only copy"):
+        view.record["size"] = D("5")
+    edited = dict(view.record, size=D("0.010"))      # a copy is a plain dict, for reconcile()
+    assert edited["size"] == D("0.010") and view.size == k.slot(0).size
     assert (k.slot(0).size, k.account.capital) == (view.size, account.capital)
     for metadata, message in (([1, 2], "metadata must be a mapping"), ("tag", "metadata must be a mapping"),
                               ({"signal": float("nan")}, "a float NaN or infinity, which JSON cannot hold")):

@@ -263,3 +263,45 @@ def test_a_fill_the_spec_cannot_take_freezes_the_slot_instead_of_vanishing(path,
         k.close()
         again = dita.Kernel.recover(tmp_path / "run.sqlite", venue=venue, sync=False)
         assert again.snapshot() == k.snapshot()
+
+
+@pytest.mark.parametrize("path", ["native", "general", "journaled"])
+def test_a_frozen_unappliable_fill_delivered_again_after_the_operators_fix_is_a_duplicate(path, tmp_path):
+    """The fill that froze the slot is remembered as seen: once the operator has booked it
+    by reconcile, the venue delivering it again (a poll, a recovery asking about the order)
+    must not freeze the slot a second time."""
+    venue = MockVenue(prices={"BTC-USDT": "60000"}, silent=True)
+    k = dita.Kernel(venue=venue, capital=D("1000"), journal=tmp_path / "run.sqlite" if path == "journaled" else None)
+    if path == "general":
+        del k.on_venue_event
+    enter(k, size="0.010", order_type="LIMIT", limit_price="60000")
+    coid = k.slot(0).entry_client_order_id
+    huge = D("79228162514264337593543950335")
+    k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f1", coid, "V1", D("0.004"), D("60000"), huge))
+    bad = dita.VenueEvent("PARTIALLY_FILLED", "f2", coid, "V1", D("0.004"), D("60000"), huge)
+    assert k.on_venue_event(bad).state == "FROZEN"
+    record = dict(k.slot(0).record, frozen_reason=None)   # the operator books what the venue says
+    k.reconcile({0: {"state": "ENTRY_WORKING", "record": record}})
+    again = k.on_venue_event(bad)
+    assert (again.accepted, again.diagnostic_code, again.state) == (False, "DUPLICATE_EVENT", "ENTRY_WORKING")
+
+
+@pytest.mark.parametrize("checkpoint", [False, True])
+def test_an_order_a_recovery_could_not_ask_about_is_asked_again_by_poll(checkpoint, tmp_path):
+    """The submit's answer was lost and the venue is still unreachable when the process
+    recovers: poll() asks about the order again once the venue is back (the slot waited in
+    ORDER_REQUESTED for good unless a checkpoint happened to carry the order)."""
+    venue = CannotBeAskedEither(prices={"BTC-USDT": "60000"})
+    k = dita.Kernel(venue=venue, capital=D("1000"), journal=tmp_path / "run.sqlite")
+    assert enter(k, size="0.010").state == "ORDER_REQUESTED"
+    if checkpoint:
+        k.checkpoint()
+    k.close()
+    again = dita.Kernel.recover(tmp_path / "run.sqlite", venue=venue)
+    assert again.slot(0).fsm_state == "ORDER_REQUESTED"
+    assert "poll() asks again" in again.recovery_report[0]["error"]
+    venue.down = False
+    outs = again.poll()
+    assert [o.diagnostic_code for o in outs] == ["OK", "OK"]     # the acknowledgement and the fill, once
+    assert again.slot(0).size == D("0.010") == venue.positions[("BTC-USDT", "LONG")]
+    assert again.poll() == []

@@ -714,14 +714,8 @@ def test_two_slots_may_carry_trades_of_one_id_and_still_restore_and_recover(tmp_
     enter(k, slot=0, intent="e1", trade="1")
     enter(k, slot=1, intent="e2", trade="1")
     snap = json.loads(json.dumps(k.snapshot()))
-    assert dita.Kernel.restore(snap, venue=k.venue).snapshot() == k.snapshot()
     k.reconcile({0: snap["slots"][0], 1: snap["slots"][1]})
-    k.checkpoint()
-    k.close()
-    for from_checkpoint in (True, False):
-        again = dita.Kernel.recover(tmp_path / "run.sqlite", venue=k.venue, sync=False, read_only=True,
-                                    from_checkpoint=from_checkpoint)
-        assert again.snapshot() == k.snapshot()
+    assert_restores_and_recovers(k, tmp_path / "run.sqlite")
 
 
 def test_a_reconcile_that_moves_a_trade_to_another_slot_moves_its_order_with_it(tmp_path):
@@ -738,14 +732,7 @@ def test_a_reconcile_that_moves_a_trade_to_another_slot_moves_its_order_with_it(
     out = k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f2", coid, "V1", D("0.010"), D("59000")))
     assert (out.accepted, out.slot_id, out.state) == (True, 1, "POSITION_OPEN")
     assert (k.slot(0).fsm_state, k.slot(1).size) == ("IDLE", D("0.020"))
-    snap = json.loads(json.dumps(k.snapshot()))
-    assert dita.Kernel.restore(snap, venue=k.venue).snapshot() == k.snapshot()
-    k.checkpoint()
-    k.close()
-    for from_checkpoint in (True, False):
-        again = dita.Kernel.recover(tmp_path / "run.sqlite", venue=k.venue, sync=False, read_only=True,
-                                    from_checkpoint=from_checkpoint)
-        assert again.snapshot() == k.snapshot()
+    assert_restores_and_recovers(k, tmp_path / "run.sqlite")
 
 
 def test_undoing_a_reconcile_brings_the_trades_orders_back():
@@ -812,3 +799,14 @@ def test_an_enter_with_an_empty_id_says_which():
     assert (out.accepted, out.diagnostic_code) == (False, "INVALID_INTENT")
     assert out.message.startswith("intent_id is empty")
     assert k.venue.received == []
+
+
+def assert_restores_and_recovers(k, journal):
+    """The kernel's snapshot restores, and its journal recovers (from a checkpoint taken
+    now, and from the start), to the same kernel."""
+    assert dita.Kernel.restore(json.loads(json.dumps(k.snapshot())), venue=k.venue).snapshot() == k.snapshot()
+    k.checkpoint()
+    k.close()
+    for from_checkpoint in (True, False):
+        again = dita.Kernel.recover(journal, venue=k.venue, sync=False, read_only=True, from_checkpoint=from_checkpoint)
+        assert again.snapshot() == k.snapshot()

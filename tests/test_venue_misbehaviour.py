@@ -241,11 +241,7 @@ def test_a_fill_the_spec_cannot_take_freezes_the_slot_instead_of_vanishing(path,
     """A fill whose numbers the spec cannot compute (here, a second fee as large as a decimal
     holds overflows the fees paid) was refused and forgotten: the slot went on as if the
     venue had not filled. It is real money: the slot is frozen for reconcile, saying why."""
-    venue = MockVenue(prices={"BTC-USDT": "60000"}, silent=True)
-    k = dita.Kernel(venue=venue, capital=D("1000"), journal=tmp_path / "run.sqlite" if path == "journaled" else None)
-    if path == "general":
-        del k.on_venue_event
-    enter(k, size="0.010", order_type="LIMIT", limit_price="60000")
+    k, venue = silent_kernel_on(path, tmp_path)
     coid = k.slot(0).entry_client_order_id
     huge = D("79228162514264337593543950335")
     first = k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f1", coid, "V1", D("0.004"), D("60000"), huge))
@@ -270,11 +266,7 @@ def test_a_frozen_unappliable_fill_delivered_again_after_the_operators_fix_is_a_
     """The fill that froze the slot is remembered as seen: once the operator has booked it
     by reconcile, the venue delivering it again (a poll, a recovery asking about the order)
     must not freeze the slot a second time."""
-    venue = MockVenue(prices={"BTC-USDT": "60000"}, silent=True)
-    k = dita.Kernel(venue=venue, capital=D("1000"), journal=tmp_path / "run.sqlite" if path == "journaled" else None)
-    if path == "general":
-        del k.on_venue_event
-    enter(k, size="0.010", order_type="LIMIT", limit_price="60000")
+    k, venue = silent_kernel_on(path, tmp_path)
     coid = k.slot(0).entry_client_order_id
     huge = D("79228162514264337593543950335")
     k.on_venue_event(dita.VenueEvent("PARTIALLY_FILLED", "f1", coid, "V1", D("0.004"), D("60000"), huge))
@@ -305,3 +297,13 @@ def test_an_order_a_recovery_could_not_ask_about_is_asked_again_by_poll(checkpoi
     assert [o.diagnostic_code for o in outs] == ["OK", "OK"]     # the acknowledgement and the fill, once
     assert again.slot(0).size == D("0.010") == venue.positions[("BTC-USDT", "LONG")]
     assert again.poll() == []
+
+
+def silent_kernel_on(path, tmp_path):
+    """A kernel on a silent mock with a resting 0.010 entry, on one of the event paths."""
+    venue = MockVenue(prices={"BTC-USDT": "60000"}, silent=True)
+    k = dita.Kernel(venue=venue, capital=D("1000"), journal=tmp_path / "run.sqlite" if path == "journaled" else None)
+    if path == "general":
+        del k.on_venue_event
+    enter(k, size="0.010", order_type="LIMIT", limit_price="60000")
+    return k, venue

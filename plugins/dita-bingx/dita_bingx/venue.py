@@ -181,7 +181,6 @@ class _Tracked:
     fees: Decimal = Decimal(0)     # fees reported so far (positive = paid)
     final: bool = False
     cancel_sent: bool = False
-    cancel_rejects: int = 0
     events: list = field(default_factory=list)
     delivered: int = 0
 
@@ -617,7 +616,6 @@ class BingXVenue(dita.Venue):
         # Each refusal is news, in this process or a later one: a count kept per process
         # started again at 1 after a restart, and the kernel took the new refusal for the
         # old one (a duplicate), leaving the slot waiting for a cancel that never came.
-        tracked.cancel_rejects += 1
         self._event(tracked, "CANCEL_REJECT", f"cancel-rejected:{uuid.uuid4().hex[:16]}", reason=reason)
 
     @staticmethod

@@ -21,7 +21,26 @@ from dita.errors import SpecError, SpecProblem
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.2 booleans: only ``true``/``false``. YAML 1.1 would read the key ``on:`` as True."""
+    """YAML 1.2 booleans: only ``true``/``false``. YAML 1.1 would read the key ``on:`` as True.
+    A key written twice in one mapping is an error: YAML loaders keep the last one silently,
+    which would drop a whole handler or assignment written above it."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first: dict = {}
+            for key_node, _value in node.value:
+                # A merge (`<<: *anchor`) brings in keys that this mapping may override:
+                # only keys written here count.
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = (key_node.tag, key_node.value)
+                if key in first:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"found the key {key_node.value!r} twice (first on line {first[key].line + 1}); "
+                        "YAML would keep only the last", key_node.start_mark)
+                first[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -76,17 +95,59 @@ def _json_path(parts) -> str:
     return out or "(document)"
 
 
+# How many values a spec may hold once its YAML aliases are expanded. Aliases share what
+# they refer to, so a few lines of nested anchors can stand for billions of values, which
+# the schema check, its messages and the engine would each expand in memory. The packaged
+# spec holds about 5,000.
+_MAX_EXPANDED_VALUES = 1_000_000
+
+
+def _check_expansion(doc, source: str) -> None:
+    """Counts the values ``doc`` holds with its aliases expanded (each shared part counted
+    once per use, measured once), refusing a spec beyond the limit or one that contains
+    itself (``&a [*a]``), before anything expands it."""
+    sizes: dict[int, int] = {}
+    busy: set[int] = set()
+
+    def size(value) -> int:
+        if not isinstance(value, (dict, list)):
+            return 1
+        known = sizes.get(id(value))
+        if known is not None:
+            return known
+        if id(value) in busy:
+            raise SpecError(source, [SpecProblem("(document)", "yaml_error",
+                                                 "a YAML alias refers to a value that contains it: the spec would be infinite")])
+        busy.add(id(value))
+        items = list(value.keys()) + list(value.values()) if isinstance(value, dict) else value
+        total = 1
+        for item in items:
+            total += size(item)
+            if total > _MAX_EXPANDED_VALUES:
+                raise SpecError(source, [SpecProblem(
+                    "(document)", "too_large",
+                    f"the spec expands to more than {_MAX_EXPANDED_VALUES:,} values through its YAML aliases (*name)")])
+        busy.discard(id(value))
+        sizes[id(value)] = total
+        return total
+
+    size(doc)
+
+
 def parse(text: str, source: str = "<spec>"):
     """Parses and schema-checks spec text; returns ``(document, yaml_root_node)``."""
     try:
         root = yaml.compose(text, Loader=_Loader)
         doc = yaml.load(text, Loader=_Loader)
+    except RecursionError:
+        raise SpecError(source, [SpecProblem("(document)", "yaml_error", "the YAML nests too deeply to be read")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
         raise SpecError(source, [SpecProblem("(document)", "yaml_error", str(exc).replace("\n", " "), line)]) from None
     if not isinstance(doc, dict):
         raise SpecError(source, [SpecProblem("(document)", "schema_error", "a spec is a mapping at the top level", 1)])
+    _check_expansion(doc, source)
     validator = jsonschema.Draft202012Validator(_schema())
     problems = []
     for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):

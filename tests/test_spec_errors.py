@@ -111,3 +111,39 @@ def test_every_state_handles_every_event_explicitly():
     for state in desc["states"]:
         handled = set(state["on"]) | set(state["refuse"])
         assert handled == events, (state["name"], sorted(events - handled))
+
+
+def test_a_key_written_twice_is_refused_naming_both_lines():
+    """YAML keeps the last of two equal keys silently: a second `TIMER:` handler, or a second
+    assignment of one field, would drop the first without a word."""
+    text = mutate('    dedup_key: tick_id\n', '    dedup_key: tick_id\n    dedup_key: lamp_id\n')
+    err = problems_of(text)
+    [problem] = err.problems
+    assert problem.code == "yaml_error" and "found the key 'dedup_key' twice" in problem.message
+    first = text.splitlines().index("    dedup_key: tick_id") + 1
+    assert f"first on line {first}" in problem.message and problem.line == first + 1
+
+
+def test_a_merge_may_still_be_overridden_by_a_key_of_the_mapping():
+    # `<<: *anchor` then a key of the same name is how the packaged spec specialises its
+    # templates: not a key written twice.
+    machine = dita.spec.compile_text(dita.packaged_spec_path().read_text())
+    assert machine.name == "trade_slot"
+
+
+def test_a_spec_whose_aliases_expand_beyond_reason_is_refused_before_it_is_expanded():
+    """Nine levels of ten aliases each are a few hundred bytes of YAML and a billion values:
+    the schema check and its message used to expand them (1.5 GB in 10 s at seven levels)."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 10):
+        lines.append(f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * 10) + "]")
+    text = LIGHT.replace("description:", "templates:\n  " + "\n  ".join(lines) + "\ndescription:", 1)
+    err = problems_of(text)
+    assert [p.code for p in err.problems] == ["too_large"]
+    assert "expands to more than 1,000,000 values" in err.problems[0].message
+
+
+def test_a_spec_that_contains_itself_is_refused():
+    text = LIGHT.replace("description:", "templates: &loop [*loop]\ndescription:", 1)
+    err = problems_of(text)
+    assert "refers to a value that contains it" in str(err)

@@ -421,7 +421,11 @@ class Kernel:
         limit_price = intent.limit_price
         if limit_price is not None and limit_price > 0 and order_side is not None:
             # The slot records exactly what the venue will receive.
-            limit_price = self._formatted("format_price", asset, limit_price, order_side)
+            given, limit_price = limit_price, self._formatted("format_price", asset, limit_price, order_side)
+            if limit_price <= 0:
+                return self._refused(slot, "INVALID_INTENT", (
+                    f"limit_price {given} is {limit_price} on the venue's price step "
+                    f"({instrument.price_increment}) of {asset}: a LIMIT order needs a positive price"))
         if intent.action == "EXIT":
             return {
                 "intent_id": intent.intent_id, "trade_id": intent.trade_id, "asset": intent.asset,

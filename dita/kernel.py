@@ -594,6 +594,33 @@ class Kernel:
         return (accepted, code, "FROZEN", transition, effects,
                 f"{message}; a fill is real money, so the slot is frozen for reconcile")
 
+    def _freeze_if_unreadable_fill(self, event: Any, why: str) -> tuple[int | None, str]:
+        """A fill the venue itself handed over (a poll, the answer to an order or a query)
+        whose numbers the slot cannot take (a size, price or fee that cannot be held exactly)
+        is still money the venue says moved: the slot of its order is frozen for a human to
+        reconcile, as for a fill the spec cannot take, instead of going on as if nothing had
+        filled. (A fill given by hand to ``on_venue_event`` raises to its caller instead; one
+        whose amounts are not numbers at all is a malformed message, refused as such.)
+        Its event id is remembered as seen, so that its re-delivery (a poll, a recovery asking
+        the venue) is a duplicate. Returns the slot (None if the event names no known order),
+        the diagnostic code and the message."""
+        fill = type(event) is VenueEvent and event.kind in _FILL_EVENTS and _amounts_are_numbers(event)
+        slot = self._order_slot.get(event.client_order_id) if fill and type(event.client_order_id) is str else None
+        if slot is None or self._replaying:
+            return slot, "INVALID_EVENT", why
+        known = type(event.event_id) is str and event.event_id != ""
+        seen = ["event_id", event.event_id, "client_order_id", event.client_order_id] if known else None
+        if seen is not None and seen in self._rt.snapshot(slot)["seen"]:
+            return slot, "DUPLICATE_EVENT", (f"event {event.kind} with event_id {event.event_id!r} for order "
+                                             f"{event.client_order_id} was already reported; nothing changed")
+        if self._rt.state(slot) == "FROZEN":
+            return slot, "INVALID_EVENT", why
+        reason = (f"the venue reported {event.kind} {event.event_id!r} of {event.filled_size!r} at "
+                  f"{event.fill_price!r} (fee {event.fee!r}) for order {event.client_order_id}, which this slot "
+                  f"cannot read: {why}")
+        self._freeze(slot, reason, seen=seen)
+        return slot, "INVALID_EVENT", f"{why}; a fill is real money, so slot {slot} is frozen for reconcile"
+
     def _on_venue_event_journaled(self, event: VenueEvent) -> KernelOutcome:
         out = self._apply_venue_event_journaled(event)
         self._upkeep_journal()
@@ -732,9 +759,12 @@ class Kernel:
             try:
                 o = self.on_venue_event(ev)
             except InvalidInputError as exc:
-                o = KernelOutcome(False, "INVALID_EVENT", None, None, message=str(exc))
+                slot, code, message = self._freeze_if_unreadable_fill(ev, str(exc))
+                o = KernelOutcome(False, code, self._rt.state(slot) if slot is not None else None, slot,
+                                  message=message)
+            shown = (ev,) if isinstance(ev, VenueEvent) else ()
             out.append(KernelOutcome(o.accepted, o.diagnostic_code, o.state, o.slot_id, o.transitions,
-                                     (ev, *o.emitted_events), o.refused_events, o.message))
+                                     (*shown, *o.emitted_events), o.refused_events, o.message))
         return out
 
     # ------------------------------------------------------------------ effects
@@ -750,13 +780,15 @@ class Kernel:
             event = pending.popleft()
             if type(event) is not VenueEvent and isinstance(event, VenueEvent):
                 event = _plain_event(event)
-            emitted.append(event)
             if type(event) is not VenueEvent:
                 # The order may well be placed: the slot keeps waiting for a proper answer
                 # (a later poll, or sync_with_venue), and can still cancel it.
                 refused.append((event, "INVALID_EVENT", f"the venue answered with {type(event).__name__} "
                                                         f"{event!r:.100}, not a dita.VenueEvent"))
                 continue
+            # What the venue produced: every VenueEvent it answered with, applied or refused
+            # (a refused one is in ``refused`` too, with why); anything else is only there.
+            emitted.append(event)
             if self._journal is not None:
                 # As for an event delivered by hand: what the journal cannot record is not applied.
                 problem = journal_problem({k: v for k, v in event.to_dict().items() if k != "raw"})
@@ -779,7 +811,7 @@ class Kernel:
             try:
                 r = self._apply(target, event.kind, event, "venue")
             except _engine.EngineError as exc:
-                refused.append((event, "INVALID_EVENT", str(exc)))
+                refused.append((event, *self._freeze_if_unreadable_fill(event, str(exc))[1:]))
                 continue
             r = self._freeze_if_unappliable(target, event, r)
             if r[3]:
@@ -1081,7 +1113,7 @@ class Kernel:
     # ------------------------------------------------------------------ journal recovery
 
     @classmethod
-    def recover(cls, journal: str | Path, venue: str | Venue = "mock", venue_options: Mapping[str, Any] | None = None,
+    def recover(cls, journal: str | Path, venue: str | Venue | None = None, venue_options: Mapping[str, Any] | None = None,
                 durability: str = "full", sync: bool | None = None, from_checkpoint: bool = True,
                 checkpoint_every: int | None = None, rotate_every: int | None = None,
                 read_only: bool = False) -> "Kernel":
@@ -1098,6 +1130,12 @@ class Kernel:
         what happened while the process was down is applied (see :meth:`sync_with_venue`;
         the findings are in ``recovery_report``). ``checkpoint_every`` and ``rotate_every``
         are as for the kernel.
+
+        ``venue`` defaults to the venue the journal was written against (its name is in the
+        journal; ``venue_options`` such as API keys never are). A venue of another name is
+        refused: the orders in the journal live at the venue that received them, and asking
+        another one about them would report them unknown. (A ``read_only`` rebuild asks no
+        venue, so any venue, such as an offline stand-in, will do there.)
 
         A rotated journal (see :meth:`rotate_journal`) is a chain of files: given any of them,
         recovery follows the chain to its latest file, which the kernel then continues
@@ -1135,6 +1173,7 @@ class Kernel:
             meta = j.meta()
             text = meta.get("spec_text")
             machine = compile_text(text, meta.get("spec_source", "<journal>")) if text else load_machine(None)
+            venue = _recovery_venue(venue, meta.get("venue"), journal, read_only)
             k = cls.__new__(cls)
             k._setup(venue, int(meta["slots"]), meta["starting_capital"], machine, None, venue_options)
             k._history_limit = _check_history_limit(meta.get("history_limit"), JournalError)
@@ -1497,6 +1536,38 @@ def _check_history_limit(limit: Any, error: type[Exception]) -> int | None:
         message = f"history_limit must be a positive int or None, got {limit!r}"
         raise error([message]) if error is ReconcileError else error(message)
     return limit
+
+
+def _amounts_are_numbers(event: VenueEvent) -> bool:
+    """Whether a fill's size, price and fee are numbers (finite; size and price positive):
+    an amount of money, even one the engine cannot hold exactly."""
+    try:
+        size, price = (Decimal(str(x)) for x in (event.filled_size, event.fill_price))
+        fee = Decimal(str(event.fee if event.fee is not None else 0))
+    except (ArithmeticError, ValueError, TypeError):
+        return False
+    kinds = (event.filled_size, event.fill_price, event.fee)
+    return (not any(isinstance(x, bool) for x in kinds) and all(d.is_finite() for d in (size, price, fee))
+            and size > 0 and price > 0)
+
+
+def _recovery_venue(venue: str | Venue | None, written_with: Any, journal: Any, read_only: bool) -> str | Venue:
+    """The venue a recovery talks to: by default the one the journal was written against.
+    Another venue is refused (unless nothing will be asked of it): a recovery queries the
+    venue about every order the journal left working, and one that never received them
+    would report them unknown while they still work at the real one."""
+    if venue is None:
+        if not isinstance(written_with, str) or not written_with:
+            raise InvalidInputError(f"journal {journal} does not say which venue it was written against: pass venue=")
+        return written_with
+    # An instance without a name is the caller's own construction (a test double, say), on
+    # which nothing can be checked.
+    given = venue if isinstance(venue, str) else getattr(venue, "name", None)
+    if not read_only and given and isinstance(written_with, str) and given != written_with:
+        raise InvalidInputError(
+            f"journal {journal} was written against venue {written_with!r}, not {given!r}: its orders live "
+            f"there, and recovery asks that venue about them; pass venue={written_with!r} (with its venue_options)")
+    return venue
 
 
 def _check_durability(durability: Any) -> None:

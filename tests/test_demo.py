@@ -22,7 +22,7 @@ def test_the_demo_runs_the_whole_session_and_leaves_a_journal_that_replays(harne
     assert "refused DUPLICATE_EVENT" in out                                       # a duplicate ignored
     assert "CLOSED                 --TERMINAL_WRITTEN--> TRADE_TERMINAL_WRITTEN" in out
     assert f"journal: {path}" in out and "same kernel" in out
-    k = dita.Kernel.recover(path, venue=OfflineVenue(), sync=False)
+    k = dita.Kernel.recover(path, venue=OfflineVenue(), read_only=True)
     a = k.account
     assert k.slot(0).fsm_state == "TRADE_TERMINAL_WRITTEN" and len(k.trades) == 1
     assert a.capital == a.starting_capital + a.realized_pnl and a.fees_paid > 0

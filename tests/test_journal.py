@@ -253,7 +253,7 @@ def test_a_slot_the_venue_contradicts_after_recovery_is_frozen_reported_and_jour
     k2.close()
     # The freeze is in the journal: an offline replay rebuilds it.
     from dita.cli_journal import OfflineVenue
-    k3 = dita.Kernel.recover(path, venue=OfflineVenue(), sync=False)
+    k3 = dita.Kernel.recover(path, venue=OfflineVenue(), read_only=True)
     assert k3.snapshot() == snap
     k3.close()
 
@@ -612,3 +612,28 @@ def test_a_journal_written_before_nan_was_refused_still_recovers_and_checkpoints
     json.dumps(again.snapshot())      # carried as it was recorded
     again.checkpoint()
     again.close()
+
+
+def test_recovery_talks_to_the_venue_the_journal_was_written_against(tmp_path):
+    """A recovery queries the venue about every order the journal left working: the venue
+    given by name by default is the journal's own, and another one is refused, since it
+    would report the orders unknown while they still work at the real venue."""
+    path = tmp_path / "run.sqlite"
+    k = dita.Kernel(venue="paper", slots=1, capital=D("1000"), journal=path)
+    entry = enter(k, asset="SOL-USDT", size="1", order_type="LIMIT", limit_price="50")
+    assert entry.state == "ENTRY_WORKING", entry
+    k.close()
+
+    with pytest.raises(dita.InvalidInputError, match=r"written against venue 'paper', not 'mock'.*venue='paper'"):
+        dita.Kernel.recover(path, venue="mock")
+    named = MockVenue(prices={"BTC-USDT": "60000"})
+    named.name = "mock"  # as the registry names the venues it builds
+    with pytest.raises(dita.InvalidInputError, match=r"written against venue 'paper', not 'mock'"):
+        dita.Kernel.recover(path, venue=named)
+    # Nothing was taken over by the refused recoveries: the journal recovers as before.
+    k2 = dita.Kernel.recover(path, sync=False)
+    assert k2.venue.name == "paper" and k2.slot(0).fsm_state == "ENTRY_WORKING"
+    k2.close()
+    # An offline audit asks no venue, so any stand-in will do.
+    audit = dita.Kernel.recover(path, venue=MockVenue(prices={"BTC-USDT": "60000"}), read_only=True)
+    assert audit.slot(0).fsm_state == "ENTRY_WORKING"

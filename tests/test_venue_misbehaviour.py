@@ -42,6 +42,8 @@ def test_an_answer_that_is_not_a_venue_event_is_refused_in_the_outcome(answer, s
     bad = [(code, msg) for e, code, msg in out.refused_events]
     assert bad and all(code == "INVALID_EVENT" for code, _ in bad)
     assert f"the venue answered with {shown} " in bad[-1][1] and bad[-1][1].endswith("not a dita.VenueEvent")
+    # What the venue produced holds its venue events only: the rest is refused, saying what it was.
+    assert all(type(e) is dita.VenueEvent for e in out.emitted_events)
     # The order was sent; the slot waits for a proper answer and can still cancel it.
     assert k.venue.received[0]["action"] == "submit"
     assert out.state in ("ORDER_REQUESTED", "ENTRY_WORKING")
@@ -307,3 +309,39 @@ def silent_kernel_on(path, tmp_path):
         del k.on_venue_event
     enter(k, size="0.010", order_type="LIMIT", limit_price="60000")
     return k, venue
+
+
+@pytest.mark.parametrize("journaled", [False, True])
+@pytest.mark.parametrize("delivery", ["poll", "answer"])
+def test_a_fill_from_the_venue_whose_numbers_cannot_be_read_freezes_the_slot(delivery, journaled, tmp_path):
+    """A fill the venue handed over whose numbers cannot be held exactly (a fee of 30
+    places, from a price off the tick) was refused as INVALID_EVENT and dropped: the slot
+    went on with nothing filled while the venue held the position. It is real money: the
+    slot of its order is frozen for reconcile, and the fill's re-delivery is a duplicate."""
+    venue = MockVenue(prices={"BTC-USDT": "60000"}, fee_rate="0.00012345",
+                      entry_fill_ratio="1" if delivery == "answer" else "0")
+    k = dita.Kernel(venue=venue, capital=D("10000"), journal=tmp_path / "run.sqlite" if journaled else None)
+    venue.set_price("BTC-USDT", "59000.123456789012345678901")
+    order_type = "MARKET" if delivery == "answer" else "LIMIT"
+    out = enter(k, size="0.001", order_type=order_type, limit_price=None if delivery == "answer" else "59000")
+    if delivery == "poll":
+        assert out.state == "ENTRY_WORKING"
+        venue.fill("e1", "0.001", "59000.123456789012345678901")
+        [out] = k.poll()
+        assert (out.accepted, out.diagnostic_code, out.state, out.slot_id) == (False, "INVALID_EVENT", "FROZEN", 0)
+        message = out.message
+    else:
+        assert out.state == "FROZEN"
+        [(_event, code, message)] = out.refused_events
+        assert code == "INVALID_EVENT"
+    assert "cannot be held exactly" in message and "slot 0 is frozen for reconcile" in message
+    reason = k.slot(0).record["frozen_reason"]
+    assert reason.startswith("the venue reported FULL_FILL") and "for order e1, which this slot cannot read" in reason
+    assert k.slot(0).size == 0                     # nothing of it was guessed at
+    assert venue.positions                         # while the venue holds the position
+    again = [o.diagnostic_code for o in k._apply_all(venue.query(k.order("e1")))]
+    assert again[-1] == "DUPLICATE_EVENT" and k.slot(0).fsm_state == "FROZEN"
+    if journaled:
+        k.close()
+        rebuilt = dita.Kernel.recover(tmp_path / "run.sqlite", venue=venue, sync=False)
+        assert rebuilt.snapshot() == k.snapshot()

@@ -409,6 +409,13 @@ def test_a_market_move_fills_the_resting_orders_it_crosses(harness, dita_spec):
 
 # ---------------------------------------------------------------------------- formatters and the wire
 
+# Where a price or size is put within one tick or step when probing the formatters: on the
+# grid, a hair above, the fractions that separate rounding down from rounding to the nearest
+# (below, at and above one half), and a hair below the next tick or step.
+OFF_GRID_FRACTIONS = (Decimal(0), Decimal("0.01"), Decimal("0.37"), Decimal("0.5"), Decimal("0.58"),
+                      Decimal("0.99"), Decimal("0.999999"))
+
+
 def _off_grid_price(d, side_factor):
     """A price near the market with a fraction of a tick on it."""
     return d.market * side_factor + d.tick * Decimal("0.37")
@@ -431,6 +438,17 @@ def test_limit_prices_are_on_the_grid_and_never_move_against_the_trader(harness,
         f"a SELL at {sell_at} went out at {sell.limit_price}"
     prices = [Decimal(r["price"]) for r in check_wire(d.k, harness) if r["action"] == "submit"]
     assert prices == [buy.limit_price, sell.limit_price]
+    # One fraction of a tick cannot tell a rounding direction from rounding to the nearest
+    # tick (or half up, half even): probe the formatter over the whole tick.
+    base = (d.market / d.tick).to_integral_value(rounding=ROUND_FLOOR) * d.tick
+    for side_factor in (ENTRY_OFFSET, EXIT_OFFSET):
+        on_grid = (base * side_factor / d.tick).to_integral_value(rounding=ROUND_FLOOR) * d.tick
+        for fraction in OFF_GRID_FRACTIONS:
+            asked = on_grid + d.tick * fraction
+            down, up = on_grid, on_grid + (d.tick if fraction else 0)
+            buy_text, sell_text = d.raw.format_price(d.asset, asked, "BUY"), d.raw.format_price(d.asset, asked, "SELL")
+            assert Decimal(buy_text) == down, f"a BUY at {asked} is formatted as {buy_text}, not {down}"
+            assert Decimal(sell_text) == up, f"a SELL at {asked} is formatted as {sell_text}, not {up}"
 
 
 @pytest.mark.dita_requires("LIMIT")
@@ -458,6 +476,12 @@ def test_sizes_are_rounded_down_to_the_size_step(harness, dita_spec):
     assert order.quantity == d.lot * 5, f"size {asked} went out as {order.quantity}"
     assert d.k.slot(0).entry_quantity == order.quantity
     assert [r["quantity"] for r in check_wire(d.k, harness)] == [d.raw.format_quantity(d.asset, asked)]
+    # One fraction of a step cannot tell rounding down from rounding to the nearest step (or
+    # half up, half even): probe the formatter over the whole step, up to just below the next.
+    for fraction in OFF_GRID_FRACTIONS:
+        asked = d.lot * 5 + d.step * fraction
+        text = d.raw.format_quantity(d.asset, asked)
+        assert Decimal(text) == d.lot * 5, f"size {asked} is formatted as {text}, not {d.lot * 5}"
 
 
 def test_sizes_below_the_minimum_are_refused_before_anything_is_sent(harness, dita_spec):
@@ -466,6 +490,13 @@ def test_sizes_below_the_minimum_are_refused_before_anything_is_sent(harness, di
     out = d.enter(size=minimum / 2, order_type="MARKET")
     assert (out.accepted, out.diagnostic_code, out.state) == (False, "BELOW_MIN_SIZE", "IDLE")
     assert harness.received() == []
+    # Just below the minimum too: a size rounded to the nearest step (or up) would reach it.
+    for fraction in OFF_GRID_FRACTIONS[1:]:
+        asked = minimum - d.step + d.step * fraction
+        out = d.enter(size=asked, order_type="MARKET")
+        assert (out.accepted, out.diagnostic_code, out.state) == (False, "BELOW_MIN_SIZE", "IDLE"), \
+            f"size {asked}, below the minimum {minimum}, was {out.diagnostic_code}: {out.message}"
+        assert harness.received() == []
 
 
 @pytest.mark.dita_requires("LIMIT", "reduce_only")

@@ -67,23 +67,46 @@ def _summary(kind: str, data) -> str:
     return " ".join(f"{k}={v}" for k, v in data.items()) if isinstance(data, dict) else str(data)
 
 
+def _trades_of(records) -> list:
+    """The trade each record belongs to (None for records of no slot). A trade owns its slot
+    from its accepted ENTER to the next accepted ENTER there, so its exits, settlements and
+    terminal record are all its own. A refused ENTER (the slot is busy, the size too small, a
+    repeated intent) belongs to the trade it names but takes the slot from nobody: only the
+    ENTER's verdict, the apply record after it, moves the slot to a new trade."""
+    owner: dict[int, object] = {}     # slot -> the trade its records belong to
+    pending: dict[int, object] = {}   # slot -> the trade of an ENTER awaiting its verdict
+    trades = []
+    for r in records:
+        slot, trade = r.slot, None
+        if r.kind == "checkpoint" and isinstance(r.data, dict):
+            # A file that continues another opens with a checkpoint: the slots' trades come from it.
+            for sid, state in enumerate(r.data.get("slots") or ()):
+                record = state.get("record") if isinstance(state, dict) else None
+                if sid not in owner and isinstance(record, dict) and record.get("trade_id") is not None:
+                    owner[sid] = record["trade_id"]
+        elif slot is None:
+            pass
+        elif r.kind == "intent" and r.data.get("action") == "ENTER":
+            trade = pending[slot] = r.data.get("trade_id")
+        elif r.kind == "apply" and r.data.get("event") == "ENTER" and slot in pending:
+            trade = pending.pop(slot)
+            if r.data.get("accepted"):
+                owner[slot] = trade
+        else:
+            pending.pop(slot, None)   # an ENTER refused before its verdict was journaled
+            trade = owner.get(slot)
+        trades.append(trade)
+    return trades
+
+
 def show(args: argparse.Namespace) -> int:
     """Prints a journal's records as a table (optionally one trade's only)."""
     console = _console()
     with Journal.open(args.path) as j:
         meta = j.meta()
         records = list(j.records())
-    slots_of_trade = None
     if args.trade:
-        # A trade lives in one slot from its ENTER to its TERMINAL_WRITTEN.
-        slots_of_trade, keep, current = set(), [], {}
-        for r in records:
-            if r.kind == "intent" and r.data.get("action") == "ENTER":
-                current[r.slot] = r.data.get("trade_id")
-            if r.slot is not None and current.get(r.slot) == args.trade:
-                keep.append(r)
-                slots_of_trade.add(r.slot)
-        records = keep
+        records = [r for r, trade in zip(records, _trades_of(records)) if trade == args.trade]
     chain = ""
     if meta.get("continues"):
         chain += f"; continues {meta['continues'].get('journal')} (from its record {meta['continues'].get('checkpoint')})"
@@ -114,10 +137,15 @@ def replay(args: argparse.Namespace) -> int:
     files, _ = journal_chain(args.path)
     k = Kernel.recover(args.path, venue=OfflineVenue(), sync=False, from_checkpoint=False, read_only=True)
     try:
-        n = 0
+        n = closed = 0
         for path in files:
             with Journal.open(path) as j:
                 n += j.last_seq
+                # Counted in the records, not from k.trades: with a history_limit the kernel
+                # keeps only the last few terminal records, and the journal has every one.
+                closed += sum(r.kind == "effect" and r.data.get("effect") == "WRITE_TERMINAL" for r in j.records())
+                if path == files[0]:
+                    earlier = (j.meta().get("continues") or {}).get("journal")
         where = args.path if len(files) == 1 else f"{len(files)} files ({files[0].name} ... {files[-1].name})"
         console.print(f"replayed {n} records of {where}: every verdict, transition and checkpoint matched")
         table = Table(title="slots")
@@ -130,7 +158,8 @@ def replay(args: argparse.Namespace) -> int:
         console.print(table)
         a = k.account
         console.print(f"account: capital {a.capital} = {a.starting_capital} + realized {a.realized_pnl} "
-                      f"(gross {a.gross_realized_pnl} - fees {a.fees_paid}); {len(k.trades)} trade(s) closed")
+                      f"(gross {a.gross_realized_pnl} - fees {a.fees_paid}); {closed} trade(s) closed"
+                      + (f" in these records (earlier ones closed in {earlier})" if earlier else ""))
     finally:
         k.close()
     return 0

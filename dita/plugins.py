@@ -273,15 +273,67 @@ class VenueRegistry:
             harness.name = name
         return harness
 
-    def add_commands(self, subparsers) -> None:
-        """Lets every plugin add its subcommands to ``dita`` (hook ``dita_add_commands``)."""
+    def add_commands(self, subparsers) -> list[str]:
+        """Lets every plugin add its subcommands to ``dita`` (hook ``dita_add_commands``).
+        Returns one warning per command skipped: a command whose name (or alias) ``dita``
+        or an earlier plugin already uses is skipped alone, and a plugin whose hook raises
+        loses the commands it added, so one plugin's mistake never hides another's commands
+        (argparse would otherwise stop at the first clash)."""
         self._load()
+        warnings: list[str] = []
+        owners = {name: "built in" for name in subparsers.choices}
         for impl in self.pm.hook.dita_add_commands.get_hookimpls():
             dist = self._distributions.get(self.pm.get_name(impl.plugin) or "", "?")
+            guarded = _GuardedSubparsers(subparsers, dist, owners, warnings)
             try:
-                impl.function(*[{"subparsers": subparsers}[a] for a in impl.argnames])
+                impl.function(*[{"subparsers": guarded}[a] for a in impl.argnames])
             except Exception as exc:
-                raise PluginError(f"plugin {dist!r} could not add its commands: {type(exc).__name__}: {exc}") from None
+                added = guarded.remove_added()
+                dropped = f" (its commands {', '.join(map(repr, added))} are left out)" if added else ""
+                warnings.append(f"plugin {dist!r} could not add its commands: {type(exc).__name__}: {exc}{dropped}")
+        return warnings
+
+
+class _GuardedSubparsers:
+    """What a plugin's ``dita_add_commands`` receives: ``dita``'s subparsers action, except
+    that a command name already in use is refused with a warning (the plugin gets a detached
+    parser to configure, so its other commands are still added) instead of argparse's error."""
+
+    def __init__(self, action, dist: str, owners: dict[str, str], warnings: list[str]):
+        self._action, self._dist, self._owners, self._warnings = action, dist, owners, warnings
+        self._added: list[str] = []
+
+    def add_parser(self, name, **kwargs):
+        import argparse
+
+        names = [name, *kwargs.get("aliases", ())]
+        taken = [n for n in names if n in self._action.choices]
+        if taken:
+            owner = self._owners.get(taken[0], "?")
+            owner = "built in" if owner == "built in" else f"added by plugin {owner!r}"
+            self._warnings.append(f"plugin {self._dist!r}: command {name!r} is skipped: `dita {taken[0]}` already "
+                                  f"exists ({owner}). Hint: the plugin must use another name")
+            # Never attached to dita: whatever the plugin sets on it has no effect.
+            return argparse.ArgumentParser(prog=f"dita {name}", add_help=False)
+        parser = self._action.add_parser(name, **kwargs)
+        for n in names:
+            self._owners[n] = self._dist
+        self._added.extend(names)
+        return parser
+
+    def remove_added(self) -> list[str]:
+        """Takes back the commands this plugin added (its hook failed part way: a half-built
+        command must not be offered)."""
+        for n in self._added:
+            self._action.choices.pop(n, None)
+            self._owners.pop(n, None)
+        # The help listing (argparse keeps one pseudo-action per command, named by dest).
+        self._action._choices_actions[:] = [a for a in self._action._choices_actions if a.dest not in self._added]
+        added, self._added = self._added, []
+        return added
+
+    def __getattr__(self, attr):
+        return getattr(self._action, attr)
 
 
 _default: VenueRegistry | None = None

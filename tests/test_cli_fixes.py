@@ -75,3 +75,78 @@ def test_the_suite_fails_a_venue_that_rounds_to_the_nearest_step_however_it_brea
                    env={"PYTHONPATH": str(site)})
     failed = sorted(line.split("::")[1].split("[")[0] for line in run.stdout.splitlines() if line.startswith("FAILED "))
     assert failed == expected, run.stdout[-3000:]
+# ---------------------------------------------------------------------------- colliding plugin commands
+
+def test_a_colliding_command_is_skipped_alone_and_every_other_command_works(capsys, monkeypatch):
+    def clash(subparsers):
+        subparsers.add_parser("venues", help="clash").set_defaults(func=_returns(5))   # dita's own
+        subparsers.add_parser("clash-ok", help="fine").set_defaults(func=_returns(6))
+
+    def other(subparsers):
+        subparsers.add_parser("other-cmd", help="another plugin's").set_defaults(func=_returns(7))
+        subparsers.add_parser("clash-ok", help="taken by dita-clash")   # a clash between plugins
+
+    reg = VenueRegistry(load_entry_points=False)
+    reg.add_plugin(plugin(dita_add_commands=clash), name="clash", distribution="dita-clash")
+    reg.add_plugin(plugin(dita_add_commands=other), name="other", distribution="dita-other")
+    monkeypatch.setattr("dita.cli.default_registry", lambda: reg)
+    assert dita.cli.main(["other-cmd"]) == 7
+    assert dita.cli.main(["clash-ok"]) == 6
+    err = capsys.readouterr().err
+    assert ("dita: warning: plugin 'dita-clash': command 'venues' is skipped: `dita venues` already exists "
+            "(built in)") in err
+    assert ("dita: warning: plugin 'dita-other': command 'clash-ok' is skipped: `dita clash-ok` already exists "
+            "(added by plugin 'dita-clash')") in err
+    # the built-in command is still dita's
+    monkeypatch.setattr("dita.cli.venues", lambda args: 0)
+    parser = dita.cli.build_parser()
+    assert parser.parse_args(["venues", "--json"]).json is True
+
+
+def test_a_plugin_whose_hook_raises_loses_its_own_commands_only(capsys, monkeypatch):
+    def half(subparsers):
+        subparsers.add_parser("half-done", help="added before the error")
+        raise RuntimeError("oops")
+
+    def other(subparsers):
+        subparsers.add_parser("other-cmd").set_defaults(func=_returns(7))
+
+    reg = VenueRegistry(load_entry_points=False)
+    reg.add_plugin(plugin(dita_add_commands=half), name="half", distribution="dita-half")
+    reg.add_plugin(plugin(dita_add_commands=other), name="other", distribution="dita-other")
+    monkeypatch.setattr("dita.cli.default_registry", lambda: reg)
+    assert dita.cli.main(["other-cmd"]) == 7
+    assert ("dita: warning: plugin 'dita-half' could not add its commands: RuntimeError: oops "
+            "(its commands 'half-done' are left out)") in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        dita.cli.main(["half-done"])
+    assert "half-done" not in dita.cli.build_parser().format_help()
+
+
+@pytest.fixture
+def clashing_site(tmp_path):
+    """An installed-looking plugin (a .dist-info on PYTHONPATH) adding `venues` and `boom`."""
+    site = tmp_path / "site"
+    (site / "badcmd_pkg").mkdir(parents=True)
+    (site / "badcmd_pkg" / "__init__.py").write_text(
+        "import dita\n"
+        "def show(args):\n    raise dita.DitaError('boom from plugin')\n"
+        "@dita.hookimpl\n"
+        "def dita_add_commands(subparsers):\n"
+        "    subparsers.add_parser('venues', help='clash').set_defaults(func=show)\n"
+        "    subparsers.add_parser('boom', help='raises').set_defaults(func=show)\n")
+    info = site / "dita_badcmd-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: dita-badcmd\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[dita]\nbadcmd = badcmd_pkg\n")
+    return {"PYTHONPATH": str(site)}
+
+
+def test_an_installed_plugin_with_a_colliding_command_hides_no_other_plugins_command(tmp_path, clashing_site):
+    run = run_dita("bingx-sim", "--help", cwd=tmp_path, env=clashing_site)
+    assert run.returncode == 0, run.stderr
+    assert "usage: dita bingx-sim" in run.stdout
+    assert run.stderr == ("dita: warning: plugin 'dita-badcmd': command 'venues' is skipped: `dita venues` already "
+                          "exists (built in). Hint: the plugin must use another name\n")
+    boom = run_dita("boom", cwd=tmp_path, env=clashing_site)
+    assert (boom.returncode, boom.stderr.splitlines()[-1]) == (1, "dita: boom from plugin")

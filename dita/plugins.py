@@ -85,6 +85,8 @@ class VenueRegistry:
         self.venues: dict[str, VenueEntry] = {}
         self.harnesses: dict[str, HarnessEntry] = {}
         self.refused: list[Refusal] = []
+        self.excluded: list[tuple[str, str, str]] = []        # (entry point, distribution, variable)
+        self.unknown_switches: list[tuple[str, str]] = []     # (variable, a name no plugin has)
         self._distributions: dict[str, str] = {}   # pluggy plugin name -> distribution
         self._loaded = False
         self._load_entry_points = load_entry_points
@@ -100,11 +102,17 @@ class VenueRegistry:
         from importlib.metadata import entry_points
 
         only, disabled = _names("DITA_LOAD_PLUGINS"), _names("DITA_DISABLE_PLUGINS") or set()
+        seen: set[str] = set()
         for ep in entry_points(group="dita"):
             dist = ep.dist.name if ep.dist else ep.name
             version = ep.dist.version if ep.dist else ""
             keys = {_norm(ep.name), _norm(dist)}
+            seen |= keys
             if (only is not None and not keys & only) or keys & disabled:
+                # Remembered, so that asking for its venue says the variable left it out
+                # rather than suggesting to install what is installed.
+                var = "DITA_DISABLE_PLUGINS" if keys & disabled else "DITA_LOAD_PLUGINS"
+                self.excluded.append((ep.name, dist, var))
                 continue
             try:
                 plugin = ep.load()
@@ -117,6 +125,10 @@ class VenueRegistry:
                 self.add_plugin(plugin, name=ep.name, distribution=dist, version=version)
             except PluginError as exc:
                 self.refused.append(Refusal(ep.name, dist, version, f"{exc}. {_REFUSE_HINT.format(ep.name)}"))
+        # A name in either variable that is no installed plugin is most likely a typo.
+        for var, names in (("DITA_LOAD_PLUGINS", only or set()), ("DITA_DISABLE_PLUGINS", disabled)):
+            for unknown in sorted(names - seen):
+                self.unknown_switches.append((var, unknown))
 
     def add_plugin(self, plugin: Any, name: str, distribution: str | None = None, version: str = "") -> None:
         """Registers a plugin object with everything it registers, or nothing: raises
@@ -235,7 +247,19 @@ class VenueRegistry:
         text = f"no {what} named {name!r} (registered: {known_text})"
         if self.refused:
             text += "; refused plugins: " + "; ".join(r.message for r in self.refused)
-        else:
+        # The plugin may be installed and left out on purpose: say which variable did it.
+        likely = {_norm(name), _norm(f"dita-{name}")}
+        mine = [(ep, dist, var) for ep, dist, var in self.excluded if likely & {_norm(ep), _norm(dist)}]
+        for ep, dist, var in mine:
+            text += (f"; plugin {dist!r} (entry point {ep!r}) is installed but not loaded: "
+                     + (f"DITA_DISABLE_PLUGINS={os.environ.get(var, '')!r} names it" if var == "DITA_DISABLE_PLUGINS"
+                        else f"DITA_LOAD_PLUGINS={os.environ.get(var, '')!r} does not name it"))
+        others = [f"{dist!r}" for ep, dist, var in self.excluded if (ep, dist, var) not in mine]
+        if others:
+            text += f"; not loaded because of DITA_LOAD_PLUGINS / DITA_DISABLE_PLUGINS: {', '.join(others)}"
+        for var, unknown in self.unknown_switches:
+            text += f"; {var} names {unknown!r}, which is no installed plugin"
+        if not self.refused and not mine:
             text += f"; install its plugin package, e.g. dita-{name}"
         return PluginError(text)
 

@@ -150,3 +150,46 @@ def test_an_installed_plugin_with_a_colliding_command_hides_no_other_plugins_com
                           "exists (built in). Hint: the plugin must use another name\n")
     boom = run_dita("boom", cwd=tmp_path, env=clashing_site)
     assert (boom.returncode, boom.stderr.splitlines()[-1]) == (1, "dita: boom from plugin")
+
+
+# ---------------------------------------------------------------------------- DITA_LOAD_PLUGINS
+
+def test_a_venue_left_out_by_dita_load_plugins_says_so(monkeypatch):
+    monkeypatch.setenv("DITA_LOAD_PLUGINS", "nosuch")
+    monkeypatch.delenv("DITA_DISABLE_PLUGINS", raising=False)
+    with pytest.raises(dita.PluginError) as err:
+        VenueRegistry().create("mock")
+    message = str(err.value)
+    assert message.startswith("no venue named 'mock' (registered: none installed)")
+    assert ("plugin 'dita-mock' (entry point 'mock') is installed but not loaded: DITA_LOAD_PLUGINS='nosuch' "
+            "does not name it") in message
+    assert "DITA_LOAD_PLUGINS names 'nosuch', which is no installed plugin" in message
+    assert "install its plugin package" not in message
+
+
+def test_a_venue_left_out_by_dita_disable_plugins_says_so(monkeypatch):
+    monkeypatch.delenv("DITA_LOAD_PLUGINS", raising=False)
+    monkeypatch.setenv("DITA_DISABLE_PLUGINS", "dita-mock")
+    with pytest.raises(dita.PluginError) as err:
+        VenueRegistry().create("mock")
+    message = str(err.value)
+    assert ("plugin 'dita-mock' (entry point 'mock') is installed but not loaded: DITA_DISABLE_PLUGINS='dita-mock' "
+            "names it") in message
+    assert "which is no installed plugin" not in message and "install its plugin package" not in message
+
+
+def test_a_venue_that_is_not_installed_still_gets_the_install_hint(monkeypatch):
+    monkeypatch.setenv("DITA_LOAD_PLUGINS", "mock")
+    with pytest.raises(dita.PluginError) as err:
+        VenueRegistry().create("kraken")
+    message = str(err.value)
+    assert message.startswith("no venue named 'kraken' (registered: mock); not loaded because of "
+                              "DITA_LOAD_PLUGINS / DITA_DISABLE_PLUGINS: ")
+    assert "'dita-bingx'" in message and message.endswith("; install its plugin package, e.g. dita-kraken")
+
+
+def test_the_kernel_reports_the_variable_end_to_end(tmp_path):
+    code = "import dita\ntry:\n    dita.Kernel(venue='mock')\nexcept dita.PluginError as e:\n    print(e)\n"
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "DITA_LOAD_PLUGINS": "nosuch"})
+    assert "DITA_LOAD_PLUGINS='nosuch' does not name it" in run.stdout, run.stdout + run.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -50,7 +51,6 @@ def venues(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"venues": rows, "refused": refused}, indent=2))
     else:
-        from rich.console import Console
         from rich.table import Table
 
         table = Table(title="DITA venues")
@@ -66,7 +66,7 @@ def venues(args: argparse.Namespace) -> int:
             caps = ", ".join(r["capabilities"]) if r["capabilities"] is not None else "(not declared)"
             table.add_row(r["venue"], r["distribution"], r["version"], instruments, caps,
                           "yes" if r["harness"] else "no")
-        Console(soft_wrap=False).print(table)
+        cli_journal.PipeConsole(soft_wrap=False).print(table)
         if not rows:
             print("no venue installed: install a venue plugin, e.g. `pip install ./plugins/dita-mock`")
     for r in refused:
@@ -150,13 +150,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The exit status of a process that SIGPIPE ended (128 + 13), what `dita ... | head` sees
+# from any well-behaved CLI once the reader has gone.
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except dita.DitaError as exc:
-        print(f"dita: {exc}", file=sys.stderr)
-        return 1
+        args = build_parser().parse_args(argv)
+        try:
+            return args.func(args)
+        except dita.DitaError as exc:
+            print(f"dita: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            # Output still buffered must meet a closed pipe here, not at interpreter exit
+            # where Python can only print "Exception ignored ... BrokenPipeError".
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader closed the pipe (`dita venues --json | head -1`): nobody is left to read
+        # the rest, so stop quietly. Point stdout at /dev/null so that the final flush at
+        # exit does not raise the same error again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):   # stdout is not a real file (captured in tests)
+            pass
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -33,9 +33,19 @@ class OfflineVenue(Venue):
         return []
 
 
+class PipeConsole(Console):
+    """A rich console that lets a closed pipe reach ``dita.cli.main`` as ``BrokenPipeError``:
+    rich would exit with status 1 on its own, where every other command ends with the
+    broken-pipe status, so `dita ... | head` ends the same whatever the command."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True   # nothing more to write: the reader is gone
+        raise BrokenPipeError
+
+
 def _console() -> Console:
     # Piped or captured output gets room for whole state names instead of rich's 80 columns.
-    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+    return PipeConsole(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 def _summary(kind: str, data) -> str:

@@ -25,56 +25,6 @@ def _returns(code):
     return lambda args: code
 
 
-# ---------------------------------------------------------------------------- conformance: rounding direction
-
-ROUNDING_VARIANTS = {
-    # the auditor's venue: both formatters round half up (format_quantity('SOL-USDT', '0.58') == '0.6')
-    "halfup": ("ROUND_HALF_UP", "ROUND_HALF_UP", "ROUND_HALF_UP",
-               ["test_limit_prices_are_on_the_grid_and_never_move_against_the_trader",
-                "test_sizes_are_rounded_down_to_the_size_step",
-                "test_sizes_below_the_minimum_are_refused_before_anything_is_sent"]),
-    # sizes to the nearest step, half to even, prices right
-    "sizeeven": ("ROUND_FLOOR", "ROUND_CEILING", "ROUND_HALF_EVEN",
-                 ["test_sizes_are_rounded_down_to_the_size_step",
-                  "test_sizes_below_the_minimum_are_refused_before_anything_is_sent"]),
-    # a buy right, a sell to the nearest tick
-    "sellnear": ("ROUND_FLOOR", "ROUND_HALF_UP", "ROUND_FLOOR",
-                 ["test_limit_prices_are_on_the_grid_and_never_move_against_the_trader"]),
-}
-
-
-@pytest.mark.parametrize("variant", sorted(ROUNDING_VARIANTS))
-def test_the_suite_fails_a_venue_that_rounds_to_the_nearest_step_however_it_breaks_ties(tmp_path, variant):
-    buy, sell, size, expected = ROUNDING_VARIANTS[variant]
-    name = f"paper-{variant}"
-    site = tmp_path / "site"
-    (site / f"rounding_{variant}").mkdir(parents=True)
-    (site / f"rounding_{variant}" / "__init__.py").write_text(
-        "from decimal import Decimal\n"
-        "import dita\n"
-        "from dita_paper import INSTRUMENTS, PaperHarness, PaperVenue\n"
-        "class V(PaperVenue):\n"
-        "    def format_price(self, asset, price, side):\n"
-        f"        rounding = {buy!r} if side == 'BUY' else {sell!r}\n"
-        "        return self._price_text(asset, self._to_ticks(asset, Decimal(price), rounding))\n"
-        "    def format_quantity(self, asset, quantity):\n"
-        "        step = INSTRUMENTS[asset].size_increment\n"
-        f"        return self._size_text(asset, int((Decimal(quantity) / step).to_integral_value({size!r})))\n"
-        "class H(PaperHarness):\n"
-        f"    name = {name!r}\n"
-        "    venue_class = V\n"
-        "@dita.hookimpl\n"
-        f"def dita_register_venues(register):\n    register({name!r}, V)\n"
-        "@dita.hookimpl\n"
-        f"def dita_register_harnesses(register):\n    register({name!r}, H)\n")
-    info = site / f"dita_rounding_{variant}-0.1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: dita-rounding-{variant}\nVersion: 0.1.0\n")
-    (info / "entry_points.txt").write_text(f"[dita]\n{name} = rounding_{variant}\n")
-    run = run_dita("conformance", "--venue", name, "--", "-k", "grid or rounded or minimum", cwd=tmp_path,
-                   env={"PYTHONPATH": str(site)})
-    failed = sorted(line.split("::")[1].split("[")[0] for line in run.stdout.splitlines() if line.startswith("FAILED "))
-    assert failed == expected, run.stdout[-3000:]
 # ---------------------------------------------------------------------------- colliding plugin commands
 
 def test_a_colliding_command_is_skipped_alone_and_every_other_command_works(capsys, monkeypatch):
@@ -193,3 +143,84 @@ def test_the_kernel_reports_the_variable_end_to_end(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                          env={**os.environ, "DITA_LOAD_PLUGINS": "nosuch"})
     assert "DITA_LOAD_PLUGINS='nosuch' does not name it" in run.stdout, run.stdout + run.stderr
+
+
+# ---------------------------------------------------------------------------- a closed pipe
+
+@pytest.fixture
+def journal_path(tmp_path):
+    from dita_mock import MockVenue
+    from conftest import enter
+
+    path = tmp_path / "run.sqlite"
+    k = dita.Kernel(venue=MockVenue(prices={"BTC-USDT": "60000"}), slots=1, capital="1000", journal=path)
+    enter(k)
+    k.close()
+    return path
+
+
+@pytest.mark.parametrize("args", [["venues", "--json"], ["venues"], ["spec", "graph"], ["spec", "check"],
+                                  ["journal", "show", "JOURNAL"], ["journal", "replay", "JOURNAL"]])
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path, journal_path, args):
+    args = [str(journal_path) if a == "JOURNAL" else a for a in args]
+    read_end, write_end = os.pipe()
+    os.close(read_end)   # the reader is gone before dita writes a byte: every write meets EPIPE
+    try:
+        run = subprocess.run([sys.executable, "-m", "dita", *args], cwd=tmp_path, stdout=write_end,
+                             stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(write_end)
+    assert run.stderr == "", run.stderr
+    assert run.returncode == dita.cli.EXIT_BROKEN_PIPE
+
+
+# ---------------------------------------------------------------------------- conformance: rounding direction
+
+ROUNDING_VARIANTS = {
+    # the auditor's venue: both formatters round half up (format_quantity('SOL-USDT', '0.58') == '0.6')
+    "halfup": ("ROUND_HALF_UP", "ROUND_HALF_UP", "ROUND_HALF_UP",
+               ["test_limit_prices_are_on_the_grid_and_never_move_against_the_trader",
+                "test_sizes_are_rounded_down_to_the_size_step",
+                "test_sizes_below_the_minimum_are_refused_before_anything_is_sent"]),
+    # sizes to the nearest step, half to even, prices right
+    "sizeeven": ("ROUND_FLOOR", "ROUND_CEILING", "ROUND_HALF_EVEN",
+                 ["test_sizes_are_rounded_down_to_the_size_step",
+                  "test_sizes_below_the_minimum_are_refused_before_anything_is_sent"]),
+    # a buy right, a sell to the nearest tick
+    "sellnear": ("ROUND_FLOOR", "ROUND_HALF_UP", "ROUND_FLOOR",
+                 ["test_limit_prices_are_on_the_grid_and_never_move_against_the_trader"]),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(ROUNDING_VARIANTS))
+def test_the_suite_fails_a_venue_that_rounds_to_the_nearest_step_however_it_breaks_ties(tmp_path, variant):
+    buy, sell, size, expected = ROUNDING_VARIANTS[variant]
+    name = f"paper-{variant}"
+    site = tmp_path / "site"
+    (site / f"rounding_{variant}").mkdir(parents=True)
+    (site / f"rounding_{variant}" / "__init__.py").write_text(
+        "from decimal import Decimal\n"
+        "import dita\n"
+        "from dita_paper import INSTRUMENTS, PaperHarness, PaperVenue\n"
+        "class V(PaperVenue):\n"
+        "    def format_price(self, asset, price, side):\n"
+        f"        rounding = {buy!r} if side == 'BUY' else {sell!r}\n"
+        "        return self._price_text(asset, self._to_ticks(asset, Decimal(price), rounding))\n"
+        "    def format_quantity(self, asset, quantity):\n"
+        "        step = INSTRUMENTS[asset].size_increment\n"
+        f"        return self._size_text(asset, int((Decimal(quantity) / step).to_integral_value({size!r})))\n"
+        "class H(PaperHarness):\n"
+        f"    name = {name!r}\n"
+        "    venue_class = V\n"
+        "@dita.hookimpl\n"
+        f"def dita_register_venues(register):\n    register({name!r}, V)\n"
+        "@dita.hookimpl\n"
+        f"def dita_register_harnesses(register):\n    register({name!r}, H)\n")
+    info = site / f"dita_rounding_{variant}-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: dita-rounding-{variant}\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text(f"[dita]\n{name} = rounding_{variant}\n")
+    run = run_dita("conformance", "--venue", name, "--", "-k", "grid or rounded or minimum", cwd=tmp_path,
+                   env={"PYTHONPATH": str(site)})
+    failed = sorted(line.split("::")[1].split("[")[0] for line in run.stdout.splitlines() if line.startswith("FAILED "))
+    assert failed == expected, run.stdout[-3000:]

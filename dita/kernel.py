@@ -188,6 +188,12 @@ class Kernel:
         capital = to_decimal(capital, "capital")
         if capital < 0:
             raise InvalidInputError(f"capital must not be negative, got {capital}")
+        # The engine first: what it cannot hold (a capital beyond its 96-bit decimals, more
+        # slots than memory) is the caller's bad input, refused before a venue is built.
+        try:
+            self._rt = _engine.Runtime(machine, slots, {"starting_capital": capital, "capital": capital})
+        except _engine.EngineError as exc:
+            raise InvalidInputError(f"cannot build a kernel of {slots} slot(s) with capital {capital}: {exc}") from None
         self._owns_venue = False  # a venue built here from a name is closed by close()
         if isinstance(venue, Venue):
             if venue_options:
@@ -200,7 +206,6 @@ class Kernel:
             raise InvalidInputError(f"venue must be a venue name or a dita.Venue, got {type(venue).__name__}")
         self.machine = machine
         self.spec_path = spec
-        self._rt = _engine.Runtime(self.machine, slots, {"starting_capital": capital, "capital": capital})
         # Venue events are routed by client order id inside the engine; the accepted fills of
         # each routed order are appended to its list in self._fills (see order_progress).
         self._trades: list[dict] = []           # terminal records of closed trades (see trades)
@@ -1398,9 +1403,7 @@ class Kernel:
                 elif not self._replaying:   # a recorded reconcile is history: it was accepted then
                     forgotten.extend(_forgotten_keys(sid, current, s))
             snaps[sid] = s
-        if forgotten:
-            raise ReconcileError(forgotten)
-        self._replace(snaps, None)
+        self._replace(snaps, None, forgotten)
         if self._journal is not None and not self._replaying:
             self._journal.append("reconcile", None, {"slots": {str(sid): snap for sid, snap in snaps.items()}})
             self._journal.flush()
@@ -1450,18 +1453,32 @@ class Kernel:
         if problems:
             raise ReconcileError(problems)
 
-    def _replace(self, snaps: dict, shared: Mapping | None) -> None:
+    def _replace(self, snaps: dict, shared: Mapping | None, problems: Iterable[str] = ()) -> None:
+        """Replaces slots (and the account) all or nothing. ``problems`` found by the caller
+        and every one found here are raised together, so that one ReconcileError names all
+        that is wrong with what was given."""
         bad = [f"slot {sid!r}: no such slot (this kernel has {self.slots})" for sid in snaps
                if isinstance(sid, bool) or not isinstance(sid, int) or not 0 <= sid < self.slots]
         if bad:
             raise ReconcileError(bad)
+        problems = list(problems)
         if not self._replaying:   # a recorded reconcile or checkpoint was accepted when it was made
-            self._check_one_slot_per_order(snaps)
+            try:
+                self._check_one_slot_per_order(snaps)
+            except ReconcileError as exc:
+                problems += exc.violations
+        # The engine checks the slots (and applies them only if all hold); if something
+        # else is wrong they are put back, so that its findings are reported too.
+        before = {sid: self._rt.snapshot(sid) for sid in snaps} if problems else {}
+        before_shared = self._rt.shared_snapshot() if problems and shared is not None else None
         try:
             self._rt.replace(snaps, dict(shared) if shared is not None else None)
         except _engine.EngineError as exc:
             violations = getattr(exc, "violations", None) or [str(exc)]
-            raise ReconcileError([v.replace("instance ", "slot ", 1) for v in violations]) from None
+            raise ReconcileError(problems + [v.replace("instance ", "slot ", 1) for v in violations]) from None
+        if problems:
+            self._rt.replace(before, before_shared)
+            raise ReconcileError(problems)
 
 
 def _orders_named(record: Mapping) -> list[str]:

@@ -549,6 +549,7 @@ def test_a_cancel_reported_with_a_zero_last_fill_is_a_plain_cancel():
     ({"capital": D("-5")}, "capital must not be negative, got -5"),
     ({"capital": D("NaN")}, "capital must be finite"),
     ({"capital": "lots"}, "capital must be a decimal number"),
+    ({"capital": D("1e30")}, r"cannot build a kernel of 1 slot\(s\) with capital 1E\+30: .*cannot be held exactly"),
     ({"venue": object()}, "venue must be a venue name or a dita.Venue, got object"),
     ({"venue_options": {"pricez": {}}}, r"venue 'mock' \(plugin 'dita-mock'\) refused its venue_options \(given: pricez\): "
                                          r".*unexpected keyword argument 'pricez'"),
@@ -702,6 +703,32 @@ def test_reconcile_refuses_a_second_slot_carrying_an_order_of_another():
     before = k.snapshot()
     with pytest.raises(dita.ReconcileError) as err:
         k.reconcile({1: before["slots"][0]})
+    assert err.value.violations == ["order 'e1' belongs to slots 0, 1: an order belongs to one slot"]
+    assert k.snapshot() == before
+
+
+def test_a_refused_reconcile_names_every_problem_at_once():
+    """An order claimed twice was reported alone: the unknown state of another slot given in
+    the same call, and a broken invariant, only came out one reconcile at a time."""
+    k = make_kernel(slots=3)
+    enter(k)
+    before = k.snapshot()
+    record = before["slots"][0]["record"]
+    with pytest.raises(dita.ReconcileError) as err:
+        k.reconcile({1: {"state": "IDLE", "record": record}})
+    found = err.value.violations
+    assert found[0] == "order 'e1' belongs to slots 0, 1: an order belongs to one slot"
+    assert any("slot 1 (IDLE)" in v and "an idle slot holds no position" in v for v in found), found
+    with pytest.raises(dita.ReconcileError) as err:
+        k.reconcile({1: {"state": "NOPE", "record": record}})
+    assert err.value.violations[0] == "order 'e1' belongs to slots 0, 1: an order belongs to one slot"
+    assert err.value.violations[1].startswith("slot 1: unknown state 'NOPE'")
+    assert k.snapshot() == before
+    # The slots alone are good, the order is not: the engine's check passes, then the
+    # slots are put back, and the order is still named.
+    fine = {"state": "POSITION_OPEN", "record": record}
+    with pytest.raises(dita.ReconcileError) as err:
+        k.reconcile({1: fine})
     assert err.value.violations == ["order 'e1' belongs to slots 0, 1: an order belongs to one slot"]
     assert k.snapshot() == before
 

@@ -224,9 +224,54 @@ enum Ast {
     Call(String, Vec<Ast>),
 }
 
+/// How deeply an expression may nest: the height of its tree (each operator or call over
+/// its operands is a level, so a chain `a + b + c` is one level per `+`), and the nesting of
+/// parentheses, signs and `not`s while it is read. Everything that walks an expression
+/// (parsing, type checking, evaluation, the proofs, even dropping it) recurses once per
+/// level on the caller's stack, which may be a Python thread's small one; an expression
+/// deeper than this would overflow it and kill the process, so it is refused when the spec
+/// loads. Real guards and assignments are a few levels deep.
+pub const MAX_DEPTH: usize = 200;
+
+#[cold]
+#[inline(never)]
+fn too_deep() -> String {
+    format!(
+        "the expression nests more than {MAX_DEPTH} levels deep (the limit: each operator, call, sign or \
+         parenthesis inside another is a level, and a chain `a + b + c` is one level per operator); \
+         split it over several assignments"
+    )
+}
+
+// Precedences, loosest first.
+const OR: u8 = 1;
+const AND: u8 = 2;
+const NOT: u8 = 3;
+const CMP: u8 = 4;
+const SUM: u8 = 5;
+const PRODUCT: u8 = 6;
+const SIGN: u8 = 7;
+
+/// A parsed subexpression and the height of its tree (a leaf is 1). Boxed: the parser's
+/// frames hold several of these, and a pointer keeps them small.
+type Parsed = Result<(Box<Ast>, usize), String>;
+
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    /// How many parentheses, call argument lists, signs and `not`s enclose the current
+    /// token: the parser recurses once per level, so this is bounded before it recurses.
+    nesting: usize,
+}
+
+/// `l op r`, refused once the tree would be deeper than [`MAX_DEPTH`].
+#[inline(never)]
+fn bin(op: &'static str, (l, hl): (Box<Ast>, usize), (r, hr): (Box<Ast>, usize)) -> Parsed {
+    let h = 1 + hl.max(hr);
+    if h > MAX_DEPTH {
+        return Err(too_deep());
+    }
+    Ok((Box::new(Ast::Bin(op, l, r)), h))
 }
 
 impl Parser {
@@ -254,105 +299,139 @@ impl Parser {
             false
         }
     }
+    /// Runs `f` one nesting level deeper, refusing to go past [`MAX_DEPTH`].
+    fn nested(&mut self, f: impl FnOnce(&mut Self) -> Parsed) -> Parsed {
+        if self.nesting >= MAX_DEPTH {
+            return Err(too_deep());
+        }
+        self.nesting += 1;
+        let out = f(self);
+        self.nesting -= 1;
+        out
+    }
+    /// `op` over a parsed operand, refused once the tree would be too deep.
+    #[inline(never)]
+    fn unary_node(wrap: fn(Box<Ast>) -> Ast, (e, h): (Box<Ast>, usize)) -> Parsed {
+        if h + 1 > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        Ok((Box::new(wrap(e)), h + 1))
+    }
 
-    fn or(&mut self) -> Result<Ast, String> {
-        let mut left = self.and()?;
-        while self.eat_word("or") {
-            left = Ast::Bin("or", Box::new(left), Box::new(self.and()?));
+    /// The binary operator at the cursor and its precedence (tighter binds higher).
+    fn binary_op(&self) -> Option<(&'static str, u8)> {
+        Some(match self.peek()? {
+            Tok::Ident(w) if w == "or" => ("or", OR),
+            Tok::Ident(w) if w == "and" => ("and", AND),
+            Tok::Sym(s @ ("==" | "!=" | "<=" | ">=" | "<" | ">")) => (*s, CMP),
+            Tok::Sym(s @ ("+" | "-")) => (*s, SUM),
+            Tok::Sym(s @ ("*" | "/")) => (*s, PRODUCT),
+            _ => return None,
+        })
+    }
+
+    /// An expression whose operators bind at least as tightly as `min`. Precedence climbing,
+    /// not one function per level of precedence: each parenthesis or operand then costs the
+    /// stack two frames instead of nine, which is what lets [`MAX_DEPTH`] levels fit on a
+    /// small thread stack. Left-associative; a comparison takes no second comparison
+    /// (`a < b < c` is refused, as it always was); `not` binds looser than a comparison
+    /// (`not a == b` is `not (a == b)`) and a sign tighter than a product.
+    fn expr(&mut self, min: u8) -> Parsed {
+        let mut left = if min <= NOT && self.eat_word("not") {
+            let inner = self.nested(|p| p.expr(NOT))?;
+            Self::unary_node(Ast::Not, inner)?
+        } else if self.eat_sym("-") {
+            let inner = self.nested(|p| p.expr(SIGN))?;
+            Self::unary_node(Ast::Neg, inner)?
+        } else {
+            self.primary()?
+        };
+        let mut compared = false;
+        while let Some((op, prec)) = self.binary_op() {
+            if prec == CMP && compared {
+                // Left for a looser loop, it would compare a conjunction (`p and a < b < c`).
+                return Err(format!("a comparison cannot be compared again ('{op}'); add parentheses"));
+            }
+            if prec < min {
+                break;
+            }
+            self.pos += 1;
+            compared = prec == CMP;
+            // Not counted as nesting: without a parenthesis, a sign or a `not` this recursion
+            // goes at most one level per precedence.
+            let right = self.expr(prec + 1)?;
+            left = bin(op, left, right)?;
         }
         Ok(left)
     }
-    fn and(&mut self) -> Result<Ast, String> {
-        let mut left = self.not()?;
-        while self.eat_word("and") {
-            left = Ast::Bin("and", Box::new(left), Box::new(self.not()?));
-        }
-        Ok(left)
-    }
-    fn not(&mut self) -> Result<Ast, String> {
-        if self.eat_word("not") {
-            return Ok(Ast::Not(Box::new(self.not()?)));
-        }
-        self.cmp()
-    }
-    fn cmp(&mut self) -> Result<Ast, String> {
-        let left = self.sum()?;
-        for op in ["==", "!=", "<=", ">=", "<", ">"] {
-            if self.eat_sym(op) {
-                let right = self.sum()?;
-                return Ok(Ast::Bin(op, Box::new(left), Box::new(right)));
+
+    /// A parenthesised expression, a call, or a leaf. The call and the leaves are parsed in
+    /// functions of their own, never inlined: only this and `expr` sit on the stack once per
+    /// level of nesting, so their frames are kept small.
+    fn primary(&mut self) -> Parsed {
+        if self.eat_sym("(") {
+            let inner = self.nested(|p| p.expr(OR))?;
+            if !self.eat_sym(")") {
+                return Err("expected ')'".into());
             }
+            return Ok(inner);
         }
-        Ok(left)
-    }
-    fn sum(&mut self) -> Result<Ast, String> {
-        let mut left = self.product()?;
-        loop {
-            if self.eat_sym("+") {
-                left = Ast::Bin("+", Box::new(left), Box::new(self.product()?));
-            } else if self.eat_sym("-") {
-                left = Ast::Bin("-", Box::new(left), Box::new(self.product()?));
-            } else {
-                return Ok(left);
-            }
+        let is_call = matches!(
+            (self.toks.get(self.pos), self.toks.get(self.pos + 1)),
+            (Some(Tok::Ident(w)), Some(Tok::Sym("("))) if !matches!(w.as_str(), "true" | "false" | "null" | "and" | "or" | "not")
+        );
+        if is_call {
+            self.call()
+        } else {
+            self.leaf()
         }
     }
-    fn product(&mut self) -> Result<Ast, String> {
-        let mut left = self.unary()?;
-        loop {
-            if self.eat_sym("*") {
-                left = Ast::Bin("*", Box::new(left), Box::new(self.unary()?));
-            } else if self.eat_sym("/") {
-                left = Ast::Bin("/", Box::new(left), Box::new(self.unary()?));
-            } else {
-                return Ok(left);
-            }
-        }
-    }
-    fn unary(&mut self) -> Result<Ast, String> {
-        if self.eat_sym("-") {
-            return Ok(Ast::Neg(Box::new(self.unary()?)));
-        }
-        self.primary()
-    }
-    fn primary(&mut self) -> Result<Ast, String> {
-        match self.next() {
-            Some(Tok::Num(n)) => Ok(Ast::Num(n)),
-            Some(Tok::Str(s)) => Ok(Ast::Str(s)),
-            Some(Tok::Sym("(")) => {
-                let inner = self.or()?;
-                if !self.eat_sym(")") {
-                    return Err("expected ')'".into());
+
+    /// `name(arg, ...)`, the cursor on the name.
+    #[inline(never)]
+    fn call(&mut self) -> Parsed {
+        let Some(Tok::Ident(word)) = self.next() else { unreachable!("primary() saw a name") };
+        self.pos += 1; // the "("
+        let mut args = Vec::new();
+        let mut height = 0;
+        if !self.eat_sym(")") {
+            loop {
+                let (arg, h) = self.nested(|p| p.expr(OR))?;
+                args.push(*arg);
+                height = height.max(h);
+                if self.eat_sym(")") {
+                    break;
                 }
-                Ok(inner)
+                if !self.eat_sym(",") {
+                    return Err(format!("expected ',' or ')' in the arguments of {word}()"));
+                }
             }
+        }
+        if height + 1 > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        Ok((Box::new(Ast::Call(word, args)), height + 1))
+    }
+
+    /// A literal or a name (or the error at a token that cannot start an operand).
+    #[inline(never)]
+    fn leaf(&mut self) -> Parsed {
+        match self.next() {
+            Some(Tok::Num(n)) => Ok((Box::new(Ast::Num(n)), 1)),
+            Some(Tok::Str(s)) => Ok((Box::new(Ast::Str(s)), 1)),
             Some(Tok::Ident(word)) => match word.as_str() {
-                "true" => Ok(Ast::Bool(true)),
-                "false" => Ok(Ast::Bool(false)),
-                "null" => Ok(Ast::Null),
+                "true" => Ok((Box::new(Ast::Bool(true)), 1)),
+                "false" => Ok((Box::new(Ast::Bool(false)), 1)),
+                "null" => Ok((Box::new(Ast::Null), 1)),
                 "and" | "or" | "not" => Err(format!("unexpected '{word}'")),
                 _ => {
-                    if self.eat_sym("(") {
-                        let mut args = Vec::new();
-                        if !self.eat_sym(")") {
-                            loop {
-                                args.push(self.or()?);
-                                if self.eat_sym(")") {
-                                    break;
-                                }
-                                if !self.eat_sym(",") {
-                                    return Err(format!("expected ',' or ')' in the arguments of {word}()"));
-                                }
-                            }
-                        }
-                        Ok(Ast::Call(word, args))
-                    } else if self.eat_sym(".") {
+                    if self.eat_sym(".") {
                         match self.next() {
-                            Some(Tok::Ident(field)) => Ok(Ast::Name(Some(word), field)),
+                            Some(Tok::Ident(field)) => Ok((Box::new(Ast::Name(Some(word), field)), 1)),
                             _ => Err(format!("expected a field name after '{word}.'")),
                         }
                     } else {
-                        Ok(Ast::Name(None, word))
+                        Ok((Box::new(Ast::Name(None, word)), 1))
                     }
                 }
             },
@@ -382,8 +461,8 @@ fn problem<T>(code: &'static str, message: impl Into<String>) -> Result<T, ExprP
 /// digits is an evaluation error, never a quietly rounded number.
 pub fn compile(src: &str, names: &dyn Names) -> Result<(Expr, ExprTy), ExprProblem> {
     let toks = lex(src).map_err(|m| ExprProblem { code: "syntax_error", message: m })?;
-    let mut p = Parser { toks, pos: 0 };
-    let ast = p.or().map_err(|m| ExprProblem { code: "syntax_error", message: m })?;
+    let mut p = Parser { toks, pos: 0, nesting: 0 };
+    let (ast, _height) = p.expr(OR).map_err(|m| ExprProblem { code: "syntax_error", message: m })?;
     if p.pos < p.toks.len() {
         return problem("syntax_error", format!("unexpected {:?} after a complete expression", p.toks[p.pos]));
     }
@@ -428,7 +507,25 @@ fn numeric(t: ExprTy) -> bool {
     t.ty.map_or(false, Ty::is_numeric)
 }
 
+/// Type-checks `ast`. Only this dispatcher and `check_call` recurse (once per level of the
+/// tree); what each node does with its checked operands is in functions never inlined here,
+/// so that the frame stacked per level stays small (see [`MAX_DEPTH`]).
 fn check(ast: &Ast, names: &dyn Names) -> Result<(Expr, ExprTy), ExprProblem> {
+    match ast {
+        Ast::Neg(inner) => check_unary(ast, check(inner, names)?),
+        Ast::Not(inner) => check_unary(ast, check(inner, names)?),
+        Ast::Bin(op, l, r) => {
+            let left = check(l, names)?;
+            let right = check(r, names)?;
+            check_bin(op, left, right)
+        }
+        Ast::Call(name, args) => check_call(name, args, names),
+        leaf => check_leaf(leaf, names),
+    }
+}
+
+#[inline(never)]
+fn check_leaf(ast: &Ast, names: &dyn Names) -> Result<(Expr, ExprTy), ExprProblem> {
     Ok(match ast {
         Ast::Num(n) => {
             if n.contains('.') {
@@ -460,25 +557,36 @@ fn check(ast: &Ast, names: &dyn Names) -> Result<(Expr, ExprTy), ExprProblem> {
                 names.resolve(scope, name).map_err(|m| ExprProblem { code: "unknown_field", message: m })?;
             (Expr::Field(scope, idx), ExprTy { ty: Some(ty), nullable })
         }
-        Ast::Neg(inner) => {
-            let (e, t) = check(inner, names)?;
+        Ast::Neg(_) | Ast::Not(_) | Ast::Bin(..) | Ast::Call(..) => unreachable!("check() handles operators and calls"),
+    })
+}
+
+/// `-e` or `not e`, `e` checked.
+#[inline(never)]
+fn check_unary(ast: &Ast, (e, t): (Expr, ExprTy)) -> Result<(Expr, ExprTy), ExprProblem> {
+    Ok(match ast {
+        Ast::Neg(_) => {
             if !numeric(t) {
                 return problem("type_error", format!("'-' needs a number, got {}", t.describe()));
             }
             (Expr::Neg(Box::new(e)), t)
         }
-        Ast::Not(inner) => {
-            let (e, t) = check(inner, names)?;
+        _ => {
             if t.ty != Some(Ty::Bool) {
                 return problem("type_error", format!("'not' needs a bool, got {}", t.describe()));
             }
             (Expr::Not(Box::new(e)), t)
         }
-        Ast::Bin(op, l, r) => {
-            let (le, lt) = check(l, names)?;
-            let (re, rt) = check(r, names)?;
-            let nullable = lt.nullable || rt.nullable;
-            match *op {
+    })
+}
+
+/// `l op r`, both checked.
+#[inline(never)]
+fn check_bin(op: &'static str, (le, lt): (Expr, ExprTy), (re, rt): (Expr, ExprTy)) -> Result<(Expr, ExprTy), ExprProblem> {
+    let nullable = lt.nullable || rt.nullable;
+    Ok({
+        {
+            match op {
                 "and" | "or" => {
                     if lt.ty != Some(Ty::Bool) || rt.ty != Some(Ty::Bool) {
                         return problem(
@@ -486,7 +594,7 @@ fn check(ast: &Ast, names: &dyn Names) -> Result<(Expr, ExprTy), ExprProblem> {
                             format!("'{op}' needs bools, got {} and {}", lt.describe(), rt.describe()),
                         );
                     }
-                    let e = if *op == "and" {
+                    let e = if op == "and" {
                         Expr::And(Box::new(le), Box::new(re))
                     } else {
                         Expr::Or(Box::new(le), Box::new(re))
@@ -505,9 +613,9 @@ fn check(ast: &Ast, names: &dyn Names) -> Result<(Expr, ExprTy), ExprProblem> {
                         );
                     }
                     let both_int = lt.ty == Some(Ty::Int) && rt.ty == Some(Ty::Int);
-                    let ty = if both_int && *op != "/" { Ty::Int } else { Ty::Decimal };
+                    let ty = if both_int && op != "/" { Ty::Int } else { Ty::Decimal };
                     let (le, re) = widen_literals(le, lt, re, rt);
-                    let aop = match *op {
+                    let aop = match op {
                         "+" => ArithOp::Add,
                         "-" => ArithOp::Sub,
                         "*" => ArithOp::Mul,
@@ -516,7 +624,7 @@ fn check(ast: &Ast, names: &dyn Names) -> Result<(Expr, ExprTy), ExprProblem> {
                     (Expr::Arith(aop, true, Box::new(le), Box::new(re)), ExprTy { ty: Some(ty), nullable })
                 }
                 _ => {
-                    let cop = match *op {
+                    let cop = match op {
                         "==" => CmpOp::Eq,
                         "!=" => CmpOp::Ne,
                         "<" => CmpOp::Lt,
@@ -541,7 +649,6 @@ fn check(ast: &Ast, names: &dyn Names) -> Result<(Expr, ExprTy), ExprProblem> {
                 }
             }
         }
-        Ast::Call(name, args) => check_call(name, args, names)?,
     })
 }
 
@@ -587,8 +694,22 @@ fn widen_literals(l: Expr, lt: ExprTy, r: Expr, rt: ExprTy) -> (Expr, Expr) {
     (widen(l, rt), widen(r, lt))
 }
 
+#[inline(never)]
 fn check_call(name: &str, args: &[Ast], names: &dyn Names) -> Result<(Expr, ExprTy), ExprProblem> {
-    let func = match name {
+    let func = func_named(name)?;
+    let mut exprs = Vec::with_capacity(args.len());
+    let mut tys = Vec::with_capacity(args.len());
+    for a in args {
+        let (e, t) = check(a, names)?;
+        exprs.push(e);
+        tys.push(t);
+    }
+    call_type(func, name, exprs, tys)
+}
+
+#[inline(never)]
+fn func_named(name: &str) -> Result<Func, ExprProblem> {
+    Ok(match name {
         "min" => Func::Min,
         "max" => Func::Max,
         "abs" => Func::Abs,
@@ -606,14 +727,12 @@ fn check_call(name: &str, args: &[Ast], names: &dyn Names) -> Result<(Expr, Expr
                 format!("unknown function {name}() (known: min, max, abs, len, at, sum, sum_first, floor_to, round, if, coalesce)"),
             )
         }
-    };
-    let mut exprs = Vec::with_capacity(args.len());
-    let mut tys = Vec::with_capacity(args.len());
-    for a in args {
-        let (e, t) = check(a, names)?;
-        exprs.push(e);
-        tys.push(t);
-    }
+    })
+}
+
+/// The call of `func` on checked arguments (apart from `check_call` for a small frame).
+#[inline(never)]
+fn call_type(func: Func, name: &str, exprs: Vec<Expr>, tys: Vec<ExprTy>) -> Result<(Expr, ExprTy), ExprProblem> {
     let arity = |n: usize| -> Result<(), ExprProblem> {
         if tys.len() != n {
             return problem("type_error", format!("{name}() takes {n} argument(s), got {}", tys.len()));
@@ -1470,6 +1589,81 @@ mod tests {
         assert_eq!(run("max(n, a)").unwrap(), Value::Decimal(parse_decimal("2").unwrap()));
         assert!(run("a / 0").unwrap_err().0.contains("division by zero"));
     }
+
+    #[test]
+    fn precedence_and_associativity() {
+        let yes = [
+            "1 + 2 * 3 == 7",
+            "-n * 2 == -4",
+            "- -n == 2",
+            "n - 1 - 1 == 0",
+            "8 / 2 / 2 == 2",
+            "not n > 5 and n == 2",
+            "not not n == 2",
+            "false and false or true",
+            "true or false and false",
+            "not false or false",
+            "(1 < 2) == true",
+            "if(n == 2, 1, 0) - 1 * 2 + 3 == 2",
+        ];
+        for src in yes {
+            assert_eq!(run(src), Ok(Value::Bool(true)), "{src}");
+        }
+        // What the grammar never took: a second comparison without parentheses, `not`
+        // inside a comparison or an arithmetic operand.
+        for src in ["1 < 2 == true", "n > 0 and n < 3 == true", "n == not true", "1 * not true", "not n > 1 > 0", "- not true", "n >"] {
+            assert_eq!(compile(src, &Fields).unwrap_err().code, "syntax_error", "{src}");
+        }
+    }
+
+    /// Expressions `levels` deep of each shape that nests: a left-deep chain, a right-deep
+    /// chain through parentheses, parentheses alone, signs, `not`s, calls.
+    fn nested_shapes(levels: usize) -> Vec<(&'static str, String)> {
+        let n = levels;
+        vec![
+            ("a chain of +", vec!["a"; n].join(" + ")),
+            ("a chain of * and /", format!("a{}", " * 1 / 1".repeat((n - 1) / 2))),
+            ("a right-deep sum", format!("{}a{}", "a + (".repeat(n - 1), ")".repeat(n - 1))),
+            ("parentheses", format!("{}a{}", "(".repeat(n), ")".repeat(n))),
+            ("signs", format!("{}a", "-".repeat(n - 1))),
+            ("nots", format!("{}n > 0", "not ".repeat(n - 2))),
+            ("calls", format!("{}a{}", "abs(".repeat(n - 1), ")".repeat(n - 1))),
+            ("a chain of and", vec!["n > 0"; n - 1].join(" and ")),
+        ]
+    }
+
+    #[test]
+    fn an_expression_nested_too_deeply_is_refused_when_it_is_compiled() {
+        for levels in [MAX_DEPTH + 2, 10_000, 100_000] {
+            for (shape, src) in nested_shapes(levels) {
+                let e = compile(&src, &Fields).unwrap_err();
+                assert_eq!(e.code, "syntax_error", "{shape}");
+                assert!(e.message.contains(&format!("more than {MAX_DEPTH} levels deep")), "{shape}: {}", e.message);
+            }
+        }
+    }
+
+    #[test]
+    fn an_expression_at_the_depth_limit_compiles_evaluates_and_is_walked() {
+        // The deepest accepted expressions, on a thread with a small stack: nothing that
+        // walks them (compiling, evaluating, listing their fields, dropping) may overflow.
+        let work = || {
+            for (shape, src) in nested_shapes(MAX_DEPTH) {
+                let (e, _) = compile(&src, &Fields).unwrap_or_else(|p| panic!("{shape}: {p:?}"));
+                let v = e.eval(&data()).unwrap_or_else(|x| panic!("{shape}: {x}"));
+                assert!(matches!(v, Value::Decimal(_) | Value::Bool(_)), "{shape}: {v:?}");
+                let mut read = Vec::new();
+                e.fields_read(&mut read);
+                assert!(!read.is_empty());
+            }
+            assert_eq!(run(&vec!["a"; MAX_DEPTH].join(" + ")).unwrap(), Value::Decimal(parse_decimal("20.0").unwrap()));
+        };
+        std::thread::Builder::new().stack_size(SMALL_STACK).spawn(work).unwrap().join().unwrap();
+    }
+
+    /// A stack smaller than a Python thread's default (and much smaller in an optimised
+    /// build, where frames are smaller than in this test's debug build).
+    const SMALL_STACK: usize = if cfg!(debug_assertions) { 64 << 20 } else { 256 << 10 };
 
     #[test]
     fn type_errors_are_found_at_compile_time() {

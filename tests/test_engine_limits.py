@@ -1,0 +1,140 @@
+"""The engine's limits, through the Python API: how deep an expression may nest, and numbers
+at the edge of what a decimal holds. Each limit gives a clear error and changes nothing;
+none may crash the process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import dita
+
+MAX_DEPTH = 200
+HERE = str(Path(__file__).parent)
+
+
+def machine_json(assign: dict[str, str], fields: dict | None = None, record: dict | None = None) -> str:
+    """A one-state machine that assigns `assign` on its only event GO (YAML is a superset of JSON)."""
+    return json.dumps({
+        "version": 1,
+        "machine": "limits",
+        "record": record or {"x": {"type": "decimal", "default": "0"}},
+        "events": {"GO": {"fields": fields or {"a": {"type": "decimal"}}}},
+        "diagnostics": {
+            "ok": "OK", "duplicate": "DUP", "invariant_violation": "BROKEN", "no_candidate": "NONE",
+            "unhandled": "UNHANDLED", "evaluation_error": "CANNOT_EVALUATE",
+            "codes": {"OK": "", "DUP": "", "BROKEN": "", "NONE": "", "UNHANDLED": "", "CANNOT_EVALUATE": ""},
+        },
+        "states": {"S": {"initial": True, "on": {"GO": [{"assign": assign}]}}},
+    })
+
+
+def load(tmp_path, assign, **kw):
+    path = tmp_path / "limits.yaml"
+    path.write_text(machine_json(assign, **kw))
+    return dita.load_machine(path)
+
+
+def nested_shapes(levels: int) -> dict[str, str]:
+    """Expressions `levels` deep (the height of their tree) of every shape that nests."""
+    n = levels
+    return {
+        "a chain of +": " + ".join(["event.a"] * n),
+        "a chain of /": " / ".join(["event.a"] * n),
+        "a right-deep sum": "event.a + (" * (n - 1) + "event.a" + ")" * (n - 1),
+        "parentheses": "(" * n + "event.a" + ")" * n,
+        "signs": "-" * (n - 1) + "event.a",
+        "calls": "abs(" * (n - 1) + "event.a" + ")" * (n - 1),
+        "branches": "if(event.a > 0, " * (n - 2) + "event.a" + ", 0)" * (n - 2),
+    }
+
+
+def run_isolated(tmp_path, code: str) -> subprocess.CompletedProcess:
+    """Runs `code` in a fresh interpreter, so that a crash fails this test instead of pytest."""
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(code))
+    return subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+
+def test_an_expression_nested_too_deeply_is_a_spec_error_not_a_crash(tmp_path):
+    code = f"""
+        import json, sys
+        from pathlib import Path
+        import dita
+        sys.path.insert(0, {HERE!r})
+        from test_engine_limits import machine_json, nested_shapes
+        out = {{}}
+        for levels in ({MAX_DEPTH + 2}, 10_000):
+            for shape, src in nested_shapes(levels).items():
+                Path("deep.yaml").write_text(machine_json({{"x": src}}))
+                try:
+                    dita.load_machine("deep.yaml")
+                    out[f"{{shape}} {{levels}}"] = "loaded"
+                except dita.SpecError as e:
+                    p = e.problems[0]
+                    out[f"{{shape}} {{levels}}"] = [len(e.problems), p.path, p.code, p.message[:200]]
+        print(json.dumps(out))
+    """
+    proc = run_isolated(tmp_path, code)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    out = json.loads(proc.stdout)
+    assert len(out) == 2 * len(nested_shapes(10))
+    for case, got in out.items():
+        assert got != "loaded", case
+        count, path, code_, message = got
+        assert (count, path, code_) == (1, "states.S.on.GO[0].assign.x", "syntax_error"), case
+        assert f"nests more than {MAX_DEPTH} levels deep" in message, (case, message)
+
+
+def test_the_deepest_accepted_expressions_run_on_a_small_thread_stack(tmp_path):
+    """At the limit every shape loads and evaluates, on a thread with a 256 KiB stack (the
+    release build needs at most about half of it, measured)."""
+    code = f"""
+        import json, sys, threading
+        from decimal import Decimal
+        from pathlib import Path
+        import dita
+        sys.path.insert(0, {HERE!r})
+        from test_engine_limits import machine_json, nested_shapes
+        out = {{}}
+        def work():
+            for shape, src in nested_shapes({MAX_DEPTH}).items():
+                Path("deep.yaml").write_text(machine_json({{"x": src}}))
+                rt = dita.Runtime(dita.load_machine("deep.yaml"), 1)
+                accepted, code, *_ = rt.apply(0, "GO", {{"a": Decimal("1.5")}})
+                out[shape] = [accepted, code, str(rt.record(0)["x"])]
+        threading.stack_size(256 * 1024)
+        t = threading.Thread(target=work)
+        t.start()
+        t.join()
+        print(json.dumps(out))
+    """
+    proc = run_isolated(tmp_path, code)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    out = json.loads(proc.stdout)
+    assert out.pop("a chain of /")[:2] == [True, "OK"]
+    assert out == {
+        "a chain of +": [True, "OK", "300"],
+        "a right-deep sum": [True, "OK", "300"],
+        "parentheses": [True, "OK", "1.5"],
+        "signs": [True, "OK", "-1.5"],
+        "calls": [True, "OK", "1.5"],
+        "branches": [True, "OK", "1.5"],
+    }
+
+
+def test_a_long_flat_sum_past_the_limit_gets_the_clear_error(tmp_path):
+    """A sum of a few hundred terms is a chain as deep as it is long: refused with the limit
+    named, and split over assignments it works."""
+    with pytest.raises(dita.SpecError, match=f"nests more than {MAX_DEPTH} levels deep"):
+        load(tmp_path, {"x": " + ".join(["event.a"] * 300)})
+    m = load(tmp_path, {"x": " + ".join(["event.a"] * 150), "y": "x + " + " + ".join(["event.a"] * 150)},
+             record={"x": {"type": "decimal", "default": "0"}, "y": {"type": "decimal", "default": "0"}})
+    rt = dita.Runtime(m, 1)
+    assert rt.apply(0, "GO", {"a": 1})[:2] == (True, "OK")
+    assert rt.record(0)["y"] == 300

@@ -4,6 +4,7 @@ none may crash the process."""
 
 from __future__ import annotations
 
+import decimal
 import json
 import subprocess
 import sys
@@ -11,6 +12,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from decimal import Decimal
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import dita
 
@@ -138,3 +142,47 @@ def test_a_long_flat_sum_past_the_limit_gets_the_clear_error(tmp_path):
     rt = dita.Runtime(m, 1)
     assert rt.apply(0, "GO", {"a": 1})[:2] == (True, "OK")
     assert rt.record(0)["y"] == 300
+
+
+# --- floor_to ---------------------------------------------------------------------------
+
+WIDE = decimal.Context(prec=200)
+
+
+def decimals(positive: bool = False):
+    """Numbers the engine can hold: up to 96 bits of digits, up to 28 places."""
+    sign = st.just(False) if positive else st.booleans()
+    return st.builds(lambda m, places, neg: Decimal((1 if neg else 0, tuple(map(int, str(m))), -places)),
+                     st.integers(0, 2**96 - 1) | st.integers(0, 10**6), st.integers(0, 28), sign)
+
+
+def holdable(d: Decimal) -> bool:
+    """Whether a decimal of at most 28 places and 96 bits of digits equals `d`."""
+    sign, digits, exp = d.normalize(WIDE).as_tuple()
+    coefficient = int("".join(map(str, digits)))
+    return coefficient * 10 ** max(exp, 0) < 2**96 and -exp <= 28 if coefficient else True
+
+
+@pytest.fixture(scope="module")
+def floor_machine(tmp_path_factory):
+    return load(tmp_path_factory.mktemp("floor"), {"x": "floor_to(event.a, event.step)"},
+                fields={"a": {"type": "decimal"}, "step": {"type": "decimal"}})
+
+
+@settings(max_examples=500, deadline=None)
+@given(x=decimals(), step=decimals(positive=True).filter(lambda d: d > 0))
+@example(x=Decimal("2.9999999999999999999999999999"), step=Decimal("3"))  # x / step rounds up to 1
+@example(x=Decimal("-2.9999999999999999999999999999"), step=Decimal("3"))
+@example(x=Decimal("1.5"), step=Decimal("7E-28"))
+@example(x=Decimal("-79228162514264337593543950335"), step=Decimal("10"))  # below the smallest decimal
+def test_floor_to_is_the_exact_floor_and_never_exceeds_its_value(floor_machine, x, step):
+    want = WIDE.multiply(WIDE.divide(x, step).to_integral_value(rounding=decimal.ROUND_FLOOR), step)
+    rt = dita.Runtime(floor_machine, 1)
+    accepted, code, _s, _t, _fx, message = rt.apply(0, "GO", {"a": x, "step": step})
+    if accepted:
+        got = rt.record(0)["x"]
+        assert got == want and got <= x, (x, step, got, want)
+    else:
+        assert code == "CANNOT_EVALUATE", message
+        assert not holdable(want), (x, step, want, message)
+        assert rt.record(0)["x"] == 0, "nothing changed"

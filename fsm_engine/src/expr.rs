@@ -1276,6 +1276,32 @@ fn sum(items: &[Decimal], func: &str) -> Result<Decimal, EvalError> {
     Ok(total)
 }
 
+/// The largest multiple of `step` (positive) that is at most `x`, computed exactly as `x`
+/// less its remainder. Not as `floor(x / step) * step`: the quotient rounds when it needs
+/// more than 28 digits (2.9999999999999999999999999999 / 3 is 1), and the floor of a quotient
+/// rounded up is above `x`. A floor that no decimal holds is an error, never rounded.
+fn floor_to(x: Decimal, step: Decimal) -> Result<Decimal, EvalError> {
+    let exact_sub = |a: Decimal, b: Decimal| -> Result<Decimal, EvalError> {
+        let res = a.checked_sub(b).ok_or_else(|| overflow("floor_to"))?;
+        if !exact(ArithOp::Sub, &a, &b, &res) {
+            return Err(inexact(ArithOp::Sub, &a, &b));
+        }
+        Ok(res)
+    };
+    // rust_decimal's remainder is exact (integer remainder of the mantissas at one scale),
+    // has the sign of `x` and is smaller than `step`.
+    let rem = x.checked_rem(step).ok_or_else(|| overflow("floor_to"))?;
+    let mut floored = exact_sub(x, rem)?;
+    if rem.is_sign_negative() && !rem.is_zero() {
+        floored = exact_sub(floored, step)?;
+    }
+    // A multiple of the step has no digit past the step's places: dropping the others (or
+    // adding zeros up to them) keeps the value, and gives the places the product gave.
+    let mut at_step = floored;
+    at_step.rescale(step.scale());
+    Ok(if at_step == floored { at_step } else { floored })
+}
+
 fn call<E: Env>(func: Func, args: &[Expr], env: &E) -> Result<Value, EvalError> {
     match func {
         Func::If => {
@@ -1354,9 +1380,7 @@ fn call<E: Env>(func: Func, args: &[Expr], env: &E) -> Result<Value, EvalError> 
             if step <= Decimal::ZERO {
                 return err(format!("floor_to(): the step must be positive, got {step}"));
             }
-            let units = x.checked_div(step).ok_or_else(|| overflow("floor_to"))?;
-            let floored = units.round_dp_with_strategy(0, RoundingStrategy::ToNegativeInfinity);
-            Ok(Value::Decimal(floored.checked_mul(step).ok_or_else(|| overflow("floor_to"))?))
+            floor_to(x, step).map(Value::Decimal)
         }
         Func::Round => {
             let x = args[0].with(env, |v| as_decimal(v, format_args!("the value given to round()")))?;
@@ -1567,6 +1591,37 @@ mod tests {
         assert_eq!(run("a + 0.2 == 0.3").unwrap(), Value::Bool(true));
         assert_eq!(run("floor_to(0.0129, 0.001)").unwrap(), Value::Decimal(parse_decimal("0.012").unwrap()));
         assert_eq!(run("floor_to(-0.0121, 0.001)").unwrap(), Value::Decimal(parse_decimal("-0.013").unwrap()));
+    }
+
+    #[test]
+    fn floor_to_never_exceeds_its_value() {
+        let d = |s: &str| Value::Decimal(parse_decimal(s).unwrap());
+        // 2.9999999999999999999999999999 / 3 needs 29 digits and rounds up to 1.
+        let below_three = "2.9999999999999999999999999999";
+        let cases = [
+            (below_three, "3", "0"),
+            (&format!("-{below_three}"), "3", "-3"),
+            ("-3", "3", "-3"),
+            ("3", "3", "3"),
+            ("0.0129", "0.001", "0.012"),
+            ("-0.0121", "0.001", "-0.013"),
+            ("79228162514264337593543950335", "0.5", "79228162514264337593543950335"),
+            ("0.0000000000000000000000000001", "79228162514264337593543950335", "0"),
+            ("-0.0000000000000000000000000001", "7922816251426433759354395033.5", "-7922816251426433759354395033.5"),
+            ("1.5", "0.0000000000000000000000000007", "1.4999999999999999999999999994"),
+        ];
+        let dec = |s: &str| parse_decimal(s).unwrap();
+        for (x, step, want) in cases {
+            let got = floor_to(dec(x), dec(step)).unwrap_or_else(|e| panic!("floor_to({x}, {step}): {e}"));
+            assert_eq!(got, dec(want), "floor_to({x}, {step})");
+        }
+        assert_eq!(run(&format!("floor_to({below_three}, 3)")).unwrap(), d("0"));
+        // The result keeps the step's places, as `floor(x / step) * step` gave it.
+        assert_eq!(run("floor_to(0.0129, 0.001)").unwrap().to_string(), "0.012");
+        let Value::Decimal(r) = run("floor_to(12.0129, 0.0010)").unwrap() else { panic!() };
+        assert_eq!(r.scale(), 4);
+        // A floor below the smallest decimal cannot be held.
+        assert!(floor_to(dec("-79228162514264337593543950335"), dec("10")).is_err());
     }
 
     #[test]

@@ -313,15 +313,54 @@ pub struct Machine {
     record_fields: Vec<Py<PyString>>,
     shared_fields: Vec<Py<PyString>>,
     /// `((from, event, to),)` per possible transition, made the first time it is taken:
-    /// outcomes share these immutable tuples instead of building two per event.
-    transition_tuples: Vec<PyOnceLock<Py<PyTuple>>>,
+    /// outcomes share these immutable tuples instead of building two per event. Only the
+    /// transitions some candidate can take have one (a cell for every (state, event, state)
+    /// took gigabytes for a machine of many states and events that takes few of them):
+    /// those of `(from, event)` are `transitions[transition_at[from * events + event]..]`
+    /// up to the next pair's start, each with its target (usually one or two to look at).
+    transition_at: Vec<u32>,
+    transitions: Vec<(usize, PyOnceLock<Py<PyTuple>>)>,
+}
+
+/// The tables of [`Machine::transition_at`] and [`Machine::transitions`], built from the
+/// candidates: one entry per distinct target of each (state, event) pair. Fails cleanly on
+/// a machine too large to hold them (a table sized by the spec must not abort the process).
+#[allow(clippy::type_complexity)]
+fn transition_tables(m: &Compiled) -> Result<(Vec<u32>, Vec<(usize, PyOnceLock<Py<PyTuple>>)>), String> {
+    let ne = m.events.len();
+    let pairs = m.states.len().checked_mul(ne).and_then(|n| n.checked_add(1)).ok_or("too many states and events")?;
+    let mut at: Vec<u32> = Vec::new();
+    at.try_reserve_exact(pairs).map_err(|e| format!("cannot allocate the transition table of {pairs} pairs: {e}"))?;
+    let mut targets: Vec<(usize, PyOnceLock<Py<PyTuple>>)> = Vec::new();
+    for (from, state) in m.states.iter().enumerate() {
+        for handling in &state.table {
+            at.push(u32::try_from(targets.len()).map_err(|_| "more than 2^32 transitions")?);
+            let start = targets.len();
+            if let Handling::Candidates(cands) = handling {
+                for cand in cands {
+                    if let Candidate::Take { target, .. } = cand {
+                        let to = target.unwrap_or(from);
+                        if !targets[start..].iter().any(|(t, _)| *t == to) {
+                            targets.push((to, PyOnceLock::new()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    at.push(u32::try_from(targets.len()).map_err(|_| "more than 2^32 transitions")?);
+    Ok((at, targets))
 }
 
 impl Machine {
     /// The shared `((from, event, to),)` tuple of a transition.
     fn transition_tuple<'py>(&self, py: Python<'py>, t: Transition) -> PyResult<Bound<'py, PyTuple>> {
-        let (ns, ne) = (self.state_names.len(), self.event_names.len());
-        let cell = &self.transition_tuples[(t.from * ne + t.event) * ns + t.to];
+        let pair = t.from * self.event_names.len() + t.event;
+        let (start, end) = (self.transition_at[pair] as usize, self.transition_at[pair + 1] as usize);
+        let Some((_, cell)) = self.transitions[start..end].iter().find(|(to, _)| *to == t.to) else {
+            // The runtime takes only the candidates' transitions; never reached.
+            return Err(EngineError::new_err(format!("internal engine error: transition {t:?} is not in the machine's table")));
+        };
         let tuple = cell.get_or_try_init(py, || -> PyResult<_> {
             let names = [self.state_names[t.from].clone_ref(py), self.event_names[t.event].clone_ref(py), self.state_names[t.to].clone_ref(py)];
             Ok(PyTuple::new(py, [PyTuple::new(py, names)?])?.unbind())
@@ -351,6 +390,7 @@ impl Machine {
             }
         })?;
         let m = Arc::new(compiled);
+        let (transition_at, transitions) = transition_tables(&m).map_err(|e| EngineError::new_err(format!("machine {}: {e}", m.name)))?;
         Ok(Machine {
             state_names: names(py, m.states.iter().map(|s| s.name.clone())),
             event_names: names(py, m.events.iter().map(|e| e.name.clone())),
@@ -360,7 +400,8 @@ impl Machine {
             effect_fields: m.effects.iter().map(|e| names(py, e.fields.iter().map(|f| f.name.clone()))).collect(),
             record_fields: names(py, m.record.iter().map(|f| f.name.clone())),
             shared_fields: names(py, m.shared.iter().map(|f| f.name.clone())),
-            transition_tuples: (0..m.states.len() * m.events.len() * m.states.len()).map(|_| PyOnceLock::new()).collect(),
+            transition_at,
+            transitions,
             inner: m,
         })
     }

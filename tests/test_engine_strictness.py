@@ -59,3 +59,10 @@ def test_a_machine_with_many_states_and_events_takes_memory_in_proportion_to_its
     """)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) < 100, f"compiling took {out.stdout.strip()} MB"
+
+
+@pytest.mark.parametrize("count", [2**34, 2**40, 2**62])
+def test_a_runtime_too_large_to_allocate_is_a_clear_error_not_an_abort(tmp_path, count):
+    m = machine(tmp_path, states={"A": {"initial": True}})
+    with pytest.raises(dita.EngineError, match=f"cannot allocate {count} instances"):
+        dita.Runtime(m, count)

@@ -21,6 +21,8 @@ pub enum EngineError {
     NoSuchState(String),
     BadPayload(String),
     BadRecord(String),
+    /// More than this process can allocate (a size the caller gave).
+    TooLarge(String),
 }
 
 impl fmt::Display for EngineError {
@@ -31,7 +33,7 @@ impl fmt::Display for EngineError {
             }
             EngineError::NoSuchEvent(name) => write!(f, "unknown event '{name}'"),
             EngineError::NoSuchState(name) => write!(f, "unknown state '{name}'"),
-            EngineError::BadPayload(msg) | EngineError::BadRecord(msg) => f.write_str(msg),
+            EngineError::BadPayload(msg) | EngineError::BadRecord(msg) | EngineError::TooLarge(msg) => f.write_str(msg),
         }
     }
 }
@@ -263,8 +265,18 @@ impl Runtime {
         }
         check_values(|| "shared record".into(), &machine.shared, &shared_values).map_err(EngineError::BadRecord)?;
         let instance = Instance { state: machine.initial, record: defaults.clone(), seen: Seen::default() };
+        // The count is the caller's: a size no allocator can give must be an error, not the
+        // abort `vec!` makes of it (or its "capacity overflow" panic).
+        let mut instances = Vec::new();
+        instances.try_reserve_exact(count).map_err(|e| {
+            EngineError::TooLarge(format!(
+                "cannot allocate {count} instances of {} bytes each: {e}",
+                std::mem::size_of::<Instance>() + std::mem::size_of_val(defaults.as_slice())
+            ))
+        })?;
+        instances.resize(count, instance);
         let rt = Runtime {
-            instances: vec![instance; count],
+            instances,
             undo: Undo::default(),
             hasher: KeyHasher::default(),
             defaults,

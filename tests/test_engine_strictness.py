@@ -66,3 +66,81 @@ def test_a_runtime_too_large_to_allocate_is_a_clear_error_not_an_abort(tmp_path,
     m = machine(tmp_path, states={"A": {"initial": True}})
     with pytest.raises(dita.EngineError, match=f"cannot allocate {count} instances"):
         dita.Runtime(m, count)
+
+
+# ------------------------------------------------------------------ other instances' invariants
+
+def counter(tmp_path):
+    """A shared total that OPEN instances add to; a LOCKED instance needs it below 5, and
+    below its own cap (an invariant that reads both records); everyone needs it at most
+    the cap of their own (a global invariant that reads both)."""
+    return machine(
+        tmp_path,
+        record={"cap": {"type": "int", "default": 50}},
+        shared={"total": {"type": "int", "default": 0}},
+        events={"LOCK": {}, "ADD": {"fields": {"n": {"type": "int"}}}, "PING": {},
+                "CAP": {"fields": {"cap": {"type": "int"}}}},
+        invariants=[{"check": "shared.total <= cap", "message": "the total stays within every cap"}],
+        states={
+            "OPEN": {"initial": True, "on": {
+                "LOCK": [{"target": "LOCKED"}],
+                "ADD": [{"assign": {"shared.total": "shared.total + event.n"}}],
+                "CAP": [{"assign": {"cap": "event.cap"}}],
+            }},
+            "LOCKED": {
+                "invariants": [{"check": "shared.total < 5", "message": "a locked total is small"},
+                               {"check": "shared.total + cap < 60", "message": "a locked total and cap are small"}],
+                "on": {"PING": [{}], "CAP": [{"assign": {"cap": "event.cap"}}],
+                       "ADD": [{"assign": {"shared.total": "shared.total + event.n"}}]},
+            },
+        },
+    )
+
+
+def test_a_shared_write_that_would_break_a_state_invariant_of_another_instance_is_refused(tmp_path):
+    rt = dita.Runtime(counter(tmp_path), 3)
+    rt.apply(1, "LOCK")
+    rt.apply(1, "CAP", {"cap": 50})
+    out = rt.apply(0, "ADD", {"n": 10})
+    assert out[:4] == (False, "BROKEN", "OPEN", None)
+    assert "instance 1" in out[5] and "`shared.total < 5`" in out[5] and "LOCKED" in out[5], out[5]
+    assert out[5].endswith("nothing changed")
+    assert rt.shared()["total"] == 0 and rt.state(0) == "OPEN"
+    assert rt.apply(0, "ADD", {"n": 4})[0] is True
+    rt.replace({1: rt.snapshot(1)})  # the runtime's own snapshot stays valid
+
+
+def test_an_invariant_reading_another_instances_record_and_the_shared_one_is_checked_for_it(tmp_path):
+    rt = dita.Runtime(counter(tmp_path), 3)
+    rt.apply(2, "LOCK")
+    rt.apply(2, "CAP", {"cap": 57})  # LOCKED: total + cap < 60, so the total must stay below 3
+    out = rt.apply(0, "ADD", {"n": 3})
+    assert out[:2] == (False, "BROKEN") and "instance 2" in out[5] and "shared.total + cap < 60" in out[5], out[5]
+    rt.apply(1, "CAP", {"cap": 1})   # OPEN, but the global invariant needs the total within its cap
+    out = rt.apply(0, "ADD", {"n": 2})
+    assert out[:2] == (False, "BROKEN") and "instance 1" in out[5] and "shared.total <= cap" in out[5], out[5]
+    assert rt.apply(0, "ADD", {"n": 1})[0] is True
+    assert rt.shared()["total"] == 1
+    for i in range(3):
+        rt.replace({i: rt.snapshot(i)})
+
+
+def test_the_instance_that_leaves_a_state_no_longer_counts_for_its_invariants(tmp_path):
+    m = machine(
+        tmp_path,
+        shared={"total": {"type": "int", "default": 0}},
+        events={"LOCK": {}, "BUMP": {}},
+        states={
+            "OPEN": {"initial": True, "on": {"LOCK": [{"target": "LOCKED"}]}},
+            "LOCKED": {"invariants": [{"check": "shared.total < 1", "message": "locked at zero"}],
+                       "on": {"BUMP": [{"target": "OPEN", "assign": {"shared.total": "shared.total + 1"}}]}},
+        },
+    )
+    rt = dita.Runtime(m, 2)
+    rt.apply(0, "LOCK")
+    assert rt.apply(0, "BUMP")[:3] == (True, "OK", "OPEN")  # it leaves LOCKED: nobody is there
+    rt2 = dita.Runtime(m, 2)
+    rt2.apply(0, "LOCK")
+    rt2.apply(1, "LOCK")
+    out = rt2.apply(0, "BUMP")
+    assert out[:2] == (False, "BROKEN") and "instance 1" in out[5], out[5]

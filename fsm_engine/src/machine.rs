@@ -129,7 +129,25 @@ pub enum Candidate {
         /// The invariants to evaluate after taking this candidate, fixed when the spec is
         /// compiled: see `checks_after`.
         checks: Vec<Check>,
+        /// The invariants of the other instances this candidate's writes to the shared
+        /// record could break: see `checks_of_others`. Empty for a candidate that writes
+        /// no shared field an invariant reads, so most candidates pay nothing for them.
+        others: Vec<OtherCheck>,
     },
+}
+
+/// An invariant another instance must still satisfy after a transition writes the shared
+/// record: the transition's own checks see only its own instance's record and state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OtherCheck {
+    /// Invariant `inv` of state `state`, which reads the shared record only: the same for
+    /// every instance there, so evaluated once, when some other instance is in that state.
+    SharedOfState { state: usize, inv: usize },
+    /// Invariant `inv` of state `state`, which reads both records: evaluated for every
+    /// other instance in that state.
+    OfState { state: usize, inv: usize },
+    /// Global invariant `inv`, which reads both records: evaluated for every other instance.
+    Global(usize),
 }
 
 /// An invariant to evaluate after a transition: a global one or one of the target state.
@@ -690,10 +708,11 @@ impl Compiler {
                 let Handling::Candidates(cands) = &states[from].table[e] else { continue };
                 let mut filled = cands.clone();
                 for cand in filled.iter_mut() {
-                    if let Candidate::Take { new_run, actions, target, checks, .. } = cand {
+                    if let Candidate::Take { new_run, actions, target, checks, others, .. } = cand {
                         let to = target.unwrap_or(from);
                         let entered = to != from || *new_run;
                         *checks = checks_after((&record, &shared), &invariants, &states[from], &states[to], actions, entered, *new_run);
+                        *others = checks_of_others((&record, &shared), &invariants, &states, to, actions, entered);
                     }
                 }
                 states[from].table[e] = Handling::Candidates(filled);
@@ -772,7 +791,7 @@ impl Compiler {
             },
         };
         let actions = self.actions(path, &cand.assign, &cand.effects, names, effects);
-        Some(Candidate::Take { guard, new_run: cand.new_run, actions, target, checks: Vec::new() })
+        Some(Candidate::Take { guard, new_run: cand.new_run, actions, target, checks: Vec::new(), others: Vec::new() })
     }
 }
 
@@ -815,6 +834,48 @@ fn checks_after(
             .filter(|(_, inv)| new_run || !held_before(inv) || may_break(inv))
             .map(|(i, _)| Check::OfTarget(i)),
     );
+    out
+}
+
+/// The invariants of other instances that a transition into `to` could break by writing
+/// the shared record (see [`OtherCheck`]). Only an invariant that reads a shared field the
+/// transition writes can change for an instance the transition does not touch. Left out:
+/// - global invariants that read the shared record only: the transition's own checks
+///   evaluate them (`checks_after`), and their value is the same for every instance;
+/// - a state's invariant that is also a global one, word for word (checked as the global);
+/// - a shared-only invariant of the target state, which the transition's own checks
+///   evaluate, and one the assignments provably keep (`proof`: it reads one record only,
+///   so what held for every instance before still does).
+fn checks_of_others(
+    m: (&[FieldDef], &[FieldDef]),
+    globals: &[Invariant],
+    states: &[StateDef],
+    to: usize,
+    actions: &Actions,
+    entered: bool,
+) -> Vec<OtherCheck> {
+    let mut assigns: Vec<&Assign> = actions.assigns.iter().collect();
+    if entered {
+        assigns.extend(&states[to].on_entry.assigns);
+    }
+    if !assigns.iter().any(|a| a.scope == Scope::Shared) {
+        return Vec::new();
+    }
+    let writes = |inv: &Invariant| inv.reads.iter().any(|r| r.0 == Scope::Shared && assigns.iter().any(|a| (a.scope, a.index) == *r));
+    let mixed = |inv: &Invariant| inv.reads.iter().any(|r| r.0 != Scope::Shared);
+    let mut out: Vec<OtherCheck> = globals.iter().enumerate().filter(|(_, inv)| writes(inv) && mixed(inv)).map(|(i, _)| OtherCheck::Global(i)).collect();
+    for (s, state) in states.iter().enumerate() {
+        for (i, inv) in state.invariants.iter().enumerate() {
+            if !writes(inv) || globals.iter().any(|g| g.source.trim() == inv.source.trim()) {
+                continue;
+            }
+            if mixed(inv) {
+                out.push(OtherCheck::OfState { state: s, inv: i });
+            } else if s != to && !crate::proof::preserved(inv, &assigns, m.0, m.1) {
+                out.push(OtherCheck::SharedOfState { state: s, inv: i });
+            }
+        }
+    }
     out
 }
 

@@ -6,7 +6,7 @@
 //! outcome says why.
 
 use crate::expr::{Env, EvalError, Scope};
-use crate::machine::{Actions, Candidate, Check, EventDef, FieldDef, Handling, Invariant, Machine, MessagePart};
+use crate::machine::{Actions, Candidate, Check, EventDef, FieldDef, Handling, Invariant, Machine, MessagePart, OtherCheck};
 use crate::value::Value;
 use std::collections::HashSet;
 use std::fmt;
@@ -149,6 +149,10 @@ pub struct Runtime {
     machine: Arc<Machine>,
     defaults: Vec<Value>,
     instances: Vec<Instance>,
+    /// How many instances are in each state: a transition that writes the shared record
+    /// evaluates a shared-only invariant of a state once, and only when another instance
+    /// is there (`OtherCheck`). Kept up to date by every change of state.
+    in_state: Vec<usize>,
     shared: Vec<Value>,
     /// The values overwritten by the apply in progress (kept between calls so that an
     /// apply allocates nothing for it).
@@ -275,8 +279,11 @@ impl Runtime {
             ))
         })?;
         instances.resize(count, instance);
+        let mut in_state = vec![0; machine.states.len()];
+        in_state[machine.initial] = count;
         let rt = Runtime {
             instances,
+            in_state,
             undo: Undo::default(),
             hasher: KeyHasher::default(),
             defaults,
@@ -347,11 +354,13 @@ impl Runtime {
     /// [`apply`](Self::apply) with a payload the caller keeps (to reuse its buffer): its
     /// values may be changed or moved out; clear it before the next use.
     pub fn apply_in(&mut self, index: usize, event: usize, payload: &mut [Value]) -> Result<Outcome, EngineError> {
-        let Runtime { machine, defaults, instances, shared, undo, hasher } = self;
+        let Runtime { machine, defaults, instances, in_state, shared, undo, hasher } = self;
         let m: &Machine = machine;
         let count = instances.len();
         let ev = m.events.get(event).ok_or_else(|| EngineError::NoSuchEvent(format!("#{event}")))?;
-        let inst = instances.get_mut(index).ok_or(EngineError::NoSuchInstance { index, count })?;
+        // The other instances stay readable: their invariants may read the shared record.
+        let (before, rest) = instances.split_at_mut(index.min(count));
+        let (inst, after) = rest.split_first_mut().ok_or(EngineError::NoSuchInstance { index, count })?;
         for (f, v) in ev.fields.iter().zip(payload.iter_mut()) {
             match v {
                 Value::Int(_) => *v = std::mem::take(v).coerce(f.ty),
@@ -450,7 +459,7 @@ impl Runtime {
             chosen = Some(cand);
             break;
         }
-        let (new_run, actions, target, checks) = match chosen {
+        let (new_run, actions, target, checks, others) = match chosen {
             None => {
                 return Ok(refused(
                     m.builtin.no_candidate,
@@ -462,7 +471,7 @@ impl Runtime {
                 let text = if text.is_empty() { plain_refusal(m, sname, ev, *code) } else { text };
                 return Ok(refused(*code, text));
             }
-            Some(Candidate::Take { new_run, actions, target, checks, .. }) => (*new_run, actions, *target, checks),
+            Some(Candidate::Take { new_run, actions, target, checks, others, .. }) => (*new_run, actions, *target, checks, others),
         };
 
         let to = target.unwrap_or(from);
@@ -480,7 +489,11 @@ impl Runtime {
         let failure = match step {
             Err(e) => Some((m.builtin.evaluation_error, format!("{}: {e}; nothing changed", arrow()))),
             Ok(()) => {
-                let failed = violations_of(m, to, checks, &pending.view(&payload));
+                let mut failed = violations_of(m, to, checks, &pending.view(&payload));
+                if failed.is_empty() && !others.is_empty() {
+                    let others_in = |s: usize| in_state[s] - usize::from(s == from);
+                    failed = violations_of_others(m, others, (before, index, after), others_in, pending.shared);
+                }
                 (!failed.is_empty())
                     .then(|| (m.builtin.invariant_violation, format!("{} would break {}; nothing changed", arrow(), failed.join("; "))))
             }
@@ -492,6 +505,10 @@ impl Runtime {
         pending.commit();
         if new_run {
             inst.seen.clear();
+        }
+        if to != from {
+            in_state[from] -= 1;
+            in_state[to] += 1;
         }
         inst.state = to;
         if let Some(k) = dedup {
@@ -587,6 +604,8 @@ impl Runtime {
             return Err(problems);
         }
         for (index, snap) in staged {
+            self.in_state[self.instances[index].state] -= 1;
+            self.in_state[snap.state] += 1;
             self.instances[index] = Instance { state: snap.state, record: snap.record, seen: Seen::from_keys(&self.hasher, snap.seen) };
         }
         self.shared = shared;
@@ -680,6 +699,63 @@ fn violations_of(m: &Machine, state: usize, checks: &[Check], view: &View) -> Ve
             Check::OfTarget(i) => &m.states[state].invariants[i],
         };
         report(m, state, inv, view, &mut out);
+    }
+    out
+}
+
+/// The invariants of other instances (`before`, the applying instance `index`, `after`)
+/// that fail under the pending `shared` record; `others_in(state)` counts the other
+/// instances in a state. At most a few are named: a shared total can break thousands.
+fn violations_of_others(
+    m: &Machine,
+    checks: &[OtherCheck],
+    (before, index, after): (&[Instance], usize, &[Instance]),
+    others_in: impl Fn(usize) -> usize,
+    shared: &[Value],
+) -> Vec<String> {
+    const NAMED: usize = 3;
+    let others = || before.iter().enumerate().chain(after.iter().enumerate().map(|(i, inst)| (index + 1 + i, inst)));
+    let mut out = Vec::new();
+    let mut more = 0;
+    let mut one = |i: usize, inst: &Instance, inv: &Invariant| {
+        let mut found = Vec::new();
+        report(m, inst.state, inv, &View::committed(&inst.record, shared), &mut found);
+        for v in found {
+            if out.len() < NAMED {
+                out.push(format!("{v} for instance {i}"));
+            } else {
+                more += 1;
+            }
+        }
+    };
+    for check in checks {
+        match *check {
+            OtherCheck::SharedOfState { state, inv } if others_in(state) > 0 => {
+                let inv = &m.states[state].invariants[inv];
+                // Shared-only: one evaluation says it for every instance in the state; the
+                // first of them is named.
+                if !matches!(inv.check.holds(&View::committed(&[], shared)), Ok(true)) {
+                    if let Some((i, inst)) = others().find(|(_, inst)| inst.state == state) {
+                        one(i, inst, inv);
+                    }
+                }
+            }
+            OtherCheck::OfState { state, inv } if others_in(state) > 0 => {
+                let inv = &m.states[state].invariants[inv];
+                for (i, inst) in others().filter(|(_, inst)| inst.state == state) {
+                    one(i, inst, inv);
+                }
+            }
+            OtherCheck::Global(inv) => {
+                for (i, inst) in others() {
+                    one(i, inst, &m.invariants[inv]);
+                }
+            }
+            _ => {}
+        }
+    }
+    if more > 0 {
+        out.push(format!("and {more} more"));
     }
     out
 }

@@ -144,3 +144,39 @@ def test_the_instance_that_leaves_a_state_no_longer_counts_for_its_invariants(tm
     rt2.apply(1, "LOCK")
     out = rt2.apply(0, "BUMP")
     assert out[:2] == (False, "BROKEN") and "instance 1" in out[5], out[5]
+
+
+# ------------------------------------------------------------------ de-duplication keys in snapshots
+
+def hits(tmp_path, with_ping):
+    events = {"HIT": {"dedup_key": "id", "dedup_scope": "batch",
+                      "fields": {"id": {"type": "string"}, "batch": {"type": "string", "nullable": True}}}}
+    if with_ping:
+        events["PING"] = {"dedup_key": "id", "fields": {"id": {"type": "string"}}}
+    return machine(tmp_path, events=events,
+                   states={"A": {"initial": True, "on": {name: [{}] for name in events}}})
+
+
+@pytest.mark.parametrize("with_ping", [False, True])
+def test_a_key_with_a_null_scope_round_trips_through_a_snapshot(tmp_path, with_ping):
+    m = hits(tmp_path, with_ping)
+    rt = dita.Runtime(m, 1)
+    assert rt.apply(0, "HIT", {"id": "x", "batch": None})[0] is True
+    assert rt.apply(0, "HIT", {"id": "y", "batch": "b"})[0] is True
+    snap = rt.snapshot(0)
+    assert snap["seen"] == [["id", "x", "batch", None], ["id", "y", "batch", "b"]]
+    again = dita.Runtime(m, 1)
+    again.replace({0: json.loads(json.dumps(snap))})   # as a journal holds it
+    assert again.snapshot(0) == snap
+    assert again.apply(0, "HIT", {"id": "x", "batch": None})[1] == "DUP"
+    assert again.apply(0, "HIT", {"id": "y", "batch": "b"})[1] == "DUP"
+    if with_ping:
+        assert again.apply(0, "PING", {"id": "x"})[0] is True, "PING's keys are not HIT's"
+
+
+def test_a_key_in_the_older_two_part_form_still_restores(tmp_path):
+    """Snapshots written before the null scope was spelled out hold [key field, value]."""
+    rt = dita.Runtime(hits(tmp_path, False), 1)
+    rt.replace({0: {"state": "A", "record": {}, "seen": [["id", "x"]]}})
+    assert rt.apply(0, "HIT", {"id": "x", "batch": None})[1] == "DUP"
+    assert rt.apply(0, "HIT", {"id": "x", "batch": "b"})[0] is True

@@ -87,14 +87,16 @@ fn to_decimal(obj: &Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<Dec
     }
 }
 
-/// A de-duplication key as plain data: `[key field, value]`, or with a scope
-/// `[key field, value, scope field, scope value]`.
-fn seen_to_list(m: &Compiled, s: &SeenKey) -> Vec<String> {
+/// A de-duplication key as plain data: `[key field, value]`, or for an event that declares
+/// a scope `[key field, value, scope field, scope value]`, the scope value None when the
+/// event's scope field was null. (The scope field is named even then: the two-part form
+/// is the space of events without a scope, and a key must restore into its own space.)
+fn seen_to_list(m: &Compiled, s: &SeenKey) -> Vec<Option<String>> {
     let (key_field, scope_field) = &m.dedup_spaces[s.space];
-    let mut out = vec![key_field.clone(), s.key.to_string()];
-    if let (Some(field), Some(value)) = (scope_field, &s.scope) {
-        out.push(field.clone());
-        out.push(value.to_string());
+    let mut out = vec![Some(key_field.clone()), Some(s.key.to_string())];
+    if let Some(field) = scope_field {
+        out.push(Some(field.clone()));
+        out.push(s.scope.as_ref().map(|v| v.to_string()));
     }
     out
 }
@@ -102,21 +104,31 @@ fn seen_to_list(m: &Compiled, s: &SeenKey) -> Vec<String> {
 fn seen_from_list(m: &Compiled, entry: &Bound<'_, PyAny>) -> PyResult<SeenKey> {
     let bad = || {
         EngineError::new_err(format!(
-            "a de-duplication entry is [key field, value] or [key field, value, scope field, scope value], got {}",
+            "a de-duplication entry is [key field, value] or [key field, value, scope field, scope value or None], got {}",
             entry.repr().map(|r| r.to_string()).unwrap_or_default()
         ))
     };
     if entry.is_instance_of::<PyString>() {
         return Err(bad());
     }
-    let parts: Vec<String> = entry.extract().map_err(|_| bad())?;
+    let parts: Vec<Option<String>> = entry.extract().map_err(|_| bad())?;
     let (key_field, key, scope) = match parts.as_slice() {
-        [f, v] => (f, v, None),
-        [f, v, sf, sv] => (f, v, Some((sf, sv))),
+        [Some(f), Some(v)] => (f, v, None),
+        [Some(f), Some(v), Some(sf), sv] => (f, v, Some((sf, sv))),
         _ => return Err(bad()),
     };
     let wanted = (key_field.clone(), scope.map(|(sf, _)| sf.clone()));
-    let space = m.dedup_spaces.iter().position(|s| *s == wanted).ok_or_else(|| {
+    let mut space = m.dedup_spaces.iter().position(|s| *s == wanted);
+    if space.is_none() && scope.is_none() {
+        // Written before the null scope was spelled out: a key of a scoped event whose
+        // scope was null was `[key field, value]`. With one scoped space of that key
+        // field and no unscoped one, it can only be that.
+        let mut scoped = m.dedup_spaces.iter().enumerate().filter(|(_, (k, s))| k == key_field && s.is_some());
+        if let (Some((i, _)), None) = (scoped.next(), scoped.next()) {
+            space = Some(i);
+        }
+    }
+    let space = space.ok_or_else(|| {
         let known: Vec<String> = m
             .dedup_spaces
             .iter()
@@ -133,7 +145,8 @@ fn seen_from_list(m: &Compiled, entry: &Bound<'_, PyAny>) -> PyResult<SeenKey> {
             known.join(", ")
         ))
     })?;
-    Ok(SeenKey { space, scope: scope.map(|(_, sv)| Arc::from(sv.as_str())), key: Arc::from(key.as_str()) })
+    let scope = scope.and_then(|(_, sv)| sv.as_deref().map(Arc::from));
+    Ok(SeenKey { space, scope, key: Arc::from(key.as_str()) })
 }
 
 fn to_value(obj: &Bound<'_, PyAny>, ty: Ty, nullable: bool, what: &dyn Fn() -> String) -> PyResult<Value> {

@@ -180,3 +180,34 @@ def test_a_key_in_the_older_two_part_form_still_restores(tmp_path):
     rt.replace({0: {"state": "A", "record": {}, "seen": [["id", "x"]]}})
     assert rt.apply(0, "HIT", {"id": "x", "batch": None})[1] == "DUP"
     assert rt.apply(0, "HIT", {"id": "x", "batch": "b"})[0] is True
+
+
+# ------------------------------------------------------------------ dispatch answers
+
+class Signal:
+    __slots__ = ("kind", "key", "id")
+
+    def __init__(self, kind, key, id):
+        self.kind, self.key, self.id = kind, key, id
+
+
+def test_a_refused_answer_says_the_event_it_answers_was_applied_and_stands(tmp_path):
+    m = machine(
+        tmp_path,
+        events={"GO": {"dedup_key": "id", "fields": {"id": {"type": "string"}}}, "ACK": {}},
+        effects={"FX": {"fields": {}}},
+        states={"A": {"initial": True, "on": {"GO": [{"target": "B", "effects": [{"effect": "FX"}]}]}},
+                "B": {"on": {"GO": [{}]}}},
+    )
+    rt = dita.Runtime(m, 1)
+    sink = []
+    rt.configure_dispatch(Signal, "kind", "key", dita._engine.Outcome, lambda event, applied: "fallback", [],
+                          {"FX": ("ACK", sink, None)})
+    rt.route("k", 0)
+    with pytest.raises(dita.EngineError) as err:
+        rt.dispatch(Signal("GO", "k", "e1"))
+    text = str(err.value)
+    assert rt.state(0) == "B" and sink == [{}] and rt.seen_count(0) == 1
+    assert "A --GO--> B" in text and "stands" in text and "now in state B" in text, text
+    assert "nothing changed" not in text, text
+    assert "ACK" in text and "state B does not handle event ACK" in text, text

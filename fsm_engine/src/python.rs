@@ -797,11 +797,25 @@ impl RuntimeState {
                 answer.sink.bind(py).append(record)?;
                 let reply = self.rt.apply(instance, answer.event, Vec::new()).map_err(rt_err)?;
                 if !reply.accepted {
+                    // The event itself was applied and stays applied (its state, its
+                    // de-duplication key, the effects performed so far): undoing it would
+                    // need a copy of the instance and the shared record before every event
+                    // with effects, and the sinks may already have been read. So the error
+                    // says what stands, and that only the answer was refused.
+                    let inner = &m.inner;
+                    let applied = match out.transition {
+                        Some(t) => format!("{} --{}--> {}", inner.states[t.from].name, inner.events[t.event].name, inner.states[t.to].name),
+                        None => format!("event {}", inner.events[ei].name),
+                    };
+                    let why = reply.message.unwrap_or_default();
                     return Err(EngineError::new_err(format!(
-                        "effect {} was answered with {}, which instance {instance} refused: {}",
-                        m.inner.effects[*fx].name,
-                        m.inner.events[answer.event].name,
-                        reply.message.unwrap_or_default()
+                        "effect {} was answered with {}, which instance {instance} refused: {}; the answer was not \
+                         applied, but what it answers was and stands: {applied} (now in state {}, the effect \
+                         performed: its fields were appended to its list)",
+                        inner.effects[*fx].name,
+                        inner.events[answer.event].name,
+                        why.strip_suffix("; nothing changed").unwrap_or(&why),
+                        inner.states[reply.state].name,
                     )));
                 }
                 if let Some(t) = reply.transition {

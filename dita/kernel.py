@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import threading
+import types
 import uuid
 from collections import deque
 from decimal import Decimal
@@ -1266,7 +1267,13 @@ class Kernel:
                 elif rec.kind == "apply":
                     d = rec.data
                     try:
-                        last = self._engine_apply(rec.slot, d["event"], d["payload"])
+                        # A venue event is recorded whole (its kind, its timestamp, ...): read by
+                        # attribute, as the event object itself was, since a dict payload must
+                        # hold the spec event's fields only.
+                        payload = d["payload"]
+                        if isinstance(payload, dict) and d["source"] == "venue":
+                            payload = types.SimpleNamespace(**payload)
+                        last = self._engine_apply(rec.slot, d["event"], payload)
                     except _engine.EngineError as exc:
                         raise JournalError(f"journal record {rec.seq}: the engine refuses its input: {exc}") from None
                     if (last[0], last[1]) != (d["accepted"], d["diagnostic"]):
@@ -1472,7 +1479,8 @@ class Kernel:
         before = {sid: self._rt.snapshot(sid) for sid in snaps} if problems else {}
         before_shared = self._rt.shared_snapshot() if problems and shared is not None else None
         try:
-            self._rt.replace(snaps, dict(shared) if shared is not None else None)
+            # record_defaults: reconcile takes hand-written records, the rest the spec's defaults.
+            self._rt.replace(snaps, dict(shared) if shared is not None else None, record_defaults=True)
         except _engine.EngineError as exc:
             violations = getattr(exc, "violations", None) or [str(exc)]
             raise ReconcileError(problems + [v.replace("instance ", "slot ", 1) for v in violations]) from None

@@ -211,3 +211,67 @@ def test_a_refused_answer_says_the_event_it_answers_was_applied_and_stands(tmp_p
     assert "A --GO--> B" in text and "stands" in text and "now in state B" in text, text
     assert "nothing changed" not in text, text
     assert "ACK" in text and "state B does not handle event ACK" in text, text
+
+
+# ------------------------------------------------------------------ strict input
+
+def strict(tmp_path):
+    return machine(
+        tmp_path,
+        record={"n": {"type": "int", "default": 0}, "note": {"type": "string", "nullable": True}},
+        shared={"total": {"type": "int", "default": 0}, "label": {"type": "string", "default": "x"}},
+        events={"SET": {"fields": {"n": {"type": "int"}, "reason": {"type": "string", "nullable": True}}},
+                "LIST": {"fields": {"xs": {"type": "decimal_list"}}},
+                "AMOUNT": {"fields": {"d": {"type": "decimal"}}}},
+        states={"A": {"initial": True, "on": {"SET": [{"assign": {"n": "event.n", "note": "event.reason"}}],
+                                               "LIST": [{}], "AMOUNT": [{}]}}},
+    )
+
+
+def test_a_dict_payload_with_a_key_the_event_does_not_declare_is_refused(tmp_path):
+    rt = dita.Runtime(strict(tmp_path), 1)
+    with pytest.raises(dita.EngineError, match=r"event SET: unknown field 'reasn' \(fields: n, reason\)"):
+        rt.apply(0, "SET", {"n": 1, "reasn": "typo"})
+    assert rt.record(0) == {"n": 0, "note": None}
+    assert rt.apply(0, "SET", {"n": 1, "reason": "ok"})[0] is True
+
+
+@pytest.mark.parametrize("value", [b"12", {D(1): 1}, {D(1)}, range(3), memoryview(b"1"), frozenset(), (x for x in [D(1)])])
+def test_a_decimal_list_is_a_list_or_a_tuple(tmp_path, value):
+    rt = dita.Runtime(strict(tmp_path), 1)
+    with pytest.raises(dita.EngineError, match="field 'xs' must be a list of decimals"):
+        rt.apply(0, "LIST", {"xs": value})
+    assert rt.apply(0, "LIST", {"xs": [D(1), "2"]})[0] is True
+    assert rt.apply(0, "LIST", {"xs": (D(1),)})[0] is True
+
+
+def test_replace_takes_whole_snapshots_only(tmp_path):
+    rt = dita.Runtime(strict(tmp_path), 2)
+    rt.apply(0, "SET", {"n": 3, "reason": "r"})
+    full = rt.snapshot(0)
+    with pytest.raises(dita.EngineError, match="instance 0: record lacks field 'note'"):
+        rt.replace({0: {"state": "A", "record": {"n": 3}, "seen": []}})
+    with pytest.raises(dita.EngineError, match="instance 0: snapshot has no 'seen'"):
+        rt.replace({0: {"state": "A", "record": full["record"]}})
+    with pytest.raises(dita.EngineError, match="shared: shared lacks field 'label'"):
+        rt.replace({}, {"total": 1})
+    with pytest.raises(dita.EngineError, match="instance keys must be ints from 0, got bool True"):
+        rt.replace({True: full})
+    assert rt.snapshot(0) == full and rt.snapshot(1)["record"] == {"n": 0, "note": None}
+    rt.replace({1: full}, {"total": 1, "label": "y"})
+    assert rt.snapshot(1) == full and rt.shared() == {"total": 1, "label": "y"}
+    # A caller that means to give part of a record says so: the rest takes the defaults.
+    rt.replace({1: {"state": "A", "record": {"n": 5}, "seen": []}}, record_defaults=True)
+    assert rt.record(1) == {"n": 5, "note": None}
+
+
+def test_numbers_out_of_range_name_the_field_or_the_argument(tmp_path):
+    rt = dita.Runtime(strict(tmp_path), 1)
+    with pytest.raises(dita.EngineError, match=r"event SET: field 'n' must be an int from -2\*\*63 to 2\*\*63-1, got 9223372036854775808"):
+        rt.apply(0, "SET", {"n": 2**63})
+    for bad in (-1, 2**64):
+        with pytest.raises(dita.EngineError, match=f"instance must be an int from 0 to 0, got {bad}"):
+            rt.apply(bad, "SET", {"n": 1})
+    with pytest.raises(dita.EngineError, match="event AMOUNT: field 'd' .*too large to hold exactly"):
+        rt.apply(0, "AMOUNT", {"d": 10**40})
+    assert rt.record(0)["n"] == 0

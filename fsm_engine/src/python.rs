@@ -67,7 +67,12 @@ fn to_decimal(obj: &Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<Dec
     if let Ok(i) = obj.cast::<PyInt>() {
         return match i.extract::<i64>() {
             Ok(v) => Ok(Decimal::from(v)),
-            Err(_) => parse_decimal(&i.str()?.to_string()).map_err(|_| bad(i.str().map(|s| s.to_string()).unwrap_or_default())),
+            Err(_) => {
+                let text = i.str()?.to_string();
+                parse_decimal(&text).map_err(|_| {
+                    EngineError::new_err(format!("{} is too large to hold exactly (a decimal holds at most 28 digits), got {text}", what()))
+                })
+            }
         };
     }
     let text: String = if let Ok(s) = obj.cast::<PyString>() {
@@ -149,6 +154,26 @@ fn seen_from_list(m: &Compiled, entry: &Bound<'_, PyAny>) -> PyResult<SeenKey> {
     Ok(SeenKey { space, scope, key: Arc::from(key.as_str()) })
 }
 
+/// An instance index given by the caller: an int in the runtime's range. A negative int, a
+/// bool or one too large for an index is named as such (pyo3's own conversion raises a
+/// bare OverflowError or TypeError that says neither which argument nor what is allowed).
+fn instance_arg(obj: &Bound<'_, PyAny>, count: usize) -> PyResult<usize> {
+    let range = match count {
+        0 => "this runtime has no instances".to_string(),
+        n => format!("from 0 to {}", n - 1),
+    };
+    let bad = || -> PyResult<usize> {
+        Err(EngineError::new_err(format!("instance must be an int {range}, got {}", obj.repr()?)))
+    };
+    if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
+        return bad();
+    }
+    match obj.extract::<usize>() {
+        Ok(i) => Ok(i),
+        Err(_) => bad(),
+    }
+}
+
 fn to_value(obj: &Bound<'_, PyAny>, ty: Ty, nullable: bool, what: &dyn Fn() -> String) -> PyResult<Value> {
     if obj.is_none() {
         return if nullable {
@@ -183,11 +208,16 @@ fn to_value(obj: &Bound<'_, PyAny>, ty: Ty, nullable: bool, what: &dyn Fn() -> S
             if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
                 return wrong("an int");
             }
-            Value::Int(obj.extract::<i64>()?)
+            match obj.extract::<i64>() {
+                Ok(i) => Value::Int(i),
+                Err(_) => return Err(EngineError::new_err(format!("{} must be an int from -2**63 to 2**63-1, got {}", what(), obj.repr()?))),
+            }
         }
         Ty::DecimalList => {
-            if obj.is_instance_of::<PyString>() {
-                return wrong("a list of decimals");
+            // A list or a tuple only: other iterables (bytes, a dict's keys, a set's
+            // arbitrary order, a one-shot generator) are more likely a mistake than a list.
+            if !(obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>()) {
+                return wrong("a list of decimals (a list or a tuple)");
             }
             let Ok(iter) = obj.try_iter() else { return wrong("a list of decimals") };
             let mut items = Vec::new();
@@ -272,6 +302,9 @@ fn read_payload_into(
             unsafe { MemberReader::prefetch(obj, *at) };
         }
     }
+    // The dict's keys that name a field: any other key is a mistake (a misspelt field read
+    // as a missing one would silently take null or the default).
+    let mut found = 0;
     for (i, (f, pyname)) in def.fields.iter().zip(&m.event_fields[ei]).enumerate() {
         if let Some((_, text)) = known.filter(|(k, _)| *k == i) {
             values.push(Value::String(Arc::clone(text)));
@@ -292,7 +325,7 @@ fn read_payload_into(
             }
         } else {
             let item = match dict {
-                Some(d) => d.get_item(pyname.bind(py))?,
+                Some(d) => d.get_item(pyname.bind(py))?.inspect(|_| found += 1),
                 None => match obj.getattr(pyname.bind(py)) {
                     Ok(v) => Some(v),
                     Err(e) if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) => None,
@@ -306,6 +339,26 @@ fn read_payload_into(
             }
         };
         values.push(v);
+    }
+    if let Some(d) = dict.filter(|d| d.len() != found) {
+        let unknown: Vec<String> = d
+            .keys()
+            .iter()
+            .filter(|k| !k.extract::<String>().is_ok_and(|k| def.fields.iter().any(|f| f.name == k)))
+            .map(|k| match k.cast::<PyString>() {
+                Ok(s) => format!("'{s}'"),
+                Err(_) => k.repr().map(|r| r.to_string()).unwrap_or_default(),
+            })
+            .collect();
+        if !unknown.is_empty() {
+            let fields: Vec<&str> = def.fields.iter().map(|f| f.name.as_str()).collect();
+            return Err(EngineError::new_err(format!(
+                "event {event}: unknown field{} {} (fields: {})",
+                if unknown.len() > 1 { "s" } else { "" },
+                unknown.join(", "),
+                fields.join(", ")
+            )));
+        }
     }
     Ok(())
 }
@@ -684,12 +737,29 @@ impl RuntimeState {
         )
     }
 
-    fn record_from_dict(&self, py: Python<'_>, fields: &[crate::machine::FieldDef], d: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<Value>> {
+    /// `defaults`: a field the dict leaves out takes the spec's default (else it is an error).
+    fn record_from_dict(&self, py: Python<'_>, fields: &[crate::machine::FieldDef], d: &Bound<'_, PyAny>, what: &str, defaults: bool) -> PyResult<Vec<Value>> {
         let dict = d.cast::<PyDict>().map_err(|_| EngineError::new_err(format!("{what} must be a dict")))?;
         for key in dict.keys() {
             let k: String = key.extract()?;
             if !fields.iter().any(|f| f.name == k) {
                 return Err(EngineError::new_err(format!("{what}: unknown field '{k}'")));
+            }
+        }
+        if !defaults {
+            let mut missing = Vec::new();
+            for f in fields {
+                if dict.get_item(&f.name)?.is_none() {
+                    missing.push(format!("'{}'", f.name));
+                }
+            }
+            if !missing.is_empty() {
+                return Err(EngineError::new_err(format!(
+                    "{what} lacks field{} {} (a snapshot gives every field{})",
+                    if missing.len() > 1 { "s" } else { "" },
+                    missing.join(", "),
+                    if what == "record" { "; record_defaults=True gives the rest the spec's defaults" } else { "" }
+                )));
             }
         }
         let mut out = Vec::with_capacity(fields.len());
@@ -952,11 +1022,12 @@ impl Runtime {
     fn apply<'py>(
         &self,
         py: Python<'py>,
-        instance: usize,
+        instance: &Bound<'py, PyAny>,
         event: &str,
         payload: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let mut st = self.lock(py)?;
+        let instance = instance_arg(instance, st.rt.len())?;
         guarded("apply", || {
             let m = st.machine.get();
             let ei = m
@@ -974,8 +1045,9 @@ impl Runtime {
     /// Routes events whose routing key is `key` to `instance`. With `log`, the accepted
     /// events of the logged kinds for this key are appended to that list.
     #[pyo3(signature = (key, instance, log=None))]
-    fn route(&self, py: Python<'_>, key: &str, instance: usize, log: Option<Bound<'_, PyList>>) -> PyResult<()> {
+    fn route(&self, py: Python<'_>, key: &str, instance: &Bound<'_, PyAny>, log: Option<Bound<'_, PyList>>) -> PyResult<()> {
         let mut st = self.lock(py)?;
+        let instance = instance_arg(instance, st.rt.len())?;
         if instance >= st.rt.len() {
             return Err(rt_err(RtError::NoSuchInstance { index: instance, count: st.rt.len() }));
         }
@@ -1160,15 +1232,17 @@ impl Runtime {
         self.reserved.store(u64::MAX, Ordering::Release);
     }
 
-    fn state(&self, py: Python<'_>, instance: usize) -> PyResult<Py<PyString>> {
+    fn state(&self, py: Python<'_>, instance: &Bound<'_, PyAny>) -> PyResult<Py<PyString>> {
         let st = self.lock(py)?;
+        let instance = instance_arg(instance, st.rt.len())?;
         let s = st.rt.state(instance).map_err(rt_err)?;
         Ok(st.machine.get().state_names[s].clone_ref(py))
     }
 
     /// The instance record as a dict.
-    fn record<'py>(&self, py: Python<'py>, instance: usize) -> PyResult<Bound<'py, PyDict>> {
+    fn record<'py>(&self, py: Python<'py>, instance: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyDict>> {
         let st = self.lock(py)?;
+        let instance = instance_arg(instance, st.rt.len())?;
         let values = st.rt.record(instance).map_err(rt_err)?;
         let d = PyDict::new(py);
         for (name, v) in st.machine.get().record_fields.iter().zip(values) {
@@ -1178,8 +1252,9 @@ impl Runtime {
     }
 
     /// One record field, without building the whole dict.
-    fn field(&self, py: Python<'_>, instance: usize, name: &str) -> PyResult<Py<PyAny>> {
+    fn field(&self, py: Python<'_>, instance: &Bound<'_, PyAny>, name: &str) -> PyResult<Py<PyAny>> {
         let st = self.lock(py)?;
+        let instance = instance_arg(instance, st.rt.len())?;
         let m = &st.machine.get().inner;
         let idx = m.record_index(name).ok_or_else(|| EngineError::new_err(format!("unknown record field '{name}'")))?;
         from_value(py, &st.rt.record(instance).map_err(rt_err)?[idx])
@@ -1195,14 +1270,16 @@ impl Runtime {
     }
 
     /// How many de-duplication keys the instance holds for its current run.
-    fn seen_count(&self, py: Python<'_>, instance: usize) -> PyResult<usize> {
+    fn seen_count(&self, py: Python<'_>, instance: &Bound<'_, PyAny>) -> PyResult<usize> {
         let st = self.lock(py)?;
+        let instance = instance_arg(instance, st.rt.len())?;
         st.rt.seen_count(instance).map_err(rt_err)
     }
 
     /// A JSON-serialisable copy of one instance: state, record (decimals as strings), seen keys.
-    fn snapshot<'py>(&self, py: Python<'py>, instance: usize) -> PyResult<Bound<'py, PyDict>> {
+    fn snapshot<'py>(&self, py: Python<'py>, instance: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyDict>> {
         let st = self.lock(py)?;
+        let instance = instance_arg(instance, st.rt.len())?;
         let snap = st.rt.snapshot(instance).map_err(rt_err)?;
         let m = st.machine.get();
         let d = PyDict::new(py);
@@ -1228,15 +1305,27 @@ impl Runtime {
 
     /// Replaces instances (a dict `{index: snapshot}`) and optionally the shared record, all
     /// at once or not at all. Raises `EngineError` whose `violations` lists every problem.
-    #[pyo3(signature = (instances, shared=None))]
-    fn replace(&self, py: Python<'_>, instances: &Bound<'_, PyDict>, shared: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    /// A snapshot is whole: its state, every record field and its 'seen' keys, and a shared
+    /// record every field (a part left out is refused, not filled with defaults that would
+    /// silently reset it). `record_defaults=True`: a record field left out takes the spec's
+    /// default, for a caller that writes records by hand.
+    #[pyo3(signature = (instances, shared=None, record_defaults=false))]
+    fn replace(&self, py: Python<'_>, instances: &Bound<'_, PyDict>, shared: Option<&Bound<'_, PyAny>>, record_defaults: bool) -> PyResult<()> {
         let mut st = self.lock(py)?;
         guarded("replace", || {
             let m = Arc::clone(&st.machine.get().inner);
             let mut staged = Vec::new();
             let mut problems: Vec<String> = Vec::new();
             for (k, v) in instances.iter() {
-                let index: usize = k.extract().map_err(|_| EngineError::new_err("instance keys must be non-negative ints"))?;
+                // True is 1 to Python, but an instance key that is a bool is a mistake.
+                let index: usize = match k.is_instance_of::<PyBool>() {
+                    true => None,
+                    false => k.extract().ok(),
+                }
+                .ok_or_else(|| {
+                    let got = format!("{} {}", k.get_type().name().map(|n| n.to_string()).unwrap_or_default(), k.repr().map(|r| r.to_string()).unwrap_or_default());
+                    EngineError::new_err(format!("instance keys must be ints from 0, got {got}"))
+                })?;
                 let parsed = (|| -> PyResult<InstanceSnapshot> {
                     let snap = v.cast::<PyDict>().map_err(|_| EngineError::new_err("a snapshot must be a dict"))?;
                     let state_name: String = snap
@@ -1250,11 +1339,14 @@ impl Runtime {
                         ))
                     })?;
                     let rec_obj = snap.get_item("record")?.ok_or_else(|| EngineError::new_err("snapshot has no 'record'"))?;
-                    let record = st.record_from_dict(py, &m.record, &rec_obj, "record")?;
-                    let seen: Vec<Bound<'_, PyAny>> = match snap.get_item("seen")? {
-                        Some(s) => s.extract()?,
-                        None => Vec::new(),
-                    };
+                    let record = st.record_from_dict(py, &m.record, &rec_obj, "record", record_defaults)?;
+                    // No 'seen' is not "none seen": replacing the keys with nothing would let
+                    // every event of the run apply again.
+                    let seen: Vec<Bound<'_, PyAny>> = snap
+                        .get_item("seen")?
+                        .ok_or_else(|| EngineError::new_err("snapshot has no 'seen' (its de-duplication keys; [] for none)"))?
+                        .extract()
+                        .map_err(|_| EngineError::new_err("a snapshot's 'seen' is a list of de-duplication entries"))?;
                     let seen = seen.iter().map(|entry| seen_from_list(&m, entry)).collect::<PyResult<Vec<_>>>()?;
                     Ok(InstanceSnapshot { state, record, seen })
                 })();
@@ -1264,7 +1356,7 @@ impl Runtime {
                 }
             }
             let shared_values = match shared {
-                Some(obj) if !obj.is_none() => match st.record_from_dict(py, &m.shared, obj, "shared") {
+                Some(obj) if !obj.is_none() => match st.record_from_dict(py, &m.shared, obj, "shared", false) {
                     Ok(v) => Some(v),
                     Err(e) => {
                         problems.push(format!("shared: {}", e.value(py)));

@@ -186,3 +186,32 @@ def test_floor_to_is_the_exact_floor_and_never_exceeds_its_value(floor_machine, 
         assert code == "CANNOT_EVALUATE", message
         assert not holdable(want), (x, step, want, message)
         assert rt.record(0)["x"] == 0, "nothing changed"
+
+
+# --- where rounding is allowed ----------------------------------------------------------
+
+BIG = Decimal("1234567890123456789.123456789")
+NEAR_ONE = Decimal("1.000000001")  # BIG * NEAR_ONE needs 38 digits: a decimal holds 28-29
+
+
+@pytest.fixture(scope="module")
+def branch_machine(tmp_path_factory):
+    return load(tmp_path_factory.mktemp("branch"),
+                {"x": "if(event.split, event.a / 2, event.a * event.b)", "y": "(event.a * event.b) / 1"},
+                fields={"split": {"type": "bool"}, "a": {"type": "decimal"}, "b": {"type": "decimal"}},
+                record={"x": {"type": "decimal", "default": "0"}, "y": {"type": "decimal", "default": "0"}})
+
+
+def test_a_division_elsewhere_in_an_expression_does_not_let_a_product_round(branch_machine):
+    """Only `/`, `round`, `floor_to` and what is beneath them may round: a product in the other
+    branch of an `if` is refused as it would be with no division in the expression."""
+    rt = dita.Runtime(branch_machine, 1)
+    accepted, code, *_, message = rt.apply(0, "GO", {"split": False, "a": BIG, "b": NEAR_ONE})
+    assert (accepted, code) == (False, "CANNOT_EVALUATE")
+    assert "cannot be held exactly" in message and "refused, not rounded" in message, message
+    assert rt.record(0)["x"] == 0 and rt.record(0)["y"] == 0, "nothing changed"
+    # The division's branch, and a product that is an operand of `/`, round as before.
+    accepted, code, *_ = rt.apply(0, "GO", {"split": True, "a": BIG, "b": NEAR_ONE})
+    assert (accepted, code) == (True, "OK")
+    assert rt.record(0)["x"] == BIG / 2
+    assert rt.record(0)["y"] == Decimal("1234567891358024679.2469135781")

@@ -454,11 +454,14 @@ fn problem<T>(code: &'static str, message: impl Into<String>) -> Result<T, ExprP
 
 /// Parses and type-checks `src`, resolving names through `names`.
 ///
-/// Exactness: an expression that divides or rounds (`/`, `round`, `floor_to`) asks for a
-/// rounded result, and its sums and products may round too (a weighted mean can be a
-/// repeating decimal, and so is everything computed from it). In every other expression `+`, `-`
-/// and `*` must be exact: a result that needs more than 28 decimal places or 96 bits of
-/// digits is an evaluation error, never a quietly rounded number.
+/// Exactness: `/`, `round` and `floor_to` ask for a rounded result, and so may what feeds
+/// them: the sums and products in the operands of `/` (a weighted mean's numerator) and in
+/// the arguments of `round` and `floor_to` may round too. Every other `+`, `-` and `*`,
+/// including one elsewhere in the same expression (beside a division, or computed from a
+/// quotient), must be exact: a result that rust_decimal would round (more than 28 decimal
+/// places, or more than 96 bits of digits, about 28-29 significant digits) is an evaluation
+/// error, never a quietly rounded number. Permission is scoped to the rounding node so that
+/// a division in one branch of an `if` cannot let a running total in another branch drift.
 pub fn compile(src: &str, names: &dyn Names) -> Result<(Expr, ExprTy), ExprProblem> {
     let toks = lex(src).map_err(|m| ExprProblem { code: "syntax_error", message: m })?;
     let mut p = Parser { toks, pos: 0, nesting: 0 };
@@ -467,24 +470,28 @@ pub fn compile(src: &str, names: &dyn Names) -> Result<(Expr, ExprTy), ExprProbl
         return problem("syntax_error", format!("unexpected {:?} after a complete expression", p.toks[p.pos]));
     }
     let (mut expr, ty) = check(&ast, names)?;
-    if expr.rounds() {
-        expr.allow_rounding();
-    }
+    expr.scope_rounding();
     Ok((expr, ty))
 }
 
 impl Expr {
-    /// Whether the expression divides or rounds anywhere.
-    fn rounds(&self) -> bool {
+    /// Lets the rounding nodes (`/`, `round`, `floor_to`) and everything beneath them round
+    /// (see [`compile`]); every other `+ - *` keeps the exact flag `check` gave it. Done once
+    /// at compile time, so evaluation still reads one flag per `Arith` node.
+    fn scope_rounding(&mut self) {
         match self {
-            Expr::Arith(ArithOp::Div, ..) | Expr::Call(Func::Round | Func::FloorTo, _) => true,
-            Expr::Arith(_, _, l, r) | Expr::Cmp(_, l, r) | Expr::And(l, r) | Expr::Or(l, r) => l.rounds() || r.rounds(),
-            Expr::Neg(e) | Expr::Not(e) => e.rounds(),
-            Expr::Call(_, args) => args.iter().any(Expr::rounds),
-            Expr::Lit(_) | Expr::Field(..) | Expr::IsNull(..) | Expr::CmpFields(..) | Expr::CmpFieldLit(..) | Expr::CmpFieldZero(..) => false,
+            Expr::Arith(ArithOp::Div, _, _, _) | Expr::Call(Func::Round | Func::FloorTo, _) => self.allow_rounding(),
+            Expr::Arith(_, _, l, r) | Expr::Cmp(_, l, r) | Expr::And(l, r) | Expr::Or(l, r) => {
+                l.scope_rounding();
+                r.scope_rounding();
+            }
+            Expr::Neg(e) | Expr::Not(e) => e.scope_rounding(),
+            Expr::Call(_, args) => args.iter_mut().for_each(Expr::scope_rounding),
+            Expr::Lit(_) | Expr::Field(..) | Expr::IsNull(..) | Expr::CmpFields(..) | Expr::CmpFieldLit(..) | Expr::CmpFieldZero(..) => {}
         }
     }
 
+    /// Clears the exact flag of every `Arith` node in the whole subtree.
     fn allow_rounding(&mut self) {
         match self {
             Expr::Arith(_, exact, l, r) => {
@@ -1470,15 +1477,33 @@ mod tests {
     }
 
     #[test]
-    fn only_an_expression_that_divides_or_rounds_may_round_its_sums_and_products() {
+    fn only_a_rounding_node_and_its_operands_may_round_their_sums_and_products() {
         let d = |s: &str| Value::Decimal(parse_decimal(s).unwrap());
-        // a = 0.1 in `data()`; 0.1 * 1.000...1 (28 places) needs 29 places.
+        let refused = |src: &str| {
+            let e = run(src).unwrap_err();
+            assert!(e.0.contains("cannot be held exactly"), "{src}: {e}");
+        };
+        // a = 0.1 and n = 2 in `data()`; 0.1 * 1.000...1 (28 places) needs 29 places.
         let many = "1.0000000000000000000000000001";
-        assert!(run(&format!("a * {many}")).unwrap_err().0.contains("cannot be held exactly"));
-        assert_eq!(run(&format!("a * {many} / 1")).unwrap(), d("0.1"));
+        refused(&format!("a * {many}"));
         assert_eq!(run("a * 1.000000000000000000000000001").unwrap(), d("0.1000000000000000000000000001"));
+        // The operands of `/` and the arguments of `round` and `floor_to`, whole subtrees.
+        assert_eq!(run(&format!("a * {many} / 1")).unwrap(), d("0.1"));
+        assert_eq!(run(&format!("1 / (a * {many})")).unwrap(), d("10"));
         assert_eq!(run(&format!("round(a * {many}, 2)")).unwrap(), d("0.10"));
-        assert!(run(&format!("a * {many} + 0 > 0")).is_err());
+        assert_eq!(run(&format!("round(if(n > 5, a, -(a * {many} + 0)), 2)")).unwrap(), d("-0.10"));
+        assert_eq!(run(&format!("floor_to(a * {many}, 0.01)")).unwrap(), d("0.10"));
+        // Elsewhere in an expression that divides or rounds, a product must still be exact:
+        // beside a division (in another branch, another term, another side of a comparison)
+        // or around a rounded result.
+        refused(&format!("a * {many} + 0 > 0"));
+        refused(&format!("if(n > 5, a / 2, a * {many})"));
+        refused(&format!("a * {many} + a / 2"));
+        refused(&format!("a * {many} > round(a, 1)"));
+        refused(&format!("floor_to(a, 0.01) * {many}"));
+        // 0.1 / 3 has 28 places; 10 more needs 30 digits.
+        assert_eq!(run("a / 3 + 1").unwrap(), d("1.0333333333333333333333333333"));
+        refused("a / 3 + 10");
     }
 
     fn call_sum_of(items: &[&str]) -> Result<Decimal, EvalError> {

@@ -19,8 +19,8 @@
 //! - Every field it reads is numeric and never null: whatever was stored there got past
 //!   the non-null check of the assignment, and the arithmetic that produced it was exact
 //!   or failed (a failed assignment refuses the event before any invariant is looked at).
-//!   A value that may have been rounded (an expression that divides or rounds) is an
-//!   unknown of its own, never a sum of others.
+//!   A value that may have been rounded (an expression with `/`, `round` or `floor_to`
+//!   in it) is an unknown of its own, never a sum of others.
 //! - It compares a field with a field or a literal (`==`, `!=`, `<`, `<=`, `>`, `>=`), or
 //!   it is `field == a ± b` (a, b fields or literals), and the difference of its two sides
 //!   is, symbolically, what it was. Then the comparison says what it said before. A plain
@@ -121,7 +121,9 @@ impl Symbols {
             Expr::Lit(Value::Int(i)) => Linear::constant(Decimal::from(*i)),
             Expr::Field(scope, index) => self.field(*scope, *index),
             Expr::Neg(inner) => self.linear(inner)?.times(Decimal::NEGATIVE_ONE)?,
-            // `false`: an expression that divides or rounds anywhere may round its sums too.
+            // `false`: a sum or product under `/`, `round` or `floor_to`, which may round. A
+            // flagged node never has one beneath it except through such a node, which is
+            // not linear: a linear form is exact all the way down.
             Expr::Arith(op, true, l, r) => {
                 let (l, r) = (self.linear(l)?, self.linear(r)?);
                 match op {

@@ -215,3 +215,45 @@ def test_a_division_elsewhere_in_an_expression_does_not_let_a_product_round(bran
     assert (accepted, code) == (True, "OK")
     assert rt.record(0)["x"] == BIG / 2
     assert rt.record(0)["y"] == Decimal("1234567891358024679.2469135781")
+
+
+# --- numbers exact once their trailing zeros go ------------------------------------------
+
+@pytest.fixture(scope="module")
+def copy_machine(tmp_path_factory):
+    return load(tmp_path_factory.mktemp("copy"), {"x": "event.a"})
+
+
+@pytest.mark.parametrize("given, value", [
+    (Decimal("0E-40"), 0),
+    (Decimal("-0E-40"), 0),
+    ("0E-40", 0),
+    ("0e999999", 0),
+    (Decimal("0e999999"), 0),
+    ("0.00000000000000000000000000000000000", 0),
+    (Decimal("0.00000000000000000000000000000000000"), 0),
+    (Decimal("14551915228366851806640625000.0"), Decimal("14551915228366851806640625000")),
+    ("14551915228366851806640625000.0", Decimal("14551915228366851806640625000")),
+    (Decimal("-1.50000000000000000000000000000000"), Decimal("-1.5")),
+])
+def test_a_number_exact_once_its_trailing_zeros_go_is_accepted_as_that_number(copy_machine, given, value):
+    """Zeros after the point past 28 places or 96 bits of digits, and a zero of any exponent,
+    change nothing: the number is held exactly, from text or from a Decimal."""
+    rt = dita.Runtime(copy_machine, 1)
+    rt.apply(0, "GO", {"a": 7})
+    accepted, code, *_ = rt.apply(0, "GO", {"a": given})
+    assert (accepted, code) == (True, "OK")
+    got = rt.record(0)["x"]
+    assert got == value and got.is_signed() == (value < 0), (given, got)  # a zero keeps no sign
+
+
+@pytest.mark.parametrize("given", [
+    Decimal("1E-29"), "1.00000000000000000000000000001", Decimal("79228162514264337593543950336.0"),
+    "1e29", Decimal("1E+999999"), 10**40, -(10**40),
+])
+def test_a_number_that_cannot_be_held_exactly_is_refused_saying_so(copy_machine, given):
+    rt = dita.Runtime(copy_machine, 1)
+    with pytest.raises(dita.EngineError, match=r"field 'a'.*cannot be held exactly.*refused, not rounded") as e:
+        rt.apply(0, "GO", {"a": given})
+    assert "must be a decimal number" not in str(e.value)
+    assert rt.record(0)["x"] == 0, "nothing changed"

@@ -67,12 +67,9 @@ fn to_decimal(obj: &Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<Dec
     if let Ok(i) = obj.cast::<PyInt>() {
         return match i.extract::<i64>() {
             Ok(v) => Ok(Decimal::from(v)),
-            Err(_) => {
-                let text = i.str()?.to_string();
-                parse_decimal(&text).map_err(|_| {
-                    EngineError::new_err(format!("{} is too large to hold exactly (a decimal holds at most 28 digits), got {text}", what()))
-                })
-            }
+            // An int is a number, so a refusal can only be that it is too large to hold.
+            Err(_) => parse_decimal(&i.str()?.to_string())
+                .map_err(|why| EngineError::new_err(format!("{} is too large to hold exactly: {why}", what()))),
         };
     }
     let text: String = if let Ok(s) = obj.cast::<PyString>() {

@@ -7,7 +7,8 @@
 //! every one comes out identical (value and scale) the direct path stays off for the life
 //! of the process and every `Decimal` is read through its text, as before. Numbers the
 //! direct path does not cover (more than two words, a positive exponent, a scale above 28,
-//! infinities and NaNs) always go through the text.
+//! infinities and NaNs) always go through the text, which holds those exact once their
+//! trailing zeros go (`0E-40`, `14551915228366851806640625000.0`) and refuses the rest.
 
 use crate::value::{parse_decimal, parse_decimal_exact, BadDecimal};
 use pyo3::ffi;
@@ -93,6 +94,25 @@ fn direct_reading_works(decimal_type: &Bound<'_, PyAny>) -> bool {
                 }
                 let negative = |d: Option<Decimal>| d.map(|d| d.is_sign_negative() && !d.is_zero());
                 if negative(got) != negative(want) {
+                    return Ok(false);
+                }
+            }
+            // Exact numbers the direct path must leave to the text (a scale above 28, more
+            // than 96 bits of digits, a positive exponent), which holds them once their
+            // trailing zeros go: a misread exponent or length would read them directly, or
+            // send them to a text that refuses them.
+            let declined = [
+                ("0E-40", "0"),
+                ("-0E-40", "0"),
+                ("0e999999", "0"),
+                ("0.00000000000000000000000000000000000", "0"),
+                ("14551915228366851806640625000.0", "14551915228366851806640625000"),
+                ("-1.50000000000000000000000000000000", "-1.5"),
+            ];
+            for (text, value) in declined {
+                let obj = decimal_type.call1((text,))?;
+                let by_text = parse_decimal(&obj.str()?.to_string()).ok();
+                if read_direct(&obj).is_some() || by_text != parse_decimal(value).ok() {
                     return Ok(false);
                 }
             }

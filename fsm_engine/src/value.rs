@@ -217,5 +217,99 @@ pub fn parse_decimal_exact(text: &str) -> Result<Decimal, BadDecimal> {
     }
     // A number, but perhaps not one we can hold exactly.
     let exact = if exponent.is_some() { Decimal::from_scientific(t) } else { Decimal::from_str_exact(t) };
-    exact.map_err(|_| BadDecimal::Inexact)
+    // The parsers refuse a text whose digits do not fit as written, even when its value
+    // does: zeros after the point past 28 places or 96 bits ("0E-40", "1.0" with 29 digits
+    // before the point), or a zero with a large exponent ("0e999999"). Such a number is
+    // exact once those zeros go; only the rare refusal pays for looking.
+    exact.or_else(|_| without_trailing_zeros(mantissa, exponent).ok_or(BadDecimal::Inexact))
+}
+
+/// The number written as `mantissa` (ASCII digits, at most one point, an optional sign) times
+/// ten to `exponent` (optionally signed ASCII digits), with its trailing zeros dropped, if a
+/// decimal holds that exactly; zero whatever its exponent.
+fn without_trailing_zeros(mantissa: &str, exponent: Option<&str>) -> Option<Decimal> {
+    let negative = mantissa.starts_with('-');
+    let m = mantissa.trim_start_matches(['-', '+']);
+    let (int_part, frac_part) = m.split_once('.').unwrap_or((m, ""));
+    let digits = format!("{int_part}{frac_part}");
+    // Exponents past 10^30 saturate: no nonzero decimal is that far from 1 anyway.
+    let exp: i128 = match exponent {
+        None => 0,
+        Some(e) => {
+            let (sign, e) = match e.strip_prefix('-') {
+                Some(rest) => (-1, rest),
+                None => (1, e.trim_start_matches('+')),
+            };
+            let e = e.trim_start_matches('0');
+            sign * match e.len() {
+                0 => 0,
+                1..=30 => e.parse::<i128>().ok()?,
+                _ => 10i128.pow(30),
+            }
+        }
+    };
+    let kept = digits.trim_end_matches('0');
+    let mut scale = frac_part.len() as i128 - exp - (digits.len() - kept.len()) as i128;
+    let kept = kept.trim_start_matches('0');
+    if kept.is_empty() {
+        return Some(Decimal::ZERO);
+    }
+    // 2^96 has 29 digits; anything longer cannot fit, and the check keeps u128 from overflowing.
+    if kept.len() > 29 || scale > 28 || scale < -28 {
+        return None;
+    }
+    let mut coefficient: u128 = kept.parse().ok()?;
+    if scale < 0 {
+        coefficient = coefficient.checked_mul(10u128.pow((-scale) as u32))?;
+        scale = 0;
+    }
+    if coefficient >= 1u128 << 96 {
+        return None;
+    }
+    let value = Decimal::from_i128_with_scale(coefficient as i128, scale as u32);
+    Some(if negative { -value } else { value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_number_exact_once_its_trailing_zeros_go_is_that_number() {
+        let d = |s: &str| Decimal::from_str_exact(s).unwrap();
+        let cases = [
+            // Zero, whatever its exponent or its places.
+            ("0E-40", d("0")),
+            ("-0E-40", d("0")),
+            ("0e999999", d("0")),
+            ("0e-99999999999999999999999999999999999999", d("0")),
+            ("0.00000000000000000000000000000000000", d("0")),
+            // 29 digits before the point fit; the zero after it did not.
+            ("14551915228366851806640625000.0", d("14551915228366851806640625000")),
+            ("-79228162514264337593543950335.000", d("-79228162514264337593543950335")),
+            ("1.50000000000000000000000000000000", d("1.5")),
+            ("15000000000000000000000000000000E-32", d("0.15")),
+            ("7922816251426433759354395033.5e1", d("79228162514264337593543950335")),
+        ];
+        for (text, want) in cases {
+            let got = parse_decimal_exact(text);
+            assert_eq!(got, Ok(want), "{text}");
+            assert!(!got.unwrap().is_sign_negative() || !want.is_zero(), "{text}: a zero keeps no sign");
+        }
+        // Still refused: digits that are not zeros past what a decimal holds.
+        for text in [
+            "0.00000000000000000000000000001",
+            "1.00000000000000000000000000001",
+            "79228162514264337593543950336",
+            "79228162514264337593543950336.0",
+            "1e29",
+            "1e-29",
+            "1E999999",
+            "1e-99999999999999999999999999999999999999",
+            "100000000000000000000000000000000000000000000000000000e-10",
+        ] {
+            assert_eq!(parse_decimal_exact(text), Err(BadDecimal::Inexact), "{text}");
+        }
+        assert_eq!(parse_decimal_exact("0e"), Err(BadDecimal::NotANumber));
+    }
 }

@@ -173,6 +173,7 @@ def floor_machine(tmp_path_factory):
 @given(x=decimals(), step=decimals(positive=True).filter(lambda d: d > 0))
 @example(x=Decimal("2.9999999999999999999999999999"), step=Decimal("3"))  # x / step rounds up to 1
 @example(x=Decimal("-2.9999999999999999999999999999"), step=Decimal("3"))
+@example(x=Decimal("-129918481.5992802"), step=Decimal("6.8E-20"))  # fits, but not at the step's places
 @example(x=Decimal("1.5"), step=Decimal("7E-28"))
 @example(x=Decimal("-79228162514264337593543950335"), step=Decimal("10"))  # below the smallest decimal
 def test_floor_to_is_the_exact_floor_and_never_exceeds_its_value(floor_machine, x, step):

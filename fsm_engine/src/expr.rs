@@ -1288,6 +1288,26 @@ fn sum(items: &[Decimal], func: &str) -> Result<Decimal, EvalError> {
 /// more than 28 digits (2.9999999999999999999999999999 / 3 is 1), and the floor of a quotient
 /// rounded up is above `x`. A floor that no decimal holds is an error, never rounded.
 fn floor_to(x: Decimal, step: Decimal) -> Result<Decimal, EvalError> {
+    // Usually both fit in an i128 at the finer of their scales, where the floor is plain
+    // integer arithmetic. Its result is then given the step's places, or fewer where its
+    // trailing zeros must go to fit 96 bits (x - rem at the step's places can need more
+    // digits than the floor itself has: -129918481.5992802 on a step of 6.8E-20).
+    let scale = x.scale().max(step.scale());
+    let wide = |d: Decimal| 10i128.checked_pow(scale - d.scale()).and_then(|k| d.mantissa().checked_mul(k));
+    if let (Some(xm), Some(tm)) = (wide(x), wide(step)) {
+        if let Some(fm) = xm.checked_sub(xm.rem_euclid(tm)) {
+            // A multiple of the step's mantissa at `scale`: exact at the step's places.
+            let mut m = fm / 10i128.pow(scale - step.scale());
+            let mut places = step.scale();
+            while m.unsigned_abs() >= 1u128 << 96 && places > 0 && m % 10 == 0 {
+                m /= 10;
+                places -= 1;
+            }
+            if m.unsigned_abs() < 1u128 << 96 {
+                return Ok(Decimal::from_i128_with_scale(m, places));
+            }
+        }
+    }
     let exact_sub = |a: Decimal, b: Decimal| -> Result<Decimal, EvalError> {
         let res = a.checked_sub(b).ok_or_else(|| overflow("floor_to"))?;
         if !exact(ArithOp::Sub, &a, &b, &res) {

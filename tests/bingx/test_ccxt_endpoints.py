@@ -140,8 +140,9 @@ def test_batch_orders_are_placed_and_cancelled_one_by_one(sim, exchange):
         {"symbol": SYMBOL, "type": "limit", "side": "buy", "amount": 0.0001, "price": 10000,   # 1 USDT < 2
          "params": {"clientOrderId": "batch-3"}},
     ])
+    # The place answer's documented fields (BINGX.md §2.2) hold no status: CCXT says None.
     assert [(o["clientOrderId"], o["status"], o["side"], o["price"]) for o in placed] == [
-        ("batch-1", "open", "buy", 58000.0), ("batch-2", "open", "sell", 62000.0)]
+        ("batch-1", None, "buy", 58000.0), ("batch-2", None, "sell", 62000.0)]
     assert [o["id"] for o in placed] == [str(sim.order(f"batch-{i}")["orderId"]) for i in (1, 2)]
     assert _data(ex)["failed"] == [{"index": 2, "clientOrderID": "batch-3", "code": 101400, "msg": MSG_MIN_VALUE}]
     with pytest.raises(ccxt.InvalidOrder):   # every order refused: the batch is, with the first code

@@ -211,6 +211,24 @@ def test_time_in_force_from_the_intent_ioc_leaves_the_filled_part(make_sim, make
     assert requests_to(sim, "place_order")[0]["params"]["timeInForce"] == "IOC"
 
 
+def test_a_limit_order_filled_on_arrival_is_learned_at_the_next_poll_from_the_documented_answer(sim, make_kernel):
+    # The documented place answer (BINGX.md §2.2) does not say the order filled: the venue
+    # acknowledges it, and the next poll finds it gone from the open orders and asks.
+    k = make_kernel(sim)
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="60100")   # marketable: fills at once
+    assert out.state == "ENTRY_WORKING" and sim.order("dita-e1")["status"] == "FILLED"
+    (filled,) = k.poll()
+    assert filled.transitions == (("ENTRY_WORKING", "FULL_FILL", "POSITION_OPEN"),)
+    assert (k.slot(0).size, filled.emitted_events[0].fill_price) == (D("0.010"), D("60000.0"))
+    assert sim.position("BTC-USDT") == D("0.0100")
+
+
+def test_a_place_answer_with_the_order_status_is_followed_at_once(make_sim, make_kernel):
+    sim = make_sim(place_answer="full")
+    k = make_kernel(sim)
+    assert enter(k, size="0.010", order_type="LIMIT", limit_price="60100").state == "POSITION_OPEN"
+
+
 def test_post_only_that_would_take_is_rejected_by_the_exchange(sim, make_kernel):
     k = make_kernel(sim, time_in_force="PostOnly")
     out = enter(k, size="0.010", order_type="LIMIT", limit_price="60100")

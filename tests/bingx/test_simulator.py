@@ -71,11 +71,37 @@ def test_client_order_ids_are_lowercased_and_unique_per_account(sim):
     assert len(sim.orders()) == 1
 
 
+DOCUMENTED_PLACE_ANSWER = {"symbol", "orderId", "side", "positionSide", "type", "clientOrderID", "workingType"}
+
+
+def test_a_place_answer_holds_only_the_documented_fields_unless_asked_for_more(make_sim):
+    # BINGX.md §2.2: the documented answer has no status, executedQty or avgPrice ("newer
+    # responses may add" them). A client that counts on them would miss fills on the exchange.
+    sim = make_sim()
+    order = _place(sim, type="MARKET", price=None, quantity="0.0100", clientOrderID="m")["data"]["order"]
+    assert DOCUMENTED_PLACE_ANSWER <= set(order) and not {"status", "executedQty", "avgPrice"} & set(order)
+    assert sim.order("m")["status"] == "FILLED"
+    full = make_sim(place_answer="full")
+    order = _place(full, type="MARKET", price=None, quantity="0.0100", clientOrderID="m")["data"]["order"]
+    assert (order["status"], order["executedQty"], order["avgPrice"]) == ("FILLED", "0.0100", "60000.0")
+    with pytest.raises(ValueError, match="place_answer must be one of full, documented"):
+        BingXSimulator(place_answer="some")
+
+
+def test_busy_after_accept_carries_the_order_out_and_answers_system_busy(sim):
+    sim.inject("place_order", "busy_after_accept")
+    body = _place(sim, type="MARKET", price=None, quantity="0.0100", clientOrderID="b")
+    assert (body["code"], body["msg"]) == (109500, "The current system is busy, please try again later")
+    assert sim.order("b")["status"] == "FILLED" and sim.position("BTC-USDT") == D("0.0100")
+    sim.inject("place_order", "busy_after_accept", code=80012)
+    assert _place(sim, clientOrderID="b2")["code"] == 80012 and sim.order("b2")["status"] == "PENDING"
+
+
 def test_over_precise_values_are_truncated_as_bingx_documents(sim):
     body = _place(sim, quantity="0.01239", price="59000.17", clientOrderID="t1")
     order = _query(sim, clientOrderId="t1")["data"]["order"]
     assert (order["origQty"], order["price"]) == ("0.0123", "59000.1")
-    assert body["data"]["order"]["status"] == "PENDING"
+    assert body["code"] == 0 and order["status"] == "PENDING"
 
 
 def test_strict_mode_refuses_over_precise_values(make_sim):
@@ -134,8 +160,8 @@ def test_limited_liquidity_fills_resting_orders_partly_on_each_move(make_sim):
 def test_market_orders_fill_at_once_at_the_mark_with_the_taker_fee(sim):
     sim.set_price("BTC-USDT", "60000.5")
     body = _place(sim, type="MARKET", price=None, quantity="0.0100", clientOrderID="m")
-    assert body["data"]["order"]["status"] == "FILLED"
     order = sim.order("m")
+    assert body["code"] == 0 and order["status"] == "FILLED"
     # The taker fee, 0.05% of 600.005 = 0.3000025, is charged as BingX prints it: 6 decimals.
     assert (order["executedQty"], order["avgPrice"], order["cumQuote"], order["commission"]) == (
         "0.0100", "60000.5", "600.00500", "-0.300003")
@@ -192,7 +218,7 @@ def test_hedge_mode_rules(make_sim):
 def test_fok_that_cannot_fill_entirely_fills_nothing(make_sim):
     sim = make_sim(liquidity={"BTC-USDT": "0.004"})
     body = _place(sim, price="60100.0", timeInForce="FOK", clientOrderID="fok")
-    assert body["data"]["order"]["status"] == "CANCELLED" and sim.order("fok")["executedQty"] == "0.0000"
+    assert body["code"] == 0 and (sim.order("fok")["status"], sim.order("fok")["executedQty"]) == ("CANCELLED", "0.0000")
     body = _place(sim, price="60100.0", timeInForce="IOC", clientOrderID="ioc")
     assert (sim.order("ioc")["status"], sim.order("ioc")["executedQty"]) == ("CANCELLED", "0.0040")
 

@@ -86,7 +86,13 @@ DAY_MS = 86_400_000
 #: simulator would accept, which is what "unlimited" means here.
 UNLIMITED_DEPTH_USDT = Decimal(10) ** 9
 FAULTS = {"error", "429", "5xx", "http_error", "http_error_after_accept", "drop_before_accept", "drop_after_accept",
-          "delay", "malformed", "malformed_after_accept", "wrong_types", "fill_before_cancel"}
+          "delay", "malformed", "malformed_after_accept", "wrong_types", "fill_before_cancel", "busy_after_accept"}
+#: The "system busy" answer (BINGX.md §3). BINGX.md never says such an answer means the
+#: request was not carried out, so the fault ``busy_after_accept`` sends it for one that was.
+MSG_BUSY = "The current system is busy, please try again later"
+#: What a place answer holds: "full" adds status, avgPrice and executedQty (which BINGX.md
+#: §2.2 says newer answers "may add"); "documented" is the documented answer alone.
+PLACE_ANSWERS = ("full", "documented")
 
 MSG_REDUCE_ONLY = ("The Reduce Only order can only decrease the position. Please adjust the order quantity "
                    "or cancel the Reduce Only setting.")
@@ -260,12 +266,16 @@ class BingXSimulator:
     :param strict: refuse over-precise prices and quantities instead of truncating them
         (BingX truncates them).
     :param rate_limits: enforce the documented per-UID request rates with HTTP 429.
+    :param place_answer: ``"documented"`` (default): a place answer holds only the fields
+        BINGX.md §2.2 documents (no status, executedQty or avgPrice), so a client must ask
+        to learn whether the order filled; ``"full"``: those three are added, as newer
+        answers may do.
     """
 
     def __init__(self, api_key: str = "sim-api-key", api_secret: str = "sim-api-secret", *, host: str = "127.0.0.1",
                  port: int = 0, contracts: list[dict] | None = None, prices: Mapping[str, Any] | None = None,
                  balance: Any = "100000", liquidity: Mapping[str, Any] | None = None, position_mode: str = "one-way",
-                 leverage: int = 5, strict: bool = False, rate_limits: bool = True):
+                 leverage: int = 5, strict: bool = False, rate_limits: bool = True, place_answer: str = "documented"):
         if not api_key or not api_secret:
             raise ValueError("BingXSimulator needs a non-empty api_key and api_secret")
         if position_mode not in ("one-way", "hedge"):
@@ -276,6 +286,9 @@ class BingXSimulator:
         self.strict = strict
         self.rate_limits = rate_limits
         self.hedge = position_mode == "hedge"
+        if place_answer not in PLACE_ANSWERS:
+            raise ValueError(f"place_answer must be one of {', '.join(PLACE_ANSWERS)}, got {place_answer!r}")
+        self.place_answer = place_answer
         self._lock = threading.RLock()
         self._contracts_raw = list(contracts if contracts is not None else _load_default_contracts())
         self._contracts = self._tradeable(self._contracts_raw)
@@ -412,7 +425,9 @@ class BingXSimulator:
           ``malformed`` / ``malformed_after_accept``: a truncated JSON body;
           ``wrong_types``: done, then an answer whose fields have the wrong JSON types;
           ``fill_before_cancel`` (cancel_order): the order's remainder fills just before
-          the cancel reaches it.
+          the cancel reaches it;
+          ``busy_after_accept`` (``code``=109500): done, then answered "system busy" with
+          that code, as if nothing had been done.
         """
         names = {name for name, _, _ in self._routes().values()} | {"*"}
         if endpoint not in names:
@@ -570,6 +585,10 @@ class BingXSimulator:
         entry["answer"] = answer["code"]
         if kind == "drop_after_accept":
             h.close_connection = True
+            return
+        if kind == "busy_after_accept":
+            entry["answer"] = int(fault.params.get("code", 109500))
+            self._send(h, 200, {"code": entry["answer"], "msg": str(fault.params.get("msg", MSG_BUSY)), "data": {}})
             return
         if kind == "delay" and fault.params.get("after_accept"):
             time.sleep(float(fault.params.get("seconds", 1.0)))
@@ -881,15 +900,16 @@ class BingXSimulator:
 
     def _place_answer(self, o: SimOrder) -> dict:
         c = self._contracts[o.symbol]
-        return {"order": {
+        answer = {
             "symbol": o.symbol, "orderId": o.order_id, "side": o.side, "positionSide": o.position_side,
             "type": o.type, "clientOrderID": o.client_order_id, "workingType": "MARK_PRICE",
             "price": float(o.price) if o.price is not None else 0, "quantity": float(o.quantity), "stopPrice": 0,
             "timeInForce": o.time_in_force if o.type == "LIMIT" else "", "priceRate": 0, "stopLoss": "",
             "takeProfit": "", "reduceOnly": o.reduce_only,
-            # The fields newer answers add (BINGX.md §2.2).
-            "status": o.status, "avgPrice": self._avg_text(o, c), "executedQty": self._qty_text(o.executed, c),
-        }}
+        }
+        if self.place_answer == "full":   # the fields newer answers may add (BINGX.md §2.2)
+            answer.update(status=o.status, avgPrice=self._avg_text(o, c), executedQty=self._qty_text(o.executed, c))
+        return {"order": answer}
 
     def _number(self, raw: str, name: str, step: Decimal, places: int, c: _Contract) -> Decimal:
         try:
@@ -1564,6 +1584,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--hedge", action="store_true", help="hedge position mode (default one-way)")
     parser.add_argument("--strict", action="store_true", help="refuse over-precise prices/quantities instead of truncating")
     parser.add_argument("--no-rate-limits", action="store_true", help="do not enforce BingX's request rates")
+    parser.add_argument("--place-answer", choices=PLACE_ANSWERS, default="documented",
+                        help="documented: place answers hold only BINGX.md's documented fields (default); "
+                             "full: with status, executedQty and avgPrice too")
     return parser
 
 
@@ -1585,7 +1608,7 @@ def run(args: argparse.Namespace) -> int:
         sim = BingXSimulator(api_key=key, api_secret=secret, host=args.host, port=args.port, balance=args.balance,
                              prices=_pairs(args.price, "--price"), liquidity=_pairs(args.liquidity, "--liquidity"),
                              position_mode="hedge" if args.hedge else "one-way", strict=args.strict,
-                             rate_limits=not args.no_rate_limits)
+                             rate_limits=not args.no_rate_limits, place_answer=args.place_answer)
         sim.start()
     except (ValueError, OSError) as exc:
         print(f"dita-bingx-sim: {exc}", file=sys.stderr)

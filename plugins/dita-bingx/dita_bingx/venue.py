@@ -426,8 +426,7 @@ class BingXVenue(dita.Venue):
             if Decimal(price_text) != price:
                 raise _Refusal(f"limit price {price} is not on BingX's tick {contract.price_increment} for {order.asset}")
             params["price"] = price_text
-            params["timeInForce"] = self._tif((order.metadata or {}).get("time_in_force", self.time_in_force),
-                                              "metadata time_in_force")
+            params["timeInForce"] = self._order_tif(order)
         if opening and contract.min_notional:
             # A closing order is not held to the minimum value: what is left of a position
             # must stay closable, and that is the exchange's call.
@@ -446,6 +445,10 @@ class BingXVenue(dita.Venue):
         if opening and order.leverage is not None:
             self._ensure_leverage(order, contract)
         return params
+
+    def _order_tif(self, order: Order) -> str:
+        """The time in force of a LIMIT order: the intent's, else the venue's."""
+        return self._tif((order.metadata or {}).get("time_in_force", self.time_in_force), "metadata time_in_force")
 
     def _ensure_leverage(self, order: Order, contract: Contract) -> None:
         leverage = dita.types.to_decimal(order.leverage, "leverage")
@@ -538,12 +541,17 @@ class BingXVenue(dita.Venue):
                     log.warning("BingX order %s placed, details not read yet: %s", coid, exc)
             return self._deliver(tracked)
 
-    @staticmethod
-    def _may_have_filled(tracked: _Tracked, payload: Mapping) -> bool:
+    def _may_have_filled(self, tracked: _Tracked, payload: Mapping) -> bool:
+        """Whether to ask for the order at once: the place answer says it may have traded."""
         if tracked.order.order_type == "MARKET":
             return True
         status = payload.get("status")
-        if status not in (None, "", "NEW", "PENDING"):
+        if status in (None, ""):
+            # The documented answer (BINGX.md §2.2) carries no status or executedQty. An IOC
+            # or FOK order has already ended, and is asked for now; a GTC one that traded on
+            # arrival is seen by the next poll() (not asked now: queries allow 5/s, places 10/s).
+            return self._order_tif(tracked.order) in ("IOC", "FOK")
+        if status not in ("NEW", "PENDING"):
             return True
         try:
             return wire.to_decimal(payload.get("executedQty") or 0, "executedQty") > 0

@@ -53,10 +53,9 @@ def test_a_request_delayed_past_the_timeout_still_gives_one_order(sim, make_kern
     sim.inject("place_order", "delay", seconds=0.8)   # held before the exchange looks at it
     out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
     assert out.state == "ENTRY_WORKING"
-    # The late first attempt reaches the exchange after the retry: its client order id is taken.
-    wait_for(lambda: any(p["fault"] == "delay" and p["answer"] is not None for p in _places(sim)),
-             "the delayed request was processed")
-    assert [p["answer"] for p in _places(sim) if p["fault"] == "delay"] == [101481]
+    # The retry waits out BingX's one-submission-per-second rule; by then the late first
+    # attempt was carried out, so the retry is refused as a duplicate and the query finds it.
+    assert {p["fault"]: p["answer"] for p in _places(sim)} == {"delay": 0, None: 101481}
     assert len(sim.orders()) == 1
 
 
@@ -241,11 +240,76 @@ def test_http_418_on_a_cancel_is_a_cancel_reject_and_the_order_keeps_working(sim
     assert sim.order("dita-e1")["status"] == "PENDING" and k.venue.retries == 0
 
 
-def test_busy_codes_are_retried_like_throttling(sim, make_kernel):
+BUSY = [80012, 100410, 100500, 109500, 110500, 109429]   # BINGX.md §3: busy, or rate limit in the body
+
+
+@pytest.mark.parametrize("code", BUSY)
+def test_a_place_answered_busy_is_sent_again_only_after_asking_for_it(sim, make_kernel, code):
     k = make_kernel(sim)
-    sim.inject("place_order", "error", code=109500, msg="The current system is busy, please try again later")
+    sim.inject("place_order", "error", code=code, msg="The current system is busy, please try again later")
     assert enter(k, size="0.010", order_type="LIMIT", limit_price="59000").state == "ENTRY_WORKING"
-    assert [p["answer"] for p in _places(sim)] == [109500, 0]
+    calls = [(r["endpoint"], r["answer"]) for r in sim.requests if r["endpoint"] in ("place_order", "query_order")]
+    assert calls == [("place_order", code), ("query_order", 80016), ("place_order", 0)]
+    # Sent again only after BingX's one-submission-per-second window (BINGX.md §3, 109201).
+    places = _places(sim)
+    assert places[1]["time"] - places[0]["time"] >= 1000
+    assert len(sim.orders()) == 1 and k.venue.retries == 1
+
+
+@pytest.mark.parametrize("code", BUSY)
+def test_a_place_answered_busy_after_bingx_carried_it_out_is_followed_not_rejected(sim, make_kernel, code):
+    """Audit fault 1: BingX placed (and filled) the order but answered "system busy". The
+    venue sent it again at once, the retry was refused as a duplicate id, and that refusal
+    became a REJECT ("taken by another order ... nothing was placed"): the slot went IDLE
+    with a position open at BingX that nothing followed."""
+    k = make_kernel(sim)
+    sim.inject("place_order", "busy_after_accept", code=code)
+    out = enter(k, size="0.010")   # MARKET: filled at once
+    assert out.state == "POSITION_OPEN"
+    assert [e.kind for e in out.emitted_events] == ["ORDER_ACK", "FULL_FILL"]
+    assert [p["answer"] for p in _places(sim)] == [code]   # found by asking: not sent again
+    assert k.slot(0).size == D("0.010") == sim.position("BTC-USDT") and len(sim.orders()) == 1
+
+
+def test_a_duplicate_id_after_a_busy_answer_is_looked_up_never_rejected(sim, make_kernel):
+    # BingX carried out the place it answered "busy", but did not show it to the first
+    # query: the retry is refused as a duplicate, and that refusal is settled by asking.
+    k = make_kernel(sim)
+    sim.inject("place_order", "busy_after_accept")
+    sim.inject("query_order", "error", code=80016, msg="order not exist")
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert out.transitions == (("IDLE", "ENTER", "ORDER_REQUESTED"), ("ORDER_REQUESTED", "ORDER_ACK", "ENTRY_WORKING"))
+    assert [p["answer"] for p in _places(sim)] == [109500, 101481]
+    assert k.slot(0).entry_venue_order_id == str(sim.order("dita-e1")["orderId"]) and len(sim.orders()) == 1
+
+
+def test_a_place_still_busy_after_every_retry_waits_for_recv_window_then_is_rejected(sim, make_kernel):
+    # Busy is not "not placed": the slot waits until no attempt can be carried out any more.
+    k = make_kernel(sim, max_retries=1, recv_window=200)
+    sim.inject("place_order", "error", code=109500, msg="The current system is busy, please try again later", count=2)
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert (out.state, out.emitted_events) == ("ORDER_REQUESTED", ())
+    assert [p["answer"] for p in _places(sim)] == [109500, 109500]
+    assert [o.transitions for o in _settled(k)] == [(("ORDER_REQUESTED", "REJECT", "IDLE"),)]
+    assert k.slot(0).record["last_order_end"].endswith("the order never reached BingX: no order dita-e1 200 ms after it "
+                                                       "was sent")
+    assert sim.orders() == []
+
+
+def test_80012_wrapping_a_refusal_is_a_refusal_not_busy(sim, make_kernel):
+    # BINGX.md §3: insufficient margin sometimes comes as 80012 wrapping {"Code":101253,...}.
+    k = make_kernel(sim)
+    sim.inject("place_order", "error", code=80012, msg='{"Code":101253,"Msg":"margin is not enough"}')
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert out.state == "IDLE"
+    assert k.slot(0).record["last_order_end"] == 'BingX 80012: {"Code":101253,"Msg":"margin is not enough"}'
+    assert len(_places(sim)) == 1 and requests_to(sim, "query_order") == []
+
+
+def test_busy_codes_on_reads_are_retried_like_throttling(sim, venue):
+    sim.inject("balance", "error", code=109500, msg="The current system is busy, please try again later")
+    assert venue.balance()["USDT"]["balance"] == D("100000")
+    assert [r["answer"] for r in requests_to(sim, "balance")] == [109500, 0] and venue.retries == 1
 
 
 def test_the_venue_paces_itself_below_the_documented_rates(sim, make_kernel):

@@ -98,6 +98,14 @@ class TransportFailure(UncertainOutcome):
     transport = True
 
 
+class Busy(UncertainOutcome):
+    """A place answered "system busy" or "rate limit" in the body (BINGX.md §3): BingX does
+    not say the order was not carried out, so it may have been. Sent again only after a query
+    by client order id finds nothing."""
+
+    transport = True
+
+
 class BadResponse(UncertainOutcome):
     """The answer arrived but is not what BingX documents (malformed JSON, wrong types)."""
 
@@ -175,6 +183,8 @@ class _Tracked:
     lost_because: str = ""         # why the place answer was lost (said again if it never arrives)
     sent_ms: int = 0               # timestamp of the last place attempt (BingX drops it after recvWindow)
     first_sent_ms: int = 0         # timestamp of the first place attempt (our order cannot be older)
+    sent_mono: float = 0.0         # time.monotonic() of the last place attempt (the 1 s resubmission rule)
+    attempts: int = 0              # place attempts that may have been carried out (no answer, busy, unreadable)
     acked: bool = False
     cum: Decimal = Decimal(0)      # executed quantity reported so far
     value: Decimal = Decimal(0)    # traded value (sum of size x price) reported so far
@@ -186,6 +196,10 @@ class _Tracked:
 
 
 FOUND, NOT_FOUND, UNKNOWN, FOREIGN = "found", "not found", "unknown", "foreign"
+#: BINGX.md §3: "The same order number is only allowed to be submitted once within 1 second"
+#: (109201 / 101209). A place is sent again only this long after the last attempt, so the
+#: retry is not refused for coming too soon (plus a margin for the trip).
+RESUBMIT_AFTER = 1.1
 #: How far before our first attempt BingX may date our order: it refuses timestamps more
 #: than about 1 s ahead of its clock (BINGX.md §1, [guess]); generous on purpose.
 CLOCK_MARGIN_MS = 5000
@@ -470,26 +484,35 @@ class BingXVenue(dita.Venue):
 
     def _place(self, tracked: _Tracked, params: dict) -> list[VenueEvent]:
         coid = tracked.order.client_order_id
-        attempt = 0
+        lost = busy = 0   # attempts lost on the way / answered "busy"
         while True:
-            attempt += 1
+            if tracked.attempts:
+                # A retry. BingX refuses the same client order id twice within 1 s (109201):
+                # wait that out, so the retry is carried out or refused on its merits.
+                wait = tracked.sent_mono + RESUBMIT_AFTER - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
             try:
                 data = self._request("POST", wire.ORDER, params, signed=True, bucket="place", what=f"order {coid}",
                                      tracked=tracked)
                 payload = _order_object(data, "place order")
                 venue_order_id = _order_id(payload, "place order")
             except ExchangeRefused as exc:
-                if exc.code in DUPLICATE_ID_CODES and attempt == 1:
-                    # Nothing of ours can hold the id yet: another order does (another kernel
-                    # on the account, or an earlier session with the same intent ids). Its
-                    # fills are not ours, and neither is a cancel of it.
+                if exc.code in DUPLICATE_ID_CODES and not tracked.attempts:
+                    # No earlier attempt of ours can have been carried out (every one was
+                    # refused, or throttled with HTTP 429), so nothing of ours holds the id:
+                    # another order does (another kernel on the account, or an earlier session
+                    # with the same intent ids). Its fills are not ours, nor is a cancel of it.
                     return self._reject(tracked, "rejected", f"BingX {exc.code}: {exc.msg}: client order id {coid} "
                                         "is taken by another order on this account (another kernel, or an earlier "
                                         "session with the same intent ids? give each its own "
                                         "client_order_id_prefix); nothing was placed")
-                if exc.code in DUPLICATE_ID_CODES:
-                    # The id is taken: by an earlier attempt of ours that got through (its answer
-                    # was lost), or by another order.
+                if tracked.attempts:
+                    # A retry refused, after an attempt that may have been carried out. A
+                    # duplicate id: taken by that attempt (its answer was lost), by another
+                    # order, or sent within the last second (109201). Any other refusal proves
+                    # nothing about the earlier attempt either (one still on its way may have
+                    # used the margin the retry lacked). So ask.
                     state = self._resolve(tracked)
                     if state == FOUND:
                         return self._deliver(tracked)
@@ -499,10 +522,30 @@ class BingXVenue(dita.Venue):
                     if state == FOREIGN:
                         return self._reject(tracked, "rejected", f"BingX {exc.code}: {exc.msg}: client order id "
                                             f"{coid} belongs to another, earlier order")
+                    # Not found, but an earlier attempt of ours may still be on its way.
+                    # Refused now, it could open a position nobody follows; so the slot waits,
+                    # and poll() settles it (the order, or a REJECT once recvWindow has passed
+                    # without it).
+                    tracked.unresolved = True
+                    tracked.lost_because = (f"BingX {exc.code}: {exc.msg} (a retry, after an attempt that may "
+                                            f"have been carried out); BingX had no order {coid} when asked")
+                    log.warning("BingX place %s: %s; poll() will settle it", coid, tracked.lost_because)
+                    return self._deliver(tracked)
                 return self._reject(tracked, "rejected", f"BingX {exc.code}: {exc.msg}")
-            except RateLimited as exc:
-                return self._reject(tracked, "rejected", str(exc))
+            except RateLimited as exc:   # HTTP 429 after every retry, or 418: never carried out
+                if not tracked.attempts:
+                    return self._reject(tracked, "rejected", str(exc))
+                # An earlier attempt may have been carried out: settled as a lost answer.
+                tracked.unresolved = True
+                tracked.lost_because = f"{exc}; an earlier attempt may have been carried out"
+                return self._deliver(tracked)
             except UncertainOutcome as exc:
+                tracked.attempts += 1
+                if isinstance(exc, Busy):
+                    busy += 1
+                    time.sleep(self._backoff(busy))   # a busy exchange shows a new order late, if at all
+                else:
+                    lost += 1
                 log.warning("BingX place %s: %s; querying the client order id before anything else", coid, exc)
                 state = self._resolve(tracked)
                 if state == FOUND:
@@ -516,7 +559,10 @@ class BingXVenue(dita.Venue):
                     tracked.unresolved = True
                     log.warning("BingX place %s: outcome unknown; poll() will settle it", coid)
                     return self._deliver(tracked)
-                if exc.transport and attempt < self.submit_attempts:
+                if isinstance(exc, Busy) and busy <= self.max_retries:
+                    self.retries += 1
+                    continue   # BingX has no such order: it was too busy to take it
+                if exc.transport and not isinstance(exc, Busy) and lost < self.submit_attempts:
                     continue   # BingX has no such order: the request was lost on the way
                 # BingX has no such order yet, but a request still in flight (queued behind a
                 # gateway that answered 5xx, or slower than our timeout) is carried out until
@@ -995,8 +1041,10 @@ class BingXVenue(dita.Venue):
     def _request(self, method: str, path: str, params: Mapping[str, Any], *, signed: bool, bucket: str,
                  what: str, tracked: _Tracked | None = None) -> Any:
         """One BingX call: returns the envelope's ``data`` or raises a :class:`BingXError`.
-        Throttled and busy answers are retried here (they were not carried out); anything
-        that may have been carried out is raised for the caller to resolve."""
+        Throttled (HTTP 429) answers are retried here (not carried out), and so are busy
+        codes except on a place (``tracked``), where they are raised as :class:`Busy`: the
+        order may have been placed. Anything that may have been carried out is raised for the
+        caller to resolve."""
         if signed and self.sync_time and self._offset_ms is None:
             self._sync()
         resynced = False
@@ -1011,6 +1059,7 @@ class BingXVenue(dita.Venue):
                 if tracked is not None:
                     tracked.sent_ms = ts
                     tracked.first_sent_ms = tracked.first_sent_ms or ts
+                    tracked.sent_mono = time.monotonic()
                 items = sorted(items + [("timestamp", str(ts)), ("recvWindow", str(self.recv_window))])
                 query = wire.encoded(items) + "&signature=" + self._creds.sign(wire.canonical(items))
                 headers = self._creds.headers()
@@ -1068,6 +1117,15 @@ class BingXVenue(dita.Venue):
             msg = msg if isinstance(msg, str) else json.dumps(msg, default=str)
             if code == 0 and status == 200:
                 return body.get("data")
+            if code == 80012 and re.search(r'"?Code"?\s*:\s*\d', msg):
+                # 80012 wrapping another refusal ({"Code":101253,"Msg":"margin is not enough"},
+                # BINGX.md §3): a refusal, not "busy".
+                raise ExchangeRefused(code, msg, what)
+            if (code in RATE_LIMIT_CODES or code in BUSY_CODES) and tracked is not None:
+                # A place: "busy" may still have been carried out (fault 1 of the audit: it was,
+                # the retry was refused as a duplicate and taken for another order). The caller
+                # asks for the client order id before sending it again.
+                raise Busy(f"BingX {method} {path} ({what}): code {code} {msg}")
             if code in RATE_LIMIT_CODES or code in BUSY_CODES:
                 if attempt <= self.max_retries:
                     self.retries += 1

@@ -28,9 +28,11 @@ POSITIONS = "/openApi/swap/v2/user/positions"
 FINAL_STATUSES = frozenset({"FILLED", "CANCELLED", "CANCELED", "EXPIRED", "FAILED"})
 OPEN_STATUSES = frozenset({"NEW", "PENDING", "PARTIALLY_FILLED", "RUNNING"})
 
-#: Codes that mean "not processed, try again later" (BINGX.md §3): throttled or busy.
+#: Codes that say "try again later" (BINGX.md §3): throttled or busy. BINGX.md never says
+#: that such an answer means nothing was done, so a place answered with one may have been
+#: carried out (the venue asks before sending it again); other requests are simply retried.
 RATE_LIMIT_CODES = frozenset({100410, 109429})
-BUSY_CODES = frozenset({100500, 109500, 110500})
+BUSY_CODES = frozenset({80012, 100500, 109500, 110500})
 #: Codes that mean "no such order".
 NOT_FOUND_CODES = frozenset({80016, 109414, 109421})
 #: Codes that mean "this client order id was already used".

@@ -496,6 +496,7 @@ def test_a_reused_intent_id_never_adopts_an_older_order(sim, make_kernel):
     old = make_kernel(sim)
     assert enter(old, size="0.010").state == "POSITION_OPEN"   # "e1" -> dita-e1, filled
     new = make_kernel(sim)                                      # a new session reusing intent ids
+    time.sleep(1.05)   # later than BingX's one-submission-per-second window: the id is simply taken
     out = enter(new, size="0.020")
     assert out.transitions == (("IDLE", "ENTER", "ORDER_REQUESTED"), ("ORDER_REQUESTED", "REJECT", "IDLE"))
     assert new.slot(0).record["last_order_end"] == TAKEN
@@ -510,6 +511,7 @@ def test_a_second_kernel_with_the_same_intent_ids_never_takes_the_other_kernels_
     first = make_kernel(sim)
     assert enter(first, size="0.010", order_type="LIMIT", limit_price="59000").state == "ENTRY_WORKING"
     second = make_kernel(sim)
+    time.sleep(1.05)   # later than BingX's one-submission-per-second window: the id is simply taken
     out = enter(second, size="0.010", order_type="LIMIT", limit_price="59000")
     assert out.transitions == (("IDLE", "ENTER", "ORDER_REQUESTED"), ("ORDER_REQUESTED", "REJECT", "IDLE"))
     assert [(e.kind, e.event_id, e.venue_order_id) for e in out.emitted_events] == [
@@ -619,3 +621,48 @@ def test_fills_reported_together_at_a_repeating_average_price_apply_at_twelve_pl
     assert (out.accepted, fill.kind, fill.filled_size) == (True, "FULL_FILL", D("0.003"))
     assert fill.fill_price == D("59713.333333333333")
     assert k.slot(0).size == D("0.003")
+
+
+# ---------------------------------------------------------------- the one-submission-per-second rule
+
+
+SAME_ORDER = "The same order number is only allowed to be submitted once within 1 second."
+
+
+def test_a_retry_refused_as_too_soon_waits_for_the_first_attempt_still_on_its_way(sim, make_kernel):
+    """Audit fault 2: the first attempt is held at BingX past the timeout; the query finds
+    nothing, and the retry is refused with 109201 (the same order number within 1 s, BINGX.md
+    §3). That refusal was a REJECT, and the first attempt then filled: slot IDLE, position open."""
+    k = make_kernel(sim, timeout=0.3)
+    sim.inject("place_order", "delay", seconds=1.8)
+    sim.inject("place_order", "error", code=109201, msg=SAME_ORDER)
+    out = enter(k, size="0.010")   # MARKET
+    assert (out.state, out.emitted_events) == ("ORDER_REQUESTED", ())
+    wait_for(lambda: sim.order("dita-e1") is not None, "the first attempt was carried out")
+    outs = k.poll()
+    assert [o.transitions for o in outs] == [(("ORDER_REQUESTED", "ORDER_ACK", "ENTRY_WORKING"),),
+                                            (("ENTRY_WORKING", "FULL_FILL", "POSITION_OPEN"),)]
+    assert k.slot(0).size == D("0.010") == sim.position("BTC-USDT") and len(sim.orders()) == 1
+
+
+def test_a_retry_refused_as_too_soon_whose_first_attempt_never_arrives_is_rejected_after_recv_window(
+        sim, make_kernel):
+    k = make_kernel(sim, recv_window=200)
+    sim.inject("place_order", "drop_before_accept")
+    sim.inject("place_order", "error", code=109201, msg=SAME_ORDER)
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert (out.state, out.emitted_events) == ("ORDER_REQUESTED", ())
+    assert [o.transitions for o in _settled(k)] == [(("ORDER_REQUESTED", "REJECT", "IDLE"),)]
+    assert k.slot(0).record["last_order_end"] == (
+        f"BingX 109201: {SAME_ORDER} (a retry, after an attempt that may have been carried out); BingX had no order "
+        "dita-e1 when asked; the order never reached BingX: no order dita-e1 200 ms after it was sent")
+    assert sim.orders() == []
+
+
+def test_a_retry_is_sent_only_after_bingxs_one_second_window(sim, make_kernel):
+    # The simulator refuses a second place with the same id within 1 s (109201): the venue's
+    # retry after a lost request waits that out, and is carried out.
+    k = make_kernel(sim)
+    sim.inject("place_order", "drop_before_accept")
+    assert enter(k, size="0.010", order_type="LIMIT", limit_price="59000").state == "ENTRY_WORKING"
+    assert [p["answer"] for p in _places(sim)] == [None, 0]

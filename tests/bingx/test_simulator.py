@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from decimal import Decimal as D
 
 import httpx
@@ -65,6 +67,7 @@ def test_place_order_refusals_use_bingx_codes(sim, params, code, msg):
 def test_client_order_ids_are_lowercased_and_unique_per_account(sim):
     first = _place(sim, clientOrderID="MyOrder-1")
     assert first["code"] == 0 and first["data"]["order"]["clientOrderID"] == "myorder-1"
+    time.sleep(1.05)   # past the one-submission-per-second rule (109201): the id is simply taken
     again = _place(sim, clientOrderId="myorder-1")   # the other spelling, other case: the same id
     assert (again["code"], again["msg"]) == (101481, "clientOrderID cannot be repeated")
     assert _place(sim, clientOrderID="x" * 41)["code"] == 80014
@@ -264,3 +267,26 @@ def test_a_simulator_bug_answers_500_and_is_logged(sim, monkeypatch, caplog):
     response = httpx.get(sim.base_url + "/openApi/swap/v2/server/time", timeout=5)
     assert (response.status_code, response.json()["code"]) == (500, 100500)
     assert "simulator: GET /openApi/swap/v2/server/time failed" in caplog.text and "KeyError" in caplog.text
+
+
+def test_the_same_client_order_id_is_refused_within_one_second(sim):
+    # BINGX.md §3: 109201 "The same order number is only allowed to be submitted once within 1 second."
+    assert _place(sim, clientOrderID="s1")["code"] == 0
+    again = _place(sim, clientOrderID="S1")
+    assert (again["code"], again["msg"]) == (109201, "The same order number is only allowed to be submitted once "
+                                                     "within 1 second.")
+    time.sleep(1.05)
+    assert _place(sim, clientOrderID="s1")["code"] == 101481   # later: the id is simply taken
+    assert len(sim.orders()) == 1
+
+
+def test_a_place_held_at_the_exchange_holds_its_id_from_its_arrival(sim):
+    # A place still queued (delay fault) counts from its arrival: a second one within the
+    # second is refused, and the first is carried out afterwards.
+    sim.inject("place_order", "delay", seconds=0.5)
+    first = threading.Thread(target=_place, args=(sim,), kwargs={"clientOrderID": "q1"})
+    first.start()
+    time.sleep(0.2)
+    assert _place(sim, clientOrderID="q1")["code"] == 109201
+    first.join()
+    assert sim.order("q1")["status"] == "PENDING" and len(sim.orders()) == 1

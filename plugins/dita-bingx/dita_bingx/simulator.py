@@ -90,6 +90,9 @@ FAULTS = {"error", "429", "5xx", "http_error", "http_error_after_accept", "drop_
 #: The "system busy" answer (BINGX.md §3). BINGX.md never says such an answer means the
 #: request was not carried out, so the fault ``busy_after_accept`` sends it for one that was.
 MSG_BUSY = "The current system is busy, please try again later"
+#: BINGX.md §3: "The same order number is only allowed to be submitted once within 1 second."
+DUPLICATE_WINDOW = 1.0
+MSG_SAME_ORDER = "The same order number is only allowed to be submitted once within 1 second."
 #: What a place answer holds: "full" adds status, avgPrice and executedQty (which BINGX.md
 #: §2.2 says newer answers "may add"); "documented" is the documented answer alone.
 PLACE_ANSWERS = ("full", "documented")
@@ -320,6 +323,9 @@ class BingXSimulator:
         self._trades: collections.deque[dict] = collections.deque(maxlen=HISTORY_LIMIT)
         self._faults: list[_Fault] = []
         self._hits: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+        # Client order id -> when a place with it last arrived (time.monotonic()), for the
+        # one-submission-per-second rule.
+        self._submitted: dict[str, float] = {}
         # Every request that reached an endpoint, in order (the latest 100000 in a long run).
         self.requests: collections.deque[dict] = collections.deque(maxlen=100_000)
         self.throttled = 0               # requests refused by the rate limits (not injected ones)
@@ -540,6 +546,12 @@ class BingXSimulator:
         if kind == "drop_before_accept":
             h.close_connection = True
             return
+        # The one-submission-per-second rule counts the places that reach the order service:
+        # one held there (a delay fault) holds its client order id from its arrival, so a
+        # second one within the second is refused while the first may yet be carried out.
+        same_order = None
+        if kind == "delay" and not fault.params.get("after_accept") and endpoint == "place_order":
+            same_order = self._resubmitted(params, arrived)
         if kind == "delay" and not fault.params.get("after_accept"):
             time.sleep(float(fault.params.get("seconds", 1.0)))
         if kind in ("5xx", "http_error"):
@@ -571,6 +583,12 @@ class BingXSimulator:
         if kind == "error":
             entry["answer"] = int(fault.params["code"])
             self._send(h, 200, {"code": entry["answer"], "msg": str(fault.params["msg"]), "data": {}})
+            return
+        if same_order is None and endpoint == "place_order":
+            same_order = self._resubmitted(params, arrived)
+        if same_order:
+            entry["answer"] = 109201
+            self._send(h, 200, {"code": 109201, "msg": MSG_SAME_ORDER, "data": {}})
             return
         try:
             with self._lock:
@@ -621,6 +639,18 @@ class BingXSimulator:
         entry["time"] = self._now()
         with self._lock:
             self.requests.append(entry)
+
+    def _resubmitted(self, params: dict, arrived: float) -> bool:
+        """Whether a place with this client order id arrived less than a second ago (BINGX.md
+        §3: 109201). Every authenticated place counts, refused or not [guess]; ids compare
+        lower-cased."""
+        coid = (params.get("clientOrderID") or params.get("clientOrderId") or "").lower()
+        if not coid:
+            return False
+        with self._lock:
+            last = self._submitted.get(coid)
+            self._submitted[coid] = arrived
+        return last is not None and arrived - last < DUPLICATE_WINDOW
 
     def _take_fault(self, endpoint: str) -> _Fault | None:
         with self._lock:

@@ -13,7 +13,7 @@ import pytest
 
 import dita
 
-from .conftest import cancel, enter, requests_to, slot_snapshot, venue_options, wait_for
+from .conftest import cancel, contracts, enter, requests_to, slot_snapshot, venue_options, wait_for
 
 
 def _places(sim):
@@ -666,3 +666,49 @@ def test_a_retry_is_sent_only_after_bingxs_one_second_window(sim, make_kernel):
     sim.inject("place_order", "drop_before_accept")
     assert enter(k, size="0.010", order_type="LIMIT", limit_price="59000").state == "ENTRY_WORKING"
     assert [p["answer"] for p in _places(sim)] == [None, 0]
+
+
+# ---------------------------------------------------------------- a precision changed since the contracts were loaded
+
+
+def test_an_order_bingx_truncated_after_a_precision_change_is_ours_after_a_lost_answer(sim, make_kernel):
+    """Audit fault 3: BTC's quantity precision went from 4 to 3 after the venue loaded the
+    contracts. BingX takes 0.0105 as 0.010 (BINGX.md §2.1: truncated, still placed); the answer
+    was lost, and the query's origQty 0.010 did not equal 0.0105, so the venue took its own
+    filled order for another one's and rejected it: slot IDLE, position open at BingX."""
+    k = make_kernel(sim, capital="10000")
+    k.venue.instruments()
+    sim.set_contracts(contracts(BTC_USDT={"quantityPrecision": 3, "tradeMinQuantity": 0.001}))
+    sim.inject("place_order", "drop_after_accept")
+    out = enter(k, size="0.0105")   # MARKET
+    assert [(e.kind, e.filled_size) for e in out.emitted_events] == [
+        ("ORDER_ACK", None), ("PARTIALLY_FILLED", D("0.010")), ("EXPIRED", None)]
+    assert out.state == "POSITION_OPEN" and k.slot(0).size == D("0.010") == sim.position("BTC-USDT")
+    assert len(sim.orders()) == 1 and len(_places(sim)) == 1
+    # BingX showed a truncated order: the contracts are loaded again before the next one.
+    assert k.venue.contract("BTC-USDT").size_increment == D("0.001")
+
+
+@pytest.mark.parametrize("sent, shown, ours", [
+    ("0.0105", "0.0105", True), ("0.0105", "0.010", True), ("0.0105", "0.01", True), ("0.0105", "0", False),
+    ("0.0105", "0.011", False), ("0.0105", "0.0106", False), ("0.0105", "0.0104", False), ("25", "25", True),
+    ("25.7", "25", True), ("25.7", "20", False), ("59000.17", "59000.1", True), ("59000.17", "59000.2", False),
+])
+def test_a_truncation_of_what_was_sent_is_ours_and_nothing_else(sent, shown, ours):
+    from dita_bingx.venue import _truncation_of
+
+    assert _truncation_of(D(sent), D(shown)) is ours
+
+
+def test_a_truncated_limit_order_is_ours_but_another_price_is_not(sim, make_kernel):
+    k = make_kernel(sim)
+    k.venue.instruments()
+    sim.set_contracts(contracts(BTC_USDT={"pricePrecision": 0}))
+    sim.inject("place_order", "drop_after_accept")
+    out = enter(k, size="0.010", order_type="LIMIT", limit_price="59000.5")   # shown as 59000
+    assert out.state == "ENTRY_WORKING" and sim.order("dita-e1")["price"] == "59000"
+    other = make_kernel(sim)   # an older order under the same id, at another price
+    sim._by_coid["dita-e1"].price = D("58000")
+    sim.inject("place_order", "drop_before_accept")
+    out = enter(other, size="0.010", order_type="LIMIT", limit_price="59000")
+    assert out.state == "IDLE" and "belongs to another, earlier order" in other.slot(0).record["last_order_end"]

@@ -200,6 +200,9 @@ FOUND, NOT_FOUND, UNKNOWN, FOREIGN = "found", "not found", "unknown", "foreign"
 #: (109201 / 101209). A place is sent again only this long after the last attempt, so the
 #: retry is not refused for coming too soon (plus a margin for the trip).
 RESUBMIT_AFTER = 1.1
+#: Refusals that may come from contracts changed since they were loaded (minimum quantity or
+#: value, invalid parameters): the contracts are loaded again before the next order.
+PRECISION_CODES = frozenset({101400, 109400, 80014, 110425})
 #: How far before our first attempt BingX may date our order: it refuses timestamps more
 #: than about 1 s ahead of its clock (BINGX.md §1, [guess]); generous on purpose.
 CLOCK_MARGIN_MS = 5000
@@ -531,6 +534,8 @@ class BingXVenue(dita.Venue):
                                             f"have been carried out); BingX had no order {coid} when asked")
                     log.warning("BingX place %s: %s; poll() will settle it", coid, tracked.lost_because)
                     return self._deliver(tracked)
+                if exc.code in PRECISION_CODES:
+                    self._contracts = None   # the minimum or the precision may have changed: reload them
                 return self._reject(tracked, "rejected", f"BingX {exc.code}: {exc.msg}")
             except RateLimited as exc:   # HTTP 429 after every retry, or 418: never carried out
                 if not tracked.attempts:
@@ -825,12 +830,21 @@ class BingXVenue(dita.Venue):
     @staticmethod
     def _is_ours(tracked: _Tracked, payload: Mapping) -> bool:
         """Whether an order found under our client order id is the one this venue sent, not
-        an older one that used the same id (BingX keeps ids unique per account)."""
+        an older one that used the same id (BingX keeps ids unique per account).
+
+        BingX truncates a quantity or price finer than the contract's precision and still
+        places the order (BINGX.md §2.1), and the contracts are cached here: after a precision
+        change the order shows the sent figures truncated. That is still ours; anything
+        larger, or not a truncation of what was sent, is not."""
         order = tracked.order
         try:
             same = (payload.get("symbol") == order.asset and payload.get("side") == order.side
                     and payload.get("type") == order.order_type
-                    and wire.to_decimal(payload.get("origQty"), "origQty") == order.quantity)
+                    and _truncation_of(order.quantity, wire.to_decimal(payload.get("origQty"), "origQty")))
+            if same and order.order_type == "LIMIT" and order.limit_price is not None \
+                    and payload.get("price") not in (None, ""):
+                same = _truncation_of(dita.types.to_decimal(order.limit_price, "limit_price"),
+                                      wire.to_decimal(payload.get("price"), "price"))
         except ValueError:
             return True   # unreadable: _absorb reports it
         created = payload.get("time")
@@ -868,6 +882,7 @@ class BingXVenue(dita.Venue):
             raise BadResponse(f"BingX {what}: order id {venue_order_id} where {tracked.venue_order_id} was reported")
         tracked.placed = True
         tracked.unresolved = False
+        self._check_precision(tracked, payload)
         if not tracked.acked and status != "FAILED":
             tracked.acked = True
             self._event(tracked, "ORDER_ACK", "ack", timestamp=timestamp)
@@ -895,6 +910,19 @@ class BingXVenue(dita.Venue):
                 self._event(tracked, "EXPIRED", "expired", reason="expired", timestamp=timestamp)
             elif status == "FAILED":
                 self._event(tracked, "REJECT", "failed", reason="BingX reports the order FAILED", timestamp=timestamp)
+
+    def _check_precision(self, tracked: _Tracked, payload: Mapping) -> None:
+        """An order shown with less than was sent was truncated by BingX (BINGX.md §2.1): the
+        cached contracts are out of date, and are fetched again before the next order."""
+        try:
+            shown = wire.to_decimal(payload.get("origQty"), "origQty")
+        except ValueError:
+            return
+        if shown < tracked.order.quantity and self._contracts is not None:
+            log.warning("BingX shows order %s with quantity %s where %s was sent (truncated: the contract's "
+                        "precision changed?); the contracts will be loaded again", tracked.order.client_order_id,
+                        wire.plain(shown), wire.plain(tracked.order.quantity))
+            self._contracts = None
 
     def _fill(self, tracked: _Tracked, payload: Mapping, cum: Decimal, timestamp) -> None:
         what = f"order {tracked.order.client_order_id}"
@@ -1143,6 +1171,18 @@ class BingXVenue(dita.Venue):
 
 
 # ------------------------------------------------------------------ parsing helpers
+
+
+def _truncation_of(sent: Decimal, shown: Decimal) -> bool:
+    """Whether ``shown`` is ``sent``, or ``sent`` truncated to fewer decimals (never more
+    than was sent, never rounded up): how BingX shows an over-precise figure it accepted."""
+    if shown == sent:
+        return True
+    if not 0 < shown < sent:
+        return False
+    decimals = max(-sent.normalize().as_tuple().exponent, 0)
+    return any((sent / wire.step_of(n)).to_integral_value(rounding=ROUND_FLOOR) * wire.step_of(n) == shown
+               for n in range(decimals))
 
 
 def _snippet(text: str, limit: int = 200) -> str:

@@ -607,19 +607,23 @@ def test_one_unreadable_order_never_holds_back_the_others(sim, make_kernel, capl
     assert [(o.slot_id, o.state) for o in k.poll()] == [(0, "POSITION_OPEN")]   # and a1's the next time
 
 
-def test_fills_reported_together_at_a_repeating_average_price_apply_at_twelve_places(make_sim, make_kernel):
-    """Three fills (59710, 59715, 59715) seen in one poll come as one at 179.14 / 0.003. The
-    check for an exact price rounded itself at 28 digits and passed the repeating price on,
-    which later made the trade's arithmetic outgrow a decimal: the closing fill was refused."""
+def test_fills_reported_together_at_a_repeating_average_price_come_as_two_exact_fills(make_sim, make_kernel):
+    """Three fills (59710, 59715, 59715) seen in one poll are 179.14 for 0.003, an average of
+    59713.33... They once came as one fill at that repeating price (which later made the
+    trade's arithmetic outgrow a decimal), then at it rounded to 12 places (which changed the
+    money). Now: 0.0029 at the rounded average and one size step at the price that makes
+    the value exact."""
     sim = make_sim(liquidity={"BTC-USDT": "0"})   # nothing fills but what the test fills
     k = make_kernel(sim)
     assert enter(k, size="0.003", side="SHORT", order_type="LIMIT", limit_price="59700").state == "ENTRY_WORKING"
     for price in ("59710", "59715", "59715"):
         sim.fill("dita-e1", "0.001", price)
-    (out,) = k.poll()
-    fill = out.emitted_events[0]
-    assert (out.accepted, fill.kind, fill.filled_size) == (True, "FULL_FILL", D("0.003"))
-    assert fill.fill_price == D("59713.333333333333")
+    outs = k.poll()
+    assert all(o.accepted for o in outs)
+    events = [e for o in outs for e in o.emitted_events]
+    assert [(e.kind, e.filled_size, e.fill_price) for e in events] == [
+        ("PARTIALLY_FILLED", D("0.0029"), D("59713.333333333333")), ("FULL_FILL", D("0.0001"), D("59713.333333333343"))]
+    assert sum(e.filled_size * e.fill_price for e in events) == D("179.14")
     assert k.slot(0).size == D("0.003")
 
 

@@ -422,3 +422,70 @@ def test_hedge_mode_keeps_a_long_and_a_short_of_one_symbol_apart(make_sim, make_
     assert (sim.position("BTC-USDT", "LONG"), sim.position("BTC-USDT", "SHORT")) == (D("0.010"), 0)
     assert [(o["side"], o["positionSide"]) for o in _orders_sent(sim)] == [
         ("BUY", "LONG"), ("SELL", "SHORT"), ("BUY", "SHORT")]
+
+
+# ---------------------------------------------------------------- fills reported together: exact money
+
+
+DOGE_FILLS = (("1000000", "0.09990"), ("1000000", "0.09980"), ("1000000", "0.09981"))
+
+
+def _doge_entry(make_sim, make_kernel, size="3000000"):
+    """A DOGE entry filled three times between two polls: 299510 USDT for 3M coins, an
+    average of 0.0998366... (repeating)."""
+    sim = make_sim(balance="100000000", liquidity={"DOGE-USDT": "0"})   # nothing fills but what the test fills
+    sim.set_price("DOGE-USDT", "0.10000")
+    k = make_kernel(sim, capital="100000")
+    assert enter(k, asset="DOGE-USDT", size=size, order_type="LIMIT", limit_price="0.09990").state == "ENTRY_WORKING"
+    for qty, price in DOGE_FILLS:
+        sim.fill("dita-e1", qty, price)
+    return sim, k
+
+
+def test_fills_reported_together_keep_the_money_exact(make_sim, make_kernel):
+    """Audit fault 4: the three fills came as one at their average price rounded to 12
+    places (0.099836666667), so the entry cost 299510.000001 and the trade's gross PnL was
+    6489.999999 where the cash flows (306000 - 299510) and BingX say 6490."""
+    sim, k = _doge_entry(make_sim, make_kernel)
+    events = [e for o in k.poll() for e in o.emitted_events]
+    fills = [(e.kind, e.event_id.split(":", 2)[2], e.filled_size, e.fill_price, e.fee) for e in events]
+    fee = D("59.902")   # maker 0.02% of 299510
+    assert fills == [("PARTIALLY_FILLED", "fill:2999999", D("2999999"), D("0.099836666667"), fee),
+                     ("FULL_FILL", "fill:3000000", D("1"), D("0.099835666667"), D("0"))]
+    assert sum(e.filled_size * e.fill_price for e in events) == D("299510")
+    assert k.order_progress("dita-e1").filled_value == D("299510")
+    assert k.poll() == []   # the same figures again: nothing new
+    assert [e.event_id for e in k.venue.query(k.order("dita-e1"))][-2:] == [e.event_id for e in events]
+    exit_(k, order_type="LIMIT", limit_price="0.10200")
+    sim.fill("dita-x1", "3000000", "0.10200")
+    k.poll()
+    assert k.slot(0).size == 0
+    assert k.trades[-1]["gross_pnl"] == D("6490") == sim.account()["realised"]
+
+
+def test_a_venue_resumed_between_the_two_parts_reports_the_second_as_before(make_sim, make_kernel, make_venue):
+    # Event ids are the cumulative quantities: a kernel that applied only the first part (it
+    # stopped in between) is told the second with the same id, size and price.
+    sim, k = _doge_entry(make_sim, make_kernel)
+    first, second = [e for o in k.poll() for e in o.emitted_events]
+    venue = make_venue(sim)
+    venue.resume(k.order("dita-e1"), dita.OrderProgress(filled_size=first.filled_size,
+                                                        filled_value=first.filled_size * first.fill_price,
+                                                        fees=first.fee))
+    fills = [e for e in venue.query(k.order("dita-e1")) if e.kind in ("PARTIALLY_FILLED", "FULL_FILL")]
+    assert [(e.event_id, e.filled_size, e.fill_price, e.fee) for e in fills] == [
+        (second.event_id, second.filled_size, second.fill_price, second.fee)]
+
+
+def test_a_restored_kernel_after_split_fills_adds_only_what_is_new(make_sim, make_kernel):
+    sim, k = _doge_entry(make_sim, make_kernel, size="4000000")
+    assert len([e for o in k.poll() for e in o.emitted_events]) == 2
+    k2 = _restored(sim, k)
+    try:
+        sim.fill("dita-e1", "1000000", "0.09990")
+        outs = [o for o in k2.poll() if o.diagnostic_code == "OK"]
+        assert [(e.filled_size, e.fill_price) for o in outs for e in o.emitted_events] == [(D("1000000"), D("0.09990"))]
+        assert k2.order_progress("dita-e1").filled_value == D("399410")   # 299510 + 99900, exactly
+        assert k2.slot(0).size == D("4000000")
+    finally:
+        k2.venue.close()

@@ -203,7 +203,12 @@ class SimOrder:
 @dataclass
 class _Position:
     amount: Decimal = Decimal(0)   # one-way: signed (short < 0); hedge: size of that side
-    avg: Decimal = Decimal(0)
+    avg: Decimal = Decimal(0)      # entry price shown: cost / size (may be rounded at 28 digits)
+    # Exact traded value of what is open. The average price can repeat (299510 / 3000000);
+    # PnL taken against it would not add up to the cash flows, so each close releases its
+    # share of this instead, and the last close all that is left: a position's realised PnL
+    # is then exactly what its exits fetched less what its entries cost.
+    cost: Decimal = Decimal(0)
     realised: Decimal = Decimal(0)
     update_time: int = 0
     # Assigned when the position opens (from nothing, or flipping side in one-way mode) and
@@ -1014,11 +1019,13 @@ class BingXSimulator:
             if self._opens(o):
                 if pos.amount == 0:
                     self._new_position(pos)
-                pos.avg = (pos.amount * pos.avg + qty * price) / (pos.amount + qty)
+                pos.cost += qty * price
                 pos.amount += qty
+                pos.avg = pos.cost / pos.amount
                 return Decimal(0)
             sign = 1 if o.position_side == "LONG" else -1
-            pnl = (price - pos.avg) * qty * sign
+            released = self._release(pos, qty, pos.amount)
+            pnl = (qty * price - released) * sign
             pos.amount -= qty
             pos.realised += pnl
             if pos.amount == 0:
@@ -1031,19 +1038,29 @@ class BingXSimulator:
         if before == 0 or (before > 0) == (delta > 0):
             if before == 0:
                 self._new_position(pos)
-            pos.avg = (abs(before) * pos.avg + qty * price) / (abs(before) + qty)
+            pos.cost += qty * price
             pos.amount = before + delta
+            pos.avg = pos.cost / abs(pos.amount)
             return Decimal(0)
         closed = min(qty, abs(before))
-        pnl = (price - pos.avg) * closed * (1 if before > 0 else -1)
+        released = self._release(pos, closed, abs(before))
+        pnl = (closed * price - released) * (1 if before > 0 else -1)
         pos.amount = before + delta
         pos.realised += pnl
         if pos.amount == 0:
             pos.avg = Decimal(0)
         elif (pos.amount > 0) != (before > 0):
             pos.avg = price   # flipped: the rest opened at this fill's price, a new position
+            pos.cost = abs(pos.amount) * price
             self._new_position(pos)
         return pnl
+
+    @staticmethod
+    def _release(pos: _Position, closed: Decimal, size: Decimal) -> Decimal:
+        """The entry cost of ``closed`` out of ``size`` open: its share, or all that is left."""
+        share = pos.cost if closed == size else pos.cost * closed / size
+        pos.cost -= share
+        return share
 
     def _new_position(self, pos: _Position) -> None:
         """A position opens: it gets its own id and its own realised PnL."""

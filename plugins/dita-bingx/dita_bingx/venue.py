@@ -62,8 +62,8 @@ RATE_BUCKETS = {
 }
 #: Headroom on each window: a request sent just inside it can arrive just outside.
 PACE_SLACK = 0.05
-#: Fill prices derived from a change of traded value are exact when the exchange's figures
-#: allow; otherwise rounded to this many places (as the kernel rounds each fill's PnL).
+#: A change of traded value whose average price does not divide out exactly is split in two
+#: fills, the first at the average rounded to this many places (see _fill).
 PRICE_PLACES = Decimal("1e-12")
 
 
@@ -938,22 +938,40 @@ class BingXVenue(dita.Venue):
             # cumQuote (the exact traded value) is not always filled in; the average price is.
             value = avg * cum
         delta = cum - tracked.cum
-        # Fills BingX reports together come as one, at their average price, which can be a
-        # repeating decimal (179.14 / 0.003): then it is rounded to 12 places. Whether the
-        # division was exact is what the decimal context says (multiplying back would round
-        # too, and pass the repeating price on).
+        traded = value - tracked.value
+        if traded <= 0:
+            raise BadResponse(f"BingX {what}: executedQty rose to {cum} but the traded value did not "
+                              f"(avgPrice {avg}, cumQuote {cum_quote!r})")
+        fee = fees - tracked.fees
+        kind = "FULL_FILL" if cum == tracked.order.quantity else "PARTIALLY_FILLED"
+        # Fills BingX reports together come as one change of the cumulative figures, whose
+        # average price can be a repeating decimal (179.14 / 0.003). Rounded, it changed the
+        # money by up to half a unit of the 12th place times the size (DOGE: 1e-6 per million
+        # coins). So the change is reported as two fills whose values are exact and add up to
+        # the traded value: all but one size step at the average rounded to 12 places, and one
+        # step at the price that makes up the rest (dividing by a power of ten is exact).
+        # Their ids are the cumulative quantities after each, so a poll that sees the same
+        # figures again, or a venue resumed between the two, derives the same events.
+        first = None
         with localcontext() as ctx:
             ctx.prec = 100
             ctx.clear_flags()
-            price = (value - tracked.value) / delta
-            exact = not ctx.flags[Inexact]
-        if not exact:
-            price = price.quantize(PRICE_PLACES, rounding=ROUND_HALF_EVEN)
-        if price <= 0:
-            raise BadResponse(f"BingX {what}: executedQty rose to {cum} but the traded value did not "
-                              f"(avgPrice {avg}, cumQuote {cum_quote!r})")
-        kind = "FULL_FILL" if cum == tracked.order.quantity else "PARTIALLY_FILLED"
-        fee = fees - tracked.fees
+            price = traded / delta
+            if ctx.flags[Inexact]:
+                step = Decimal(1).scaleb(min(delta.as_tuple().exponent, 0))   # the quantity's own unit
+                for places in range(12, 40):
+                    p1 = price.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+                    p2 = (traded - p1 * (delta - step)) / step
+                    if p1 > 0 and p2 > 0:
+                        first, price = (delta - step, p1), p2
+                        break
+                else:   # cannot happen with positive figures; keep the old rounding
+                    price = price.quantize(PRICE_PLACES, rounding=ROUND_HALF_EVEN)
+        if first is not None:
+            size, p1 = first
+            self._event(tracked, "PARTIALLY_FILLED", f"fill:{wire.normal(tracked.cum + size)}", filled_size=size,
+                        fill_price=p1, fee=fee, timestamp=timestamp)
+            delta, fee = delta - size, Decimal(0)   # the fee went with the first part
         tracked.cum, tracked.value, tracked.fees = cum, value, fees
         self._event(tracked, kind, f"fill:{wire.normal(cum)}", filled_size=delta, fill_price=price, fee=fee,
                     timestamp=timestamp)

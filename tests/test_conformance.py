@@ -35,9 +35,14 @@ def test_every_transition_of_the_spec_is_planned_or_explained():
     # What no path reaches, and why (each reason is checked below, not taken on trust).
     assert sorted(map(str, plan.unreachable)) == [
         "CLOSED --FULL_FILL[3]--> FROZEN", "CLOSED --PARTIALLY_FILLED[3]--> FROZEN",
-        "EXIT_CANCEL_PENDING --PARTIALLY_FILLED[7]--> FROZEN", "EXIT_WORKING --PARTIALLY_FILLED[7]--> FROZEN",
+        "EXIT_CANCEL_PENDING --FULL_FILL[1]--> EXIT_CANCEL_PENDING",
+        "EXIT_CANCEL_PENDING --PARTIALLY_FILLED[1]--> EXIT_CANCEL_PENDING",
+        "EXIT_CANCEL_PENDING --PARTIALLY_FILLED[8]--> FROZEN",
+        "EXIT_WORKING --FULL_FILL[1]--> EXIT_WORKING",
+        "EXIT_WORKING --PARTIALLY_FILLED[8]--> FROZEN",
         "FROZEN --CANCEL[2]--> FROZEN", "FROZEN --CANCEL[3]--> FROZEN",
-        "POSITION_OPEN --PARTIALLY_FILLED[7]--> CLOSED"]
+        "POSITION_OPEN --FULL_FILL[1]--> POSITION_OPEN", "POSITION_OPEN --PARTIALLY_FILLED[1]--> POSITION_OPEN",
+        "POSITION_OPEN --PARTIALLY_FILLED[8]--> CLOSED"]
     for t, why in plan.unreachable.items():
         if t.state == "CLOSED":
             assert why.startswith("state CLOSED is entered but never stays")
@@ -48,8 +53,9 @@ def test_every_transition_of_the_spec_is_planned_or_explained():
             #   gets there. Frozen with an order still working follows from it.
             # - A late partial fill of the exit order before last that closes the trade: a
             #   longer path than the planner's bounded search.
-            # tests/test_late_exit_fills.py and tests/test_dedup_scope.py drive each by hand,
-            # on every kernel path.
+            # - A late entry fill after part of the position was exited ([1]): as long.
+            # tests/test_late_exit_fills.py, tests/test_dedup_scope.py and
+            # tests/test_sizes_and_records.py drive each by hand, on every kernel path.
             assert why.startswith("no path of up to"), why
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import textwrap
 from decimal import Decimal as D
 
@@ -33,7 +34,9 @@ def machine(tmp_path, **parts):
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
+    # Outside the source folder, whose dita/ (without its compiled engine) would shadow the installed one.
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300,
+                          cwd=tempfile.gettempdir())
 
 
 # ------------------------------------------------------------------ sizes and allocations

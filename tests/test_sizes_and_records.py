@@ -102,3 +102,56 @@ def test_the_record_of_a_trade_with_a_late_entry_fill_after_an_exit_gives_the_en
     assert D(record["gross_pnl"]) == 0
     assert_account_identity(k)
 
+
+
+def test_the_late_entry_fill_after_an_exit_assigns_what_every_entry_fill_does():
+    """That candidate writes entry_fill_assign out (its own field must come first, which a
+    YAML merge does not allow): the two must not drift apart."""
+    import yaml
+
+    templates = yaml.safe_load(dita.packaged_spec_path().read_text())["templates"]
+    after_exit = dict(templates["late_entry_fill_after_exit"]["assign"])
+    assert list(after_exit)[0] == "entry_vwap"
+    del after_exit["entry_vwap"]
+    assert after_exit == templates["entry_fill_assign"]
+    assert list(after_exit) == list(templates["entry_fill_assign"])
+
+
+@pytest.mark.parametrize("path", ["native", "general", "journaled"])
+@pytest.mark.parametrize("kind", ["PARTIALLY_FILLED", "FULL_FILL"])
+@pytest.mark.parametrize("arrives_in", ["EXIT_WORKING", "EXIT_CANCEL_PENDING", "POSITION_OPEN"])
+def test_a_late_entry_fill_after_an_exit_in_each_state_it_can_reach(arrives_in, kind, path, tmp_path):
+    """The conformance planner's bounded search does not reach these (an entry fill, its
+    cancel, an exit fill, then the entry's late fill): driven here, in every state the late
+    fill can find, on every kernel path. The position grows, its average cost moves on from
+    the exited part, and the record gives the average of all entry fills."""
+    venue = MockVenue(prices={"BTC-USDT": "1000"}, silent=True)
+    journal = tmp_path / "run.sqlite" if path == "journaled" else None
+    k = dita.Kernel(venue=venue, capital=D(10000), journal=journal)
+    if path == "general":
+        del k.on_venue_event
+    k.process_intent(KI("ENTER", 0, "e", trade_id="t", asset="BTC-USDT", side="LONG", target_size=D("0.010"),
+                        order_type="LIMIT", limit_price=D("1000"), exit_leg_ratios=(D("0.5"), D("0.5"))))
+    k.on_venue_event(VE("PARTIALLY_FILLED", "f1", "e", None, D("0.004"), D("1000"), D("0.01")))
+    k.process_intent(KI("CANCEL", 0, "c"))
+    k.on_venue_event(VE("CANCEL_ACK", "a1", "e"))
+    k.process_intent(KI("EXIT", 0, "x1"))                      # leg 1: 0.002
+    if arrives_in == "POSITION_OPEN":
+        k.on_venue_event(VE("FULL_FILL", "g1", "x1", None, D("0.002"), D("1100"), D("0.01")))
+    else:
+        k.on_venue_event(VE("PARTIALLY_FILLED", "g1", "x1", None, D("0.001"), D("1100"), D("0.01")))
+        if arrives_in == "EXIT_CANCEL_PENDING":
+            k.process_intent(KI("CANCEL", 0, "c2"))
+    assert k.slot(0).fsm_state == arrives_in
+    held = k.slot(0).size
+    out = k.on_venue_event(VE(kind, "f2", "e", None, D("0.006"), D("1300"), D("0.01")))
+    assert (out.accepted, out.transitions) == (True, ((arrives_in, kind, arrives_in),))
+    s = k.slot(0)
+    assert s.size == held + D("0.006") and s.initial_size == D("0.010")
+    assert s.entry_price == (D("1000") * held + D("1300") * D("0.006")) / (held + D("0.006"))
+    assert s.record["entry_vwap"] == D("1180")
+    assert_account_identity(k)
+    if path == "journaled":
+        k.close()
+        again = dita.Kernel.recover(journal, venue=venue, sync=False)
+        assert again.snapshot() == k.snapshot()

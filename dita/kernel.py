@@ -1260,8 +1260,17 @@ class Kernel:
         intent = None
         last = None
         effects: deque = deque()   # the effects of the last input, which the records that follow list
+        next_seq = after + 1
         try:
             for rec in journal.records(after):
+                # Records are numbered one by one and written whole or not at all (a failed
+                # write keeps them for the next): a gap is a record deleted from the file, an
+                # effect sent or a fill applied that the replay would never hear of.
+                if rec.seq != next_seq:
+                    raise JournalError(f"journal {journal.path.name}: record {next_seq}"
+                                       f"{'' if rec.seq == next_seq + 1 else f' to {rec.seq - 1}'} is missing "
+                                       f"(the next is {rec.seq}): the journal was edited")
+                next_seq += 1
                 if rec.kind == "intent":
                     intent = KernelIntent.recorded(rec.data)
                 elif rec.kind == "apply":

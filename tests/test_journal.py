@@ -116,6 +116,24 @@ def test_a_tampered_journal_is_refused_naming_the_record(tmp_path):
         dita.Kernel.recover(path, venue=_venue())
 
 
+@pytest.mark.parametrize("from_checkpoint", [True, False])
+@pytest.mark.parametrize("deleted", ["effect", "apply", "settlement"])
+def test_a_record_deleted_from_the_journal_is_named(deleted, from_checkpoint, tmp_path):
+    """Deleting the record of an order sent (its effect), of a fill applied or of a
+    settlement went unnoticed by a replay, which rebuilt a history the file no longer held."""
+    path = tmp_path / "run.sqlite"
+    k = dita.Kernel(venue=_venue(), slots=1, capital=D("1000"), journal=path)
+    assert enter(k, size="0.010").state == "POSITION_OPEN"
+    k.checkpoint() if not from_checkpoint else None
+    assert exit_(k).state == "TRADE_TERMINAL_WRITTEN"
+    k.close()
+    with sqlite3.connect(path) as c:
+        [(seq,)] = c.execute("SELECT MAX(seq) FROM records WHERE kind=?", (deleted,)).fetchall()
+        c.execute("DELETE FROM records WHERE seq=?", (seq,))
+    with pytest.raises(dita.JournalError, match=f"record {seq} is missing \\(the next is {seq + 1}\\): the journal was edited"):
+        dita.Kernel.recover(path, venue=_venue(), from_checkpoint=from_checkpoint)
+
+
 def test_journal_errors_are_clear(tmp_path):
     with pytest.raises(dita.JournalError, match="journal not found"):
         dita.Kernel.recover(tmp_path / "nope.sqlite", venue=_venue())

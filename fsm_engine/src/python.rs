@@ -1366,6 +1366,10 @@ impl Runtime {
                 if let Err(v) = st.rt.replace(staged, shared_values) {
                     problems = v;
                 }
+            } else if !staged.is_empty() {
+                // Some instances could not be read: the others are checked all the same, so
+                // that one error names everything wrong with the snapshot.
+                problems.extend(st.rt.replacement_problems(staged, shared_values));
             }
             if problems.is_empty() {
                 return Ok(());

@@ -561,13 +561,35 @@ impl Runtime {
     /// Replaces instances (and optionally the shared record) all at once, or not at all.
     /// Every violation of every instance is returned, each naming its instance.
     pub fn replace(&mut self, instances: Vec<(usize, InstanceSnapshot)>, shared: Option<Vec<Value>>) -> Result<(), Vec<String>> {
+        let (staged, shared, problems) = self.stage(instances, shared);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        for (index, snap) in staged {
+            self.in_state[self.instances[index].state] -= 1;
+            self.in_state[snap.state] += 1;
+            self.instances[index] = Instance { state: snap.state, record: snap.record, seen: Seen::from_keys(&self.hasher, snap.seen) };
+        }
+        self.shared = shared;
+        Ok(())
+    }
+
+    /// What [`replace`](Self::replace) would refuse, changing nothing: a caller that has
+    /// already found other problems with its input reports these with them.
+    pub fn replacement_problems(&self, instances: Vec<(usize, InstanceSnapshot)>, shared: Option<Vec<Value>>) -> Vec<String> {
+        self.stage(instances, shared).2
+    }
+
+    /// The instances and shared record as they would be stored, and every problem with them.
+    #[allow(clippy::type_complexity)]
+    fn stage(&self, instances: Vec<(usize, InstanceSnapshot)>, shared: Option<Vec<Value>>) -> (Vec<(usize, InstanceSnapshot)>, Vec<Value>, Vec<String>) {
         let m = Arc::clone(&self.machine);
         let mut problems = Vec::new();
         let shared = match shared {
             Some(values) => {
                 let values: Vec<Value> = values.into_iter().zip(&m.shared).map(|(v, f)| v.coerce(f.ty)).collect();
                 if let Err(e) = check_values(|| "shared record".into(), &m.shared, &values) {
-                    return Err(vec![e]);
+                    return (Vec::new(), values, vec![e]);
                 }
                 values
             }
@@ -587,7 +609,7 @@ impl Runtime {
             staged.push((index, snap));
         }
         if !problems.is_empty() {
-            return Err(problems);
+            return (staged, shared, problems);
         }
         // Instances not being replaced must still hold under the new shared record.
         let touched: HashSet<usize> = staged.iter().map(|(i, _)| *i).collect();
@@ -600,16 +622,7 @@ impl Runtime {
                 problems.push(format!("instance {i} ({}): {v}", m.states[inst.state].name));
             }
         }
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        for (index, snap) in staged {
-            self.in_state[self.instances[index].state] -= 1;
-            self.in_state[snap.state] += 1;
-            self.instances[index] = Instance { state: snap.state, record: snap.record, seen: Seen::from_keys(&self.hasher, snap.seen) };
-        }
-        self.shared = shared;
-        Ok(())
+        (staged, shared, problems)
     }
 }
 

@@ -170,7 +170,7 @@ class Kernel:
             self._attach_journal(Journal.create(journal, {
                 "slots": self.slots, "starting_capital": str(self.account.starting_capital),
                 "machine": self.machine.name, "spec_text": spec_text, "spec_source": str(spec_path),
-                "venue": self.venue.name or type(self.venue).__name__, "dita_version": _version(),
+                "venue": _venue_name(self.venue), "dita_version": _version(),
                 "history_limit": history_limit,
             }, durability=durability))
         self._checkpoint_every = checkpoint_every
@@ -1585,22 +1585,65 @@ def _amounts_are_numbers(event: VenueEvent) -> bool:
             and size > 0 and price > 0)
 
 
+def _venue_name(venue: Venue) -> str:
+    """How a journal names its venue, so that a recovery can build it again: its registered
+    name (also for a venue object whose class a plugin registers), else its class name."""
+    if venue.name:
+        return venue.name
+    try:
+        entries = default_registry().entries()
+    except Exception:
+        entries = {}
+    names = sorted(name for name, entry in entries.items() if entry.factory is type(venue))
+    return names[0] if len(names) == 1 else type(venue).__name__
+
+
+def _registered_names(written_with: str) -> set[str]:
+    """The registered venue names a journal's venue may be: the name itself, or, for a
+    journal that recorded a class name (its kernel was given a venue object), every name
+    whose factory is that class."""
+    names = set()
+    try:
+        entries = default_registry().entries()
+    except Exception:   # no plugin can be loaded: the name is all there is
+        entries = {}
+    for name, entry in entries.items():
+        if name == written_with or getattr(entry.factory, "__name__", None) == written_with:
+            names.add(name)
+    return names
+
+
 def _recovery_venue(venue: str | Venue | None, written_with: Any, journal: Any, read_only: bool) -> str | Venue:
     """The venue a recovery talks to: by default the one the journal was written against.
     Another venue is refused (unless nothing will be asked of it): a recovery queries the
     venue about every order the journal left working, and one that never received them
     would report them unknown while they still work at the real one."""
+    recorded = written_with if isinstance(written_with, str) and written_with else None
+    known = _registered_names(recorded) if recorded else set()
     if venue is None:
-        if not isinstance(written_with, str) or not written_with:
-            raise InvalidInputError(f"journal {journal} does not say which venue it was written against: pass venue=")
-        return written_with
-    # An instance without a name is the caller's own construction (a test double, say), on
-    # which nothing can be checked.
-    given = venue if isinstance(venue, str) else getattr(venue, "name", None)
-    if not read_only and given and isinstance(written_with, str) and given != written_with:
+        if len(known) == 1:
+            return known.pop()
+        if recorded in known:
+            return recorded
         raise InvalidInputError(
-            f"journal {journal} was written against venue {written_with!r}, not {given!r}: its orders live "
-            f"there, and recovery asks that venue about them; pass venue={written_with!r} (with its venue_options)")
+            f"journal {journal} was written against venue {recorded!r}, which names no one registered venue: "
+            "pass venue= (its registered name with venue_options, or the venue object)" if recorded else
+            f"journal {journal} does not say which venue it was written against: pass venue=")
+    if read_only or recorded is None:
+        return venue
+    if isinstance(venue, str):
+        same = venue == recorded or venue in known
+    else:
+        # An object matches by its registered name or its class; one without a name is the
+        # caller's own construction (a test double, say), on which nothing can be checked.
+        name = getattr(venue, "name", None)
+        same = not name or name == recorded or name in known or type(venue).__name__ == recorded
+    if not same:
+        given = venue if isinstance(venue, str) else (getattr(venue, "name", None) or type(venue).__name__)
+        suggestion = sorted(known)[0] if known else recorded
+        raise InvalidInputError(
+            f"journal {journal} was written against venue {recorded!r}, not {given!r}: its orders live "
+            f"there, and recovery asks that venue about them; pass venue={suggestion!r} (with its venue_options)")
     return venue
 
 

@@ -655,3 +655,23 @@ def test_recovery_talks_to_the_venue_the_journal_was_written_against(tmp_path):
     # An offline audit asks no venue, so any stand-in will do.
     audit = dita.Kernel.recover(path, venue=MockVenue(prices={"BTC-USDT": "60000"}), read_only=True)
     assert audit.slot(0).fsm_state == "ENTRY_WORKING"
+
+
+def test_a_journal_of_a_kernel_given_a_venue_object_recovers_by_the_venues_registered_name(tmp_path):
+    """A kernel built from a venue object recorded its class name ('MockVenue', 'BingXVenue'),
+    which then matched no venue a recovery could build or name: recovery refused it and
+    pointed at a name that could never load. The registered name is recorded now, and a
+    journal that holds a class name recovers by the name registered for that class."""
+    path = tmp_path / "run.sqlite"
+    k = dita.Kernel(venue=MockVenue(prices={"BTC-USDT": "60000"}), slots=1, capital=D("1000"), journal=path)
+    assert enter(k, size="0.010", order_type="LIMIT", limit_price="59000").state == "ENTRY_WORKING"
+    k.close()
+    with sqlite3.connect(path) as c:
+        assert json.loads(c.execute("SELECT value FROM meta WHERE key='venue'").fetchone()[0]) == "mock"
+        c.execute("UPDATE meta SET value=? WHERE key='venue'", (json.dumps("MockVenue"),))   # as journals had it
+    for venue in (None, "mock", MockVenue(prices={"BTC-USDT": "60000"})):
+        again = dita.Kernel.recover(path, venue=venue, sync=False)
+        assert type(again.venue) is MockVenue and again.slot(0).fsm_state == "ENTRY_WORKING"
+        again.close()
+    with pytest.raises(dita.InvalidInputError, match=r"written against venue 'MockVenue', not 'paper'.*venue='mock'"):
+        dita.Kernel.recover(path, venue="paper")

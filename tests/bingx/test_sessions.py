@@ -450,8 +450,10 @@ def test_fills_reported_together_keep_the_money_exact(make_sim, make_kernel):
     events = [e for o in k.poll() for e in o.emitted_events]
     fills = [(e.kind, e.event_id.split(":", 2)[2], e.filled_size, e.fill_price, e.fee) for e in events]
     fee = D("59.902")   # maker 0.02% of 299510
-    assert fills == [("PARTIALLY_FILLED", "fill:2999999", D("2999999"), D("0.099836666667"), fee),
-                     ("FULL_FILL", "fill:3000000", D("1"), D("0.099835666667"), D("0"))]
+    # The first part's price takes the places the last step needs to stay within a
+    # billionth of the average (12 would put it at 0.099835666667, a millionth off).
+    assert fills == [("PARTIALLY_FILLED", "fill:2999999", D("2999999"), D("0.09983666666666667"), fee),
+                     ("FULL_FILL", "fill:3000000", D("1"), D("0.09983666665666667"), D("0"))]
     assert sum(e.filled_size * e.fill_price for e in events) == D("299510")
     assert k.order_progress("dita-e1").filled_value == D("299510")
     assert k.poll() == []   # the same figures again: nothing new
@@ -461,6 +463,30 @@ def test_fills_reported_together_keep_the_money_exact(make_sim, make_kernel):
     k.poll()
     assert k.slot(0).size == 0
     assert k.trades[-1]["gross_pnl"] == D("6490") == sim.account()["realised"]
+
+
+def test_fills_of_a_cheap_coin_reported_together_stay_at_market_prices(make_sim, make_kernel):
+    """90 million coins at 1.2e-5: with the first part's price at 12 places, the last coin
+    carried its rounding times 90 million and was reported at 0.000042343333, 3.4 times any
+    price traded. Both prices now stay within a billionth of the average, the money exact."""
+    from dita_bingx.simulator import _load_default_contracts
+
+    contracts = [dict(c) for c in _load_default_contracts()]
+    pepe = dict(contracts[0], symbol="PEPE-USDT", contractId="999", quantityPrecision=0, pricePrecision=8,
+                tradeMinQuantity=1, tradeMinUSDT=2, asset="PEPE", displayName="PEPE-USDT")
+    sim = make_sim(contracts=contracts + [pepe], balance="100000000", liquidity={"PEPE-USDT": "0"})
+    sim.set_price("PEPE-USDT", "0.00001240")
+    k = make_kernel(sim, capital="1000000")
+    assert enter(k, asset="PEPE-USDT", size="90000000", order_type="LIMIT", limit_price="0.00001240").accepted
+    sim.fill("dita-e1", "30000000", "0.00001233")
+    sim.fill("dita-e1", "60000000", "0.00001235")
+    events = [e for o in k.poll() for e in o.emitted_events]
+    assert [e.filled_size for e in events] == [D("89999999"), D("1")]
+    average = D("1110.9") / D("90000000")
+    for e in events:
+        assert abs(e.fill_price - average) <= average * D("1e-9"), e
+    assert sum(e.filled_size * e.fill_price for e in events) == D("1110.9")
+    assert k.slot(0).size == D("90000000")
 
 
 def test_a_venue_resumed_between_the_two_parts_reports_the_second_as_before(make_sim, make_kernel, make_venue):

@@ -65,6 +65,14 @@ PACE_SLACK = 0.05
 #: A change of traded value whose average price does not divide out exactly is split in two
 #: fills, the first at the average rounded to this many places (see _fill).
 PRICE_PLACES = Decimal("1e-12")
+#: How far from the average the price of the split's last step may be, relatively.
+SPLIT_TOLERANCE = Decimal("1e-9")
+
+
+def _holdable(d: Decimal) -> bool:
+    """Whether the kernel holds ``d`` exactly: at most 28 places and 28 digits."""
+    t = d.normalize().as_tuple()
+    return -t.exponent <= 28 and len(t.digits) <= 28
 
 
 # ------------------------------------------------------------------ errors
@@ -959,13 +967,25 @@ class BingXVenue(dita.Venue):
             price = traded / delta
             if ctx.flags[Inexact]:
                 step = Decimal(1).scaleb(min(delta.as_tuple().exponent, 0))   # the quantity's own unit
-                for places in range(12, 40):
+                # The last step carries the first part's rounding times its size in steps:
+                # with a price of 1e-5 and 90 million coins, 12 places put it at 3.4 times
+                # the market. So the first price takes as many places as it needs (up to
+                # what a decimal holds) for the last one to stay within a billionth of the
+                # average; failing that, the closest.
+                best = None
+                for places in range(12, 29):
                     p1 = price.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
                     p2 = (traded - p1 * (delta - step)) / step
-                    if p1 > 0 and p2 > 0:
-                        first, price = (delta - step, p1), p2
+                    if p1 <= 0 or p2 <= 0 or not _holdable(p1) or not _holdable(p2):
+                        continue
+                    off = abs(p2 - price)
+                    if best is None or off < best[0]:
+                        best = (off, p1, p2)
+                    if off <= price * SPLIT_TOLERANCE:
                         break
-                else:   # cannot happen with positive figures; keep the old rounding
+                if best is not None:
+                    first, price = (delta - step, best[1]), best[2]
+                else:   # no split a decimal holds: the average, rounded
                     price = price.quantize(PRICE_PLACES, rounding=ROUND_HALF_EVEN)
         if first is not None:
             size, p1 = first

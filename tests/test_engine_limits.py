@@ -258,3 +258,14 @@ def test_a_number_that_cannot_be_held_exactly_is_refused_saying_so(copy_machine,
         rt.apply(0, "GO", {"a": given})
     assert "must be a decimal number" not in str(e.value)
     assert rt.record(0)["x"] == 0, "nothing changed"
+
+
+def test_a_problem_with_a_long_expression_quotes_its_beginning(tmp_path):
+    """Every problem quoted its expression whole: a generated expression of thousands of
+    terms made each message about it tens of kilobytes."""
+    source = " + ".join(["1"] * 150) + " + true"
+    with pytest.raises(dita.SpecError) as err:
+        load(tmp_path, {"x": source})
+    [problem] = err.value.problems
+    assert problem.code == "type_error"
+    assert len(problem.message) < 400 and f"... ({len(source)} characters)" in problem.message

@@ -375,7 +375,7 @@ impl Compiler {
         match expr::compile(src, names) {
             Ok(x) => Some(x),
             Err(ExprProblem { code, message }) => {
-                self.add(path, code, format!("{message} in `{src}`"), None);
+                self.add(path, code, format!("{message} in `{}`", shown(src)), None);
                 None
             }
         }
@@ -384,7 +384,7 @@ impl Compiler {
     fn condition(&mut self, path: &str, src: &str, names: &Scope3) -> Option<Expr> {
         let (e, t) = self.expr(path, src, names)?;
         if t.ty != Some(Ty::Bool) {
-            self.add(path, "type_error", format!("`{src}` must be a bool, it is {}", t.ty.map_or("null", Ty::name)), None);
+            self.add(path, "type_error", format!("`{}` must be a bool, it is {}", shown(src), t.ty.map_or("null", Ty::name)), None);
             return None;
         }
         Some(e)
@@ -431,7 +431,7 @@ impl Compiler {
                     self.add(
                         &here,
                         "type_error",
-                        format!("cannot assign `{src}` ({}) to {} field '{target}'", t.ty.map_or("null", Ty::name), field.ty),
+                        format!("cannot assign `{}` ({}) to {} field '{target}'", shown(src), t.ty.map_or("null", Ty::name), field.ty),
                         None,
                     );
                     continue;
@@ -478,7 +478,7 @@ impl Compiler {
                                 self.add(
                                     &fpath,
                                     "type_error",
-                                    format!("`{src}` is {}, effect field '{}' is {}", t.ty.map_or("null", Ty::name), field.name, field.ty),
+                                    format!("`{}` is {}, effect field '{}' is {}", shown(src), t.ty.map_or("null", Ty::name), field.name, field.ty),
                                     None,
                                 );
                             }
@@ -879,6 +879,17 @@ fn checks_of_others(
     out
 }
 
+/// An expression as a problem shows it: whole, up to 200 characters (a generated expression
+/// of thousands of terms would make every message about it tens of kilobytes).
+fn shown(src: &str) -> String {
+    const MAX: usize = 200;
+    let count = src.chars().count();
+    if count <= MAX {
+        return src.to_string();
+    }
+    format!("{}... ({count} characters)", src.chars().take(MAX).collect::<String>())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -921,3 +932,4 @@ mod tests {
         assert_eq!(checks(&m, "B", "BACK"), vec![Check::Global(0), Check::OfTarget(0), Check::OfTarget(1), Check::OfTarget(2)]);
     }
 }
+

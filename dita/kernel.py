@@ -170,7 +170,7 @@ class Kernel:
             self._attach_journal(Journal.create(journal, {
                 "slots": self.slots, "starting_capital": str(self.account.starting_capital),
                 "machine": self.machine.name, "spec_text": spec_text, "spec_source": str(spec_path),
-                "venue": _venue_name(self.venue), "dita_version": _version(),
+                "venue": self._venue_label, "dita_version": _version(),
                 "history_limit": history_limit,
             }, durability=durability))
         self._checkpoint_every = checkpoint_every
@@ -207,6 +207,7 @@ class Kernel:
             raise InvalidInputError(f"venue must be a venue name or a dita.Venue, got {type(venue).__name__}")
         self.machine = machine
         self.spec_path = spec
+        self._venue_label = _venue_name(self.venue)   # what journals and snapshots call it
         # Venue events are routed by client order id inside the engine; the accepted fills of
         # each routed order are appended to its list in self._fills (see order_progress).
         self._trades: list[dict] = []           # terminal records of closed trades (see trades)
@@ -946,12 +947,18 @@ class Kernel:
             "ended_orders": {coid: sorted(ids) for coid, ids in self._ended.items()},
             "trades": [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in t.items()} for t in self.trades],
             "history_limit": self._history_limit,
+            # Which venue holds the orders: a restore talks to that one by default.
+            "venue": self._venue_label,
         }
         if self._unconfirmed:
             # Orders whose submit raised and that the venue could not be asked about yet:
             # poll() keeps asking, after a restore too. (Only when there are some, so that
             # snapshots and checkpoints written before this part existed compare equal.)
             snap["unconfirmed_orders"] = dict(self._unconfirmed)
+        if self._unasked:
+            # Working orders a recovery could not ask the venue about: poll() asks again,
+            # after a restore too (only when there are some, as above).
+            snap["unasked_orders"] = sorted(self._unasked)
         return snap
 
     def _progress_json(self) -> dict:
@@ -960,15 +967,35 @@ class Kernel:
         return {coid: [str(x) for x in p] for coid, p in self._progress.items()}
 
     @classmethod
-    def restore(cls, snapshot: Mapping[str, Any], venue: str | Venue = "mock", spec: str | Path | None = None,
+    def restore(cls, snapshot: Mapping[str, Any], venue: str | Venue | None = None, spec: str | Path | None = None,
                 venue_options: Mapping[str, Any] | None = None) -> "Kernel":
         """A kernel rebuilt from :meth:`snapshot`. Every slot is checked against the spec's
-        invariants first; a bad snapshot raises :class:`ReconcileError` naming each violation."""
+        invariants first; a bad snapshot raises :class:`ReconcileError` naming each violation.
+
+        ``venue`` defaults to the venue the snapshot was taken on (its registered name is in
+        the snapshot; ``venue_options`` such as API keys never are). While a slot has an
+        order working (or one whose submit the venue has not confirmed), a venue of another
+        name is refused: the restored kernel tells the venue about those orders and cancels
+        them there, and one that never received them could do neither. A snapshot with no
+        order working restores onto any venue; one that names no venue (taken before
+        snapshots named it) restores onto ``"mock"`` unless it has orders working."""
         slots = _snapshot_slots(snapshot)
+        working = _snapshot_orders_at_venue(snapshot)
+        recorded = snapshot.get("venue")
+        if venue is None and not recorded and not working:
+            venue = "mock"
+        # A snapshot of a kernel on the caller's own venue class (a test double: no registered
+        # name) says nothing a venue given here could be checked against.
+        unchecked = not working or (venue is not None and not _registered_label(recorded))
+        venue = _recorded_venue(venue, recorded, "the snapshot",
+                                f"the restored kernel tells that venue about {', '.join(working[:3])}"
+                                f"{' and more' if len(working) > 3 else ''} and cancels them there", unchecked)
         account = snapshot.get("account") or {}
         k = cls(venue=venue, slots=len(slots), capital=account.get("starting_capital", 0), spec=spec,
                 venue_options=venue_options)
         k._load_snapshot(snapshot)
+        if working:   # (on the venue the snapshot names, or a stand-in for it)
+            k._venue_label = _registered_label(recorded) or k._venue_label
         k._resume_venue()
         return k
 
@@ -993,6 +1020,7 @@ class Kernel:
             "slot_orders": lambda v: {int(slot): list(coids) for slot, coids in v.items()},
             "ended_orders": lambda v: {coid: frozenset(ids) for coid, ids in v.items()},
             "unconfirmed_orders": lambda v: {str(coid): str(failure) for coid, failure in v.items()},
+            "unasked_orders": lambda v: {str(coid) for coid in v},
         }
         read = {}
         for name, parse in parts.items():
@@ -1022,6 +1050,7 @@ class Kernel:
         self._slot_orders = read["slot_orders"]
         self._ended = read["ended_orders"]
         self._unconfirmed = {coid: why for coid, why in read["unconfirmed_orders"].items() if coid in self._orders}
+        self._unasked = {coid for coid in read["unasked_orders"] if coid in self._orders}
         self._history_limit = history_limit
         self._sync_routes()
 
@@ -1179,9 +1208,12 @@ class Kernel:
             meta = j.meta()
             text = meta.get("spec_text")
             machine = compile_text(text, meta.get("spec_source", "<journal>")) if text else load_machine(None)
-            venue = _recovery_venue(venue, meta.get("venue"), journal, read_only)
+            venue = _recorded_venue(venue, meta.get("venue"), f"journal {journal}",
+                                    "recovery asks that venue about them", read_only)
             k = cls.__new__(cls)
             k._setup(venue, int(meta["slots"]), meta["starting_capital"], machine, None, venue_options)
+            # The journal's orders live at its venue, also when a stand-in replays it.
+            k._venue_label = _registered_label(meta.get("venue")) or k._venue_label
             k._history_limit = _check_history_limit(meta.get("history_limit"), JournalError)
             start = j.last_checkpoint() if from_checkpoint else None
             if start is None and meta.get("continues") is not None:
@@ -1302,7 +1334,7 @@ class Kernel:
                 elif rec.kind == "checkpoint":
                     # Which orders still await an answer is not in the journal (the venue's
                     # failures are not inputs): a recovery asks the venue about every order.
-                    if _without_unconfirmed(self._checkpoint_data()) != _without_unconfirmed(rec.data):
+                    if _comparable_checkpoint(self._checkpoint_data()) != _comparable_checkpoint(rec.data):
                         raise JournalError(f"replay diverged at journal record {rec.seq} (of {journal.path.name}): the "
                                            "state rebuilt so far is not the state the checkpoint recorded")
                     self._last_checkpoint = rec.seq
@@ -1550,9 +1582,12 @@ def _snapshot_decimal(text: Any) -> Decimal:
     return to_decimal(text, "a figure")   # plain decimal text only, finite
 
 
-def _without_unconfirmed(snapshot: Any) -> Any:
-    if isinstance(snapshot, dict) and "unconfirmed_orders" in snapshot:
-        return {k: v for k, v in snapshot.items() if k != "unconfirmed_orders"}
+def _comparable_checkpoint(snapshot: Any) -> Any:
+    """A checkpoint without what a replay cannot rebuild: which orders await an answer or
+    could not be asked about (the venue's failures are not inputs) and the venue's name (a read-only recovery may use a
+    stand-in; checkpoints written before snapshots named their venue do not have it)."""
+    if isinstance(snapshot, dict):
+        return {k: v for k, v in snapshot.items() if k not in ("unconfirmed_orders", "unasked_orders", "venue")}
     return snapshot
 
 
@@ -1613,12 +1648,19 @@ def _registered_names(written_with: str) -> set[str]:
     return names
 
 
-def _recovery_venue(venue: str | Venue | None, written_with: Any, journal: Any, read_only: bool) -> str | Venue:
-    """The venue a recovery talks to: by default the one the journal was written against.
-    Another venue is refused (unless nothing will be asked of it): a recovery queries the
-    venue about every order the journal left working, and one that never received them
-    would report them unknown while they still work at the real one."""
-    recorded = written_with if isinstance(written_with, str) and written_with else None
+def _registered_label(recorded: Any) -> str | None:
+    """The registered name a journal's or snapshot's venue goes by, if it has one."""
+    known = _registered_names(recorded) if isinstance(recorded, str) and recorded else set()
+    return recorded if recorded in known else (sorted(known)[0] if known else None)
+
+
+def _recorded_venue(venue: str | Venue | None, recorded: Any, source: str, asks: str, free: bool) -> str | Venue:
+    """The venue a kernel rebuilt from ``source`` (a journal, a snapshot) talks to: by
+    default the one ``source`` records. Another venue is refused unless ``free`` (nothing
+    will be asked of it about the recorded orders): the orders live at the venue that
+    received them, and one that never did would report them unknown while they still work
+    at the real one. ``asks`` says what the rebuilt kernel asks of that venue."""
+    recorded = recorded if isinstance(recorded, str) and recorded else None
     known = _registered_names(recorded) if recorded else set()
     if venue is None:
         if len(known) == 1:
@@ -1626,25 +1668,38 @@ def _recovery_venue(venue: str | Venue | None, written_with: Any, journal: Any, 
         if recorded in known:
             return recorded
         raise InvalidInputError(
-            f"journal {journal} was written against venue {recorded!r}, which names no one registered venue: "
+            f"{source} was written against venue {recorded!r}, which names no one registered venue: "
             "pass venue= (its registered name with venue_options, or the venue object)" if recorded else
-            f"journal {journal} does not say which venue it was written against: pass venue=")
-    if read_only or recorded is None:
+            f"{source} does not say which venue it was written against: pass venue=")
+    if free or recorded is None:
         return venue
     if isinstance(venue, str):
         same = venue == recorded or venue in known
     else:
-        # An object matches by its registered name or its class; one without a name is the
-        # caller's own construction (a test double, say), on which nothing can be checked.
-        name = getattr(venue, "name", None)
-        same = not name or name == recorded or name in known or type(venue).__name__ == recorded
+        # An object goes by its registered name (its own, or its class's); one that has none
+        # is the caller's own construction (a test double, say), on which nothing can be checked.
+        given = _venue_name(venue)
+        same = given == recorded or given in known or not _registered_names(given)
     if not same:
-        given = venue if isinstance(venue, str) else (getattr(venue, "name", None) or type(venue).__name__)
+        given = venue if isinstance(venue, str) else _venue_name(venue)
         suggestion = sorted(known)[0] if known else recorded
         raise InvalidInputError(
-            f"journal {journal} was written against venue {recorded!r}, not {given!r}: its orders live "
-            f"there, and recovery asks that venue about them; pass venue={suggestion!r} (with its venue_options)")
+            f"{source} was written against venue {recorded!r}, not {given!r}: its orders live "
+            f"there, and {asks}; pass venue={suggestion!r} (with its venue_options)")
     return venue
+
+
+def _snapshot_orders_at_venue(snapshot: Mapping[str, Any]) -> list[str]:
+    """The orders a snapshot's slots still consider working, and those whose submit the
+    venue has not confirmed yet: a kernel restored from it asks its venue about them."""
+    coids = []
+    for slot in snapshot.get("slots") or ():
+        record = slot.get("record") if isinstance(slot, Mapping) else None
+        for prefix in ("entry", "exit"):
+            if isinstance(record, Mapping) and record.get(f"{prefix}_live"):
+                coids.append(str(record.get(f"{prefix}_client_order_id")))
+    unconfirmed = snapshot.get("unconfirmed_orders")
+    return coids + [str(c) for c in (unconfirmed if isinstance(unconfirmed, Mapping) else ())]
 
 
 def _check_durability(durability: Any) -> None:

@@ -301,6 +301,26 @@ def test_an_order_a_recovery_could_not_ask_about_is_asked_again_by_poll(checkpoi
     assert again.poll() == []
 
 
+def test_an_order_a_recovery_could_not_ask_about_is_still_asked_about_after_a_restore(tmp_path):
+    """The snapshot of a recovered kernel carries the working order the venue could not be
+    asked about: a kernel restored from it asks in its poll(), where it used to wait in
+    ORDER_REQUESTED for events that a quiet venue never sends."""
+    venue = CannotBeAskedEither(prices={"BTC-USDT": "60000"})
+    k = dita.Kernel(venue=venue, capital=D("1000"), journal=tmp_path / "run.sqlite")
+    assert enter(k, size="0.010").state == "ORDER_REQUESTED"
+    k.close()
+    again = dita.Kernel.recover(tmp_path / "run.sqlite", venue=venue)
+    snap = json.loads(json.dumps(again.snapshot()))
+    again.close()
+    assert snap["unasked_orders"] == ["e1"] and "unconfirmed_orders" not in snap
+    restored = dita.Kernel.restore(snap, venue=venue)
+    assert restored.poll() == [] and restored.slot(0).fsm_state == "ORDER_REQUESTED"   # still down
+    venue.down = False
+    assert [o.diagnostic_code for o in restored.poll()] == ["OK", "OK"]
+    assert restored.slot(0).size == D("0.010") == venue.positions[("BTC-USDT", "LONG")]
+    assert "unasked_orders" not in restored.snapshot()
+
+
 def silent_kernel_on(path, tmp_path):
     """A kernel on a silent mock with a resting 0.010 entry, on one of the event paths."""
     venue = MockVenue(prices={"BTC-USDT": "60000"}, silent=True)

@@ -26,14 +26,19 @@ Use it as ``with BingXSimulator(api_key="k", api_secret="s") as sim: sim.base_ur
 from __future__ import annotations
 
 import argparse
+import base64
 import collections
+import gzip
+import hashlib
 import hmac
 import importlib.resources
 import itertools
 import json
 import logging
 import secrets
+import select
 import signal
+import socket
 import sys
 import threading
 import time
@@ -42,6 +47,11 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
+
+import wsproto
+from wsproto.connection import ConnectionState
+from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+from wsproto.utilities import ProtocolError
 
 from dita_bingx import wire
 
@@ -97,6 +107,24 @@ MSG_SAME_ORDER = "The same order number is only allowed to be submitted once wit
 #: §2.2 says newer answers "may add"); "documented" is the documented answer alone.
 PLACE_ANSWERS = ("full", "documented")
 
+#: The user data stream (BINGX.md §2.9): the listenKey endpoints and the WebSocket path,
+#: served on the same port as REST.
+LISTEN_KEY_PATH = "/openApi/user/auth/userDataStream"
+STREAM_PATH = "/swap-market"
+#: Decimals of the stream's numbers (BINGX.md §2.9: ``"0.10000000"``).
+STREAM_PLACES = 8
+#: REST prints a resting order PENDING and a cancelled one with two L's; the stream says NEW
+#: and CANCELED (BINGX.md §5, checklist item 5).
+STREAM_STATUS = {"PENDING": "NEW", "CANCELLED": "CANCELED"}
+#: The stream's keep-alive, a frame like every other (gzip).
+PING_FRAME = gzip.compress(b"Ping", mtime=0)
+#: RFC 6455: the value a server derives Sec-WebSocket-Accept from.
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#: How long a stream waits for the client's Close after sending its own, and how long a
+#: write to a client that stopped reading may block, in seconds.
+STREAM_CLOSE_WAIT = 1.0
+STREAM_SEND_TIMEOUT = 5.0
+
 MSG_REDUCE_ONLY = ("The Reduce Only order can only decrease the position. Please adjust the order quantity "
                    "or cancel the Reduce Only setting.")
 MSG_POST_ONLY = ("The Maker (Post Only) order ensures that the user is always the maker. If the order would "
@@ -113,6 +141,56 @@ class _Answer(Exception):
 def _invalid(msg: str) -> _Answer:
     return _Answer(80014, f"Invalid parameters, err: {msg}")
 
+
+@dataclass
+class _Bare:
+    """A handler's answer sent as is, outside the ``{"code","msg","data"}`` envelope: the
+    listenKey endpoints answer a bare ``{"listenKey": ...}`` or only an HTTP status."""
+    status: int
+    payload: dict | None = None
+
+
+@dataclass
+class _Close:
+    """Queued on a stream: send a Close frame with this code and reason, then end."""
+    code: int
+    reason: str
+
+
+class _Stream:
+    """One user-data WebSocket connection. The exchange queues its frames here under the
+    simulator's lock (:meth:`push`); the connection's own handler thread writes them out, so
+    a slow client never holds up the exchange. A socket pair wakes that thread."""
+
+    def __init__(self, listen_key: str):
+        self.listen_key = listen_key
+        self.outbox: collections.deque[bytes | _Close] = collections.deque()
+        self.pongs = 0                       # "Pong" answers received
+        self.done = threading.Event()        # set when the handler thread has let go
+        self.wake, self._waker = socket.socketpair()
+        self._waker.setblocking(False)
+
+    def push(self, item: bytes | _Close) -> None:
+        self.outbox.append(item)
+        try:
+            self._waker.send(b"\0")
+        except OSError:   # the buffer is full (the thread is awake anyway) or it has ended
+            pass
+
+    def drain_wake(self) -> None:
+        try:
+            self.wake.recv(4096)
+        except OSError:
+            pass
+
+    def release(self) -> None:
+        self.wake.close()
+        self._waker.close()
+        self.done.set()
+
+
+#: A route's "signed" flag for endpoints that need the API key but not a signature.
+KEY_ONLY = "key-only"
 
 #: A handler's answer with no ``data`` member (BingX sends only code and msg for some calls).
 NO_DATA = object()
@@ -278,14 +356,21 @@ class BingXSimulator:
         BINGX.md §2.2 documents (no status, executedQty or avgPrice), so a client must ask
         to learn whether the order filled; ``"full"``: those three are added, as newer
         answers may do.
+    :param listen_key_ttl: seconds a user-stream listenKey stays valid after it is created
+        or extended (BingX: 60 minutes); tests shorten it to see keys expire.
+    :param ping_interval: seconds between the stream's ``Ping`` frames (BingX: about 5).
     """
 
     def __init__(self, api_key: str = "sim-api-key", api_secret: str = "sim-api-secret", *, host: str = "127.0.0.1",
                  port: int = 0, contracts: list[dict] | None = None, prices: Mapping[str, Any] | None = None,
                  balance: Any = "100000", liquidity: Mapping[str, Any] | None = None, position_mode: str = "one-way",
-                 leverage: int = 5, strict: bool = False, rate_limits: bool = True, place_answer: str = "documented"):
+                 leverage: int = 5, strict: bool = False, rate_limits: bool = True, place_answer: str = "documented",
+                 listen_key_ttl: float = 3600.0, ping_interval: float = 5.0):
         if not api_key or not api_secret:
             raise ValueError("BingXSimulator needs a non-empty api_key and api_secret")
+        if not listen_key_ttl > 0 or not ping_interval > 0:
+            raise ValueError(f"listen_key_ttl and ping_interval must be positive, got {listen_key_ttl}, {ping_interval}")
+        self.listen_key_ttl, self.ping_interval = float(listen_key_ttl), float(ping_interval)
         if position_mode not in ("one-way", "hedge"):
             raise ValueError(f"position_mode must be 'one-way' or 'hedge', got {position_mode!r}")
         self.api_key = api_key
@@ -334,6 +419,10 @@ class BingXSimulator:
         # Every request that reached an endpoint, in order (the latest 100000 in a long run).
         self.requests: collections.deque[dict] = collections.deque(maxlen=100_000)
         self.throttled = 0               # requests refused by the rate limits (not injected ones)
+        # The user data stream: listenKey -> when it expires (ms, the clock of _now), and
+        # the open WebSocket connections.
+        self._listen_keys: dict[str, int] = {}
+        self._streams: list[_Stream] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -353,10 +442,19 @@ class BingXSimulator:
         return self
 
     def close(self) -> None:
+        """Stops serving. Every user-stream connection is sent a Close (1001, going away) and
+        ended within about STREAM_CLOSE_WAIT seconds, whether or not its client answers."""
         if self._server is not None:
+            with self._lock:
+                streams = list(self._streams)
+                for stream in streams:
+                    stream.push(_Close(1001, "simulator closing"))
             self._server.shutdown()
             self._server.server_close()
             self._thread.join()
+            deadline = time.monotonic() + STREAM_CLOSE_WAIT + 1.0
+            for stream in streams:
+                stream.done.wait(max(0.0, deadline - time.monotonic()))
             self._server = None
 
     def __enter__(self) -> "BingXSimulator":
@@ -476,6 +574,11 @@ class BingXSimulator:
         with self._lock:
             return self._positions[(symbol, side)].amount
 
+    def stream_connections(self) -> int:
+        """How many user-data WebSocket connections are open (of keys still valid)."""
+        with self._lock:
+            return sum(1 for stream in self._streams if stream.listen_key in self._listen_keys)
+
     def account(self) -> dict[str, Decimal]:
         """Wallet balance, realised PnL and fees paid so far, as exact decimals."""
         with self._lock:
@@ -484,8 +587,8 @@ class BingXSimulator:
 
     # ------------------------------------------------------------------ HTTP plumbing
 
-    def _routes(self) -> dict[tuple[str, str], tuple[str, Callable, bool]]:
-        """(method, path) -> (endpoint name, handler, signed)."""
+    def _routes(self) -> dict[tuple[str, str], tuple[str, Callable, bool | str]]:
+        """(method, path) -> (endpoint name, handler, signed: True, False or KEY_ONLY)."""
         return {
             ("GET", wire.SERVER_TIME): ("server_time", self._ep_server_time, False),
             ("GET", wire.CONTRACTS): ("contracts", self._ep_contracts, False),
@@ -519,6 +622,10 @@ class BingXSimulator:
             ("GET", "/openApi/wallets/v1/capital/config/getall"): ("currencies", lambda p: [], True),
             ("GET", "/openApi/cswap/v1/market/contracts"): ("coin_contracts", lambda p: [], False),
             ("GET", "/openApi/spot/v1/common/symbols"): ("spot_symbols", lambda p: {"symbols": []}, False),
+            # BINGX.md §2.9: the docs show only the X-BX-APIKEY header, CCXT signs; both are accepted.
+            ("POST", LISTEN_KEY_PATH): ("listen_key", self._ep_listen_key_create, KEY_ONLY),
+            ("PUT", LISTEN_KEY_PATH): ("listen_key", self._ep_listen_key_extend, KEY_ONLY),
+            ("DELETE", LISTEN_KEY_PATH): ("listen_key", self._ep_listen_key_delete, KEY_ONLY),
         }
 
     def _serve(self, h: BaseHTTPRequestHandler) -> None:
@@ -527,6 +634,9 @@ class BingXSimulator:
         arrived = time.monotonic()
         split = urlsplit(h.path)
         path, raw_query = split.path, split.query
+        if path == STREAM_PATH and h.command == "GET":
+            self._serve_stream(h, raw_query)
+            return
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length > 0 else b""
         route = self._routes().get((h.command, path))
@@ -571,7 +681,7 @@ class BingXSimulator:
             self._send_text(h, 200, '{"code":0,"msg":"","data":{"order":{"symbol":"BTC-', "application/json")
             return
         if signed:
-            refusal = self._authenticate(h, params, parts)
+            refusal = self._authenticate(h, params, parts, key_only=signed == KEY_ONLY)
             if refusal is not None:
                 entry["answer"] = refusal.code
                 self._send(h, 200, {"code": refusal.code, "msg": refusal.msg, "data": {}})
@@ -600,6 +710,13 @@ class BingXSimulator:
                 if kind == "fill_before_cancel":
                     self._fill_before_cancel(params)
                 data = handler(params)
+            if isinstance(data, _Bare):
+                entry["answer"] = data.status
+                if data.payload is None:
+                    self._send_text(h, data.status, "", "application/json")
+                else:
+                    self._send(h, data.status, data.payload)
+                return
             answer = {"code": 0, "msg": ""} if data is NO_DATA else {"code": 0, "msg": "", "data": data}
             if endpoint in ("place_order", "cancel_order", "query_order", "open_orders"):
                 answer["timestamp"] = self._now()
@@ -708,13 +825,18 @@ class BingXSimulator:
                  "signature": params.pop("signature", None)}
         return params, parts
 
-    def _authenticate(self, h: BaseHTTPRequestHandler, params: dict, parts: dict) -> _Answer | None:
+    def _authenticate(self, h: BaseHTTPRequestHandler, params: dict, parts: dict,
+                      key_only: bool = False) -> _Answer | None:
+        """None if the request is genuine, else the refusal. ``key_only``: the API key
+        alone suffices, but a signature, if sent, must be valid (the listenKey endpoints)."""
         key = h.headers.get("X-BX-APIKEY")
         if not key:
             return _Answer(100413, "Null apiKey")
         if not hmac.compare_digest(key.encode(), self.api_key.encode()):
             return _Answer(100413, "Incorrect apiKey")
         signature = parts["signature"]
+        if key_only and not signature:
+            return None
         if not signature:
             return _Answer(100412, "Null signature")
         if not any(hmac.compare_digest(wire.sign(self._secret, text), signature.lower())
@@ -920,6 +1042,7 @@ class BingXSimulator:
         self._orders[order.order_id] = order
         if coid:
             self._by_coid[coid] = order
+        self._publish(lambda: self._order_event(order, "NEW"))
         if order_type == "MARKET":
             self._execute(order, quantity, mark, maker=False)
         elif crosses:
@@ -930,7 +1053,7 @@ class BingXSimulator:
             if fill > 0:
                 self._execute(order, fill, mark, maker=False)
         if order.open and tif in ("IOC", "FOK"):
-            order.status = "CANCELLED"
+            self._cancelled(order)
         return self._place_answer(order)
 
     def _place_answer(self, o: SimOrder) -> dict:
@@ -983,14 +1106,16 @@ class BingXSimulator:
         return fills
 
     def _execute(self, o: SimOrder, qty: Decimal, price: Decimal, maker: bool) -> dict | None:
-        """One fill: the order, the position, the wallet."""
+        """One fill: the order, the position, the wallet; then its stream events (the
+        order's TRADE, then the account's update)."""
         c = self._contracts[o.symbol]
         if not self._opens(o):
             qty = min(qty, self._closable(o))
             if qty <= 0:   # the position it was to reduce is gone
-                o.status = "CANCELLED"
-                o.update_time = self._now()
+                self._cancelled(o)
                 return None
+        key = (o.symbol, o.position_side if self.hedge else "BOTH")
+        was_long = self._positions[key].amount > 0 if not self.hedge else o.position_side == "LONG"
         # Charged as BingX prints it (FEE_PLACES), so every printed figure adds up.
         fee = _round(qty * price * (c.maker if maker else c.taker), FEE_PLACES)
         pnl = self._move_position(o, qty, price)
@@ -1008,8 +1133,10 @@ class BingXSimulator:
                 "trade_id": next(self._trade_ids)}
         o.fills.append(fill)
         self._trades.append(fill)
+        self._publish(lambda: self._order_event(o, "TRADE", fill))
+        self._publish(lambda: self._account_event(key, was_long, pnl - fee))
         if o.open and not self._opens(o) and self._closable(o) == 0:
-            o.status = "CANCELLED"   # a reduce-only remainder with nothing left to reduce
+            self._cancelled(o)   # a reduce-only remainder with nothing left to reduce
         return fill
 
     def _move_position(self, o: SimOrder, qty: Decimal, price: Decimal) -> Decimal:
@@ -1292,8 +1419,7 @@ class BingXSimulator:
             raise _Answer(80018, "order is already filled")
         if not order.open:
             raise _Answer(80018, "order is already cancelled")
-        order.status = "CANCELLED"
-        order.update_time = self._now()
+        self._cancelled(order)
         return self._order_json(order)
 
     def _ep_query(self, p: dict) -> dict:
@@ -1431,8 +1557,7 @@ class BingXSimulator:
         done = []
         for o in self._orders.values():
             if o.open and o.symbol == c.symbol:
-                o.status = "CANCELLED"
-                o.update_time = self._now()
+                self._cancelled(o)
                 done.append(self._order_json(o))
         return {"success": done, "failed": None}
 
@@ -1589,7 +1714,231 @@ class BingXSimulator:
                          client_order_id="", reduce_only=side == "BOTH", leverage=self._lev(symbol, side), time=now,
                          update_time=now)
         self._orders[order.order_id] = order
+        self._publish(lambda: self._order_event(order, "NEW"))
         self._execute(order, order.quantity, self._mark(symbol), maker=False)
+
+    def _cancelled(self, o: SimOrder) -> None:
+        """The order ends cancelled (REST ``CANCELLED``; the stream says ``CANCELED``)."""
+        o.status = "CANCELLED"
+        o.update_time = self._now()
+        self._publish(lambda: self._order_event(o, "CANCELED"))
+
+    # ------------------------------------------------------------------ user data stream
+    # BINGX.md §2.9. Keys live for listen_key_ttl; every account event goes to every
+    # connection of a valid key (the simulator has one account). Frames are gzip JSON in
+    # binary WebSocket frames. The exchange queues them on each connection under the lock;
+    # each connection's handler thread writes its own (_run_stream).
+
+    def _ep_listen_key_create(self, p: dict) -> _Bare:
+        """A new key, a bare ``{"listenKey": "<64 hex>"}``. [guess] Each call makes another
+        key; the earlier ones stay valid until they expire or are deleted."""
+        self._expire_listen_keys()
+        key = secrets.token_hex(32)
+        self._listen_keys[key] = self._now() + round(self.listen_key_ttl * 1000)
+        return _Bare(200, {"listenKey": key})
+
+    def _ep_listen_key_extend(self, p: dict) -> _Bare:
+        """Valid for another ``listen_key_ttl`` from now. The docs give only HTTP statuses:
+        200 done, 204 no listenKey sent, 404 no such key (an expired key is gone)."""
+        key = self._known_listen_key(p)
+        if isinstance(key, _Bare):
+            return key
+        self._listen_keys[key] = self._now() + round(self.listen_key_ttl * 1000)
+        return _Bare(200)
+
+    def _ep_listen_key_delete(self, p: dict) -> _Bare:
+        """The key ends now; its connections are closed (1000, "listenKey deleted")."""
+        key = self._known_listen_key(p)
+        if isinstance(key, _Bare):
+            return key
+        del self._listen_keys[key]
+        for stream in self._streams:
+            if stream.listen_key == key:
+                stream.push(_Close(1000, "listenKey deleted"))
+        return _Bare(200)
+
+    def _known_listen_key(self, p: dict) -> str | _Bare:
+        key = p.get("listenKey")
+        if not key:
+            return _Bare(204)
+        self._expire_listen_keys()
+        return key if key in self._listen_keys else _Bare(404)
+
+    def _expire_listen_keys(self) -> None:
+        """Drops the keys whose time is up: their connections get ``listenKeyExpired`` and
+        then a Close (1000, "listenKey expired"). Under the lock."""
+        now = self._now()
+        for key, until in list(self._listen_keys.items()):
+            if until <= now:
+                del self._listen_keys[key]
+                frame = _frame({"e": "listenKeyExpired", "E": now, "listenKey": key})
+                for stream in self._streams:
+                    if stream.listen_key == key:
+                        stream.push(frame)
+                        stream.push(_Close(1000, "listenKey expired"))
+
+    def _publish(self, build: Callable[[], dict]) -> None:
+        """Queues one account event on every connection of a valid key. ``build`` makes the
+        event, only when someone listens. Under the lock, so events keep their order."""
+        self._expire_listen_keys()
+        live = [stream for stream in self._streams if stream.listen_key in self._listen_keys]
+        if live:
+            frame = _frame(build())
+            for stream in live:
+                stream.push(frame)
+
+    def _order_event(self, o: SimOrder, execution: str, fill: dict | None = None) -> dict:
+        """``ORDER_TRADE_UPDATE`` for ``o`` as it is now. ``execution`` is ``x``: NEW,
+        TRADE (``fill`` is that trade: ``l``/``L``/``n``/``rp``/``td``/``tv`` are its own;
+        ``z``/``ap`` the order's totals) or CANCELED. Without a fill those are zero."""
+        qty, price = (fill["quantity"], fill["price"]) if fill else (Decimal(0), Decimal(0))
+        fee, pnl = (fill["fee"], fill["pnl"]) if fill else (Decimal(0), Decimal(0))
+        return {"e": "ORDER_TRADE_UPDATE", "E": self._now(), "T": o.update_time, "o": {
+            "s": o.symbol, "c": o.client_order_id, "i": o.order_id, "S": o.side, "o": o.type,
+            "q": _wide(o.quantity), "p": _wide(o.price or Decimal(0)), "sp": _wide(Decimal(0)),
+            "ap": _wide(o.value / o.executed if o.executed else Decimal(0)),
+            "x": execution, "X": STREAM_STATUS.get(o.status, o.status), "N": "USDT", "n": _wide(-fee),
+            "T": fill["time"] if fill else o.update_time, "wt": "MARK_PRICE", "ps": o.position_side,
+            "rp": _wide(pnl), "z": _wide(o.executed), "l": _wide(qty), "L": _wide(price), "ro": o.reduce_only,
+            "sg": False, "ti": 0, "td": str(fill["trade_id"]) if fill else "0", "tv": _wide(qty * price)}}
+
+    def _account_event(self, key: tuple[str, str], was_long: bool, change: Decimal) -> dict:
+        """``ACCOUNT_UPDATE`` after a fill: the USDT wallet (``wb`` is REST's ``balance``,
+        rounded as REST prints it; ``bc`` the fill's exact change of the wallet, its realised
+        PnL less its fee; ``cw`` ``wb`` less the isolated margins [guess]) and the
+        position the fill changed, with the figures REST's positions show now (``pa``
+        ``positionAmt``, ``ep`` ``avgPrice``, ``up`` ``unrealizedProfit``, ``cr``
+        ``realisedProfit``, ``ps`` ``positionSide``). A position the fill closed shows
+        ``pa`` zero, on the side it had."""
+        symbol, side = key
+        c, pos = self._contracts[symbol], self._positions[key]
+        figures = self._position_figures()
+        shown = next((f for f in figures if f["key"] == key), None)
+        isolated = self._isolated(symbol)
+        row = {"s": symbol, "pa": self._qty_text(shown["size"] if shown else Decimal(0), c),
+               "ep": self._price_text(pos.avg if shown else Decimal(0), c),
+               "up": _wide(shown["unrealized"] if shown else Decimal(0)), "mt": "isolated" if isolated else "cross",
+               "iw": _wide(shown["margin"] if shown and isolated else Decimal(0)),
+               "ps": shown["direction"] if shown else (side if self.hedge else ("LONG" if was_long else "SHORT")),
+               "cr": _wide(_round(pos.realised, USDT_PLACES))}
+        balance = _round(self.wallet, USDT_PLACES)
+        isolated_margin = sum((f["margin"] for f in figures if f["isolated"]), Decimal(0))
+        wallet = {"a": "USDT", "wb": _wide(balance), "cw": _wide(balance - isolated_margin),
+                  "bc": _wide(change)}
+        return {"e": "ACCOUNT_UPDATE", "E": self._now(), "a": {"m": "ORDER", "B": [wallet], "P": [row]}}
+
+    def _serve_stream(self, h: BaseHTTPRequestHandler, raw_query: str) -> None:
+        """``GET /swap-market?listenKey=<key>`` with a WebSocket upgrade: the handshake here,
+        then the connection runs in this handler thread until it ends. Not an upgrade: HTTP
+        400. A key that does not exist or has expired: HTTP 404 and no connection [guess:
+        BINGX.md does not say; a refused handshake is what CCXT reports at once]."""
+        key = dict(parse_qsl(raw_query)).get("listenKey", "")
+        entry = {"endpoint": "user_stream", "method": "GET", "path": STREAM_PATH, "query": raw_query,
+                 "params": {"listenKey": key}, "authenticated": False, "fault": None, "answer": None}
+        self._record(entry)
+        h.close_connection = True
+        nonce = h.headers.get("Sec-WebSocket-Key", "").strip()
+        if not (h.headers.get("Upgrade", "").lower() == "websocket" and nonce
+                and "upgrade" in h.headers.get("Connection", "").lower()
+                and h.headers.get("Sec-WebSocket-Version") == "13"):
+            entry["answer"] = 400
+            self._send_text(h, 400, "a WebSocket upgrade (version 13) is expected here", "text/plain")
+            return
+        with self._lock:
+            self._expire_listen_keys()
+            stream = _Stream(key) if key in self._listen_keys else None
+            if stream is not None:
+                self._streams.append(stream)   # from now on it misses no event
+        if stream is None:
+            entry["answer"] = 404
+            self._send_text(h, 404, "listenKey does not exist", "text/plain")
+            return
+        entry["authenticated"], entry["answer"] = True, 101
+        try:
+            h.send_response(101)
+            h.send_header("Upgrade", "websocket")
+            h.send_header("Connection", "Upgrade")
+            h.send_header("Sec-WebSocket-Accept",
+                          base64.b64encode(hashlib.sha1(nonce.encode() + WS_GUID).digest()).decode())
+            h.end_headers()
+            self._run_stream(h.connection, stream)
+        except (OSError, ProtocolError):   # the client went away, or broke the protocol
+            log.debug("simulator: user stream %s ended with an error", key[:8], exc_info=True)
+        finally:
+            with self._lock:
+                self._streams.remove(stream)
+            stream.release()
+
+    def _run_stream(self, sock: socket.socket, stream: _Stream) -> None:
+        """The connection after the handshake: framing by wsproto. Sends the queued events,
+        ``Ping`` every ``ping_interval`` (gzip, like every frame: BingX's own demo client
+        gunzips each frame before comparing it with "Ping"), notices the key's expiry,
+        answers the client's protocol pings and Close, counts its "Pong"s (never required:
+        BINGX.md does not say BingX drops a client that does not answer). Returns when the
+        connection is closed."""
+        ws = wsproto.Connection(wsproto.ConnectionType.SERVER)
+        sock.settimeout(STREAM_SEND_TIMEOUT)   # a client that stops reading cannot hold us for ever
+
+        def send(event) -> None:
+            sock.sendall(ws.send(event))
+
+        next_ping = time.monotonic() + self.ping_interval
+        closing = None     # once our Close is sent: until when we wait for the client's
+        text: list[str] = []
+        while True:
+            with self._lock:
+                until = self._listen_keys.get(stream.listen_key)
+            now = time.monotonic()
+            wait = (closing if closing is not None else next_ping) - now
+            if until is not None and closing is None:
+                wait = min(wait, (until - self._now()) / 1000)
+            readable = select.select([sock, stream.wake], [], [], max(wait, 0.0))[0]
+            if stream.wake in readable:
+                stream.drain_wake()
+            if sock in readable:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                ws.receive_data(data)
+                for event in ws.events():
+                    if isinstance(event, (TextMessage, BytesMessage)):
+                        text.append(event.data if isinstance(event.data, str) else event.data.decode("latin-1"))
+                        if event.message_finished:
+                            if "".join(text) == "Pong":
+                                stream.pongs += 1
+                            text.clear()
+                    elif isinstance(event, Ping):
+                        send(event.response())
+                    elif isinstance(event, CloseConnection):
+                        if ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+                            send(event.response())
+                        return
+            if until is not None and self._now() >= until:
+                with self._lock:
+                    self._expire_listen_keys()   # queues listenKeyExpired and a Close here
+            while stream.outbox and closing is None:
+                item = stream.outbox.popleft()
+                if isinstance(item, _Close):
+                    send(CloseConnection(code=item.code, reason=item.reason))
+                    closing = time.monotonic() + STREAM_CLOSE_WAIT
+                else:
+                    send(BytesMessage(data=item))
+            if closing is not None:
+                if time.monotonic() >= closing:
+                    return
+            elif time.monotonic() >= next_ping:
+                send(BytesMessage(data=PING_FRAME))
+                next_ping = time.monotonic() + self.ping_interval
+
+
+def _wide(value: Decimal) -> str:
+    """A number of the user stream: 8 decimals (BINGX.md §2.9, ``"0.10000000"``)."""
+    return _fixed(value, STREAM_PLACES)
+
+
+def _frame(event: dict) -> bytes:
+    """One stream event as BingX sends it: compact JSON, gzip-compressed."""
+    return gzip.compress(json.dumps(event, separators=(",", ":"), default=_json_default).encode(), mtime=0)
 
 
 def _param_text(value: Any) -> str:

@@ -574,10 +574,12 @@ class BingXSimulator:
         with self._lock:
             return self._positions[(symbol, side)].amount
 
-    def stream_connections(self) -> int:
-        """How many user-data WebSocket connections are open (of keys still valid)."""
+    def streams(self) -> list[dict]:
+        """The open user-data WebSocket connections of valid keys: ``listenKey`` and how many
+        "Pong" answers each has received."""
         with self._lock:
-            return sum(1 for stream in self._streams if stream.listen_key in self._listen_keys)
+            return [{"listenKey": stream.listen_key, "pongs": stream.pongs} for stream in self._streams
+                    if stream.listen_key in self._listen_keys]
 
     def account(self) -> dict[str, Decimal]:
         """Wallet balance, realised PnL and fees paid so far, as exact decimals."""
@@ -1983,6 +1985,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--place-answer", choices=PLACE_ANSWERS, default="documented",
                         help="documented: place answers hold only BINGX.md's documented fields (default); "
                              "full: with status, executedQty and avgPrice too")
+    parser.add_argument("--listen-key-ttl", type=float, default=3600.0, metavar="SECONDS",
+                        help="how long a user-stream listenKey lives unless extended (default 3600)")
+    parser.add_argument("--ping-interval", type=float, default=5.0, metavar="SECONDS",
+                        help="seconds between the user stream's Ping frames (default 5)")
     return parser
 
 
@@ -2004,12 +2010,14 @@ def run(args: argparse.Namespace) -> int:
         sim = BingXSimulator(api_key=key, api_secret=secret, host=args.host, port=args.port, balance=args.balance,
                              prices=_pairs(args.price, "--price"), liquidity=_pairs(args.liquidity, "--liquidity"),
                              position_mode="hedge" if args.hedge else "one-way", strict=args.strict,
-                             rate_limits=not args.no_rate_limits, place_answer=args.place_answer)
+                             rate_limits=not args.no_rate_limits, place_answer=args.place_answer,
+                             listen_key_ttl=args.listen_key_ttl, ping_interval=args.ping_interval)
         sim.start()
     except (ValueError, OSError) as exc:
         print(f"dita-bingx-sim: {exc}", file=sys.stderr)
         return 2
     print(f"BingX simulator listening on {sim.base_url}", flush=True)
+    print(f"user data stream: ws://{sim.host}:{sim.port}{STREAM_PATH}?listenKey=<key>", flush=True)
     if not args.api_key or not args.api_secret:   # generated here, so the user needs to see them
         print(f"api key: {key}\napi secret: {secret}", flush=True)
     stop = threading.Event()

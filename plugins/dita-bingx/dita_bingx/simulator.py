@@ -14,6 +14,10 @@ market fills at once (taker), otherwise it rests and fills at its own price (mak
 when a price move crosses it. ``liquidity`` caps how much trades per symbol on one move,
 so partial fills happen. Positions and the USDT balance follow the fills.
 
+The user data stream (BINGX.md §2.9) is served on the same port: listenKeys from
+``/openApi/user/auth/userDataStream`` and a WebSocket at ``/swap-market?listenKey=<key>`` that
+pushes every order and account change as gzip JSON (ccxt.pro's watch_* methods work on it).
+
 Faults for tests: :meth:`BingXSimulator.inject` makes the next request(s) to an endpoint
 fail in a chosen way (delay, dropped connection before or after the order is accepted,
 HTTP 5xx, HTTP 429, malformed or mistyped body, an exchange error code, a fill racing a

@@ -21,11 +21,25 @@ event carrying the code and message. Throttling (HTTP 429, codes 100410/109429) 
 per-UID rates. A place request whose answer is lost (timeout, dropped connection, 5xx,
 unreadable body) is resolved by querying its client order id before anything is retried;
 BingX refuses a client order id it has seen, which makes a retry safe as well.
+
+The user data stream (option ``stream``)
+----------------------------------------
+With ``stream=True`` a daemon thread holds BingX's user data stream (a listenKey and a
+WebSocket, BINGX.md §2.9). Each ``ORDER_TRADE_UPDATE`` of an order this venue follows is
+turned into the same cumulative figures a REST answer carries (``executedQty`` = ``z``, the
+traded value and the commission summed from each TRADE's ``l`` x ``L`` and ``n``) and goes
+through :meth:`BingXVenue._absorb` under the venue's lock, so the events and their ids are
+the ones REST would give, and a fill seen by both is reported once. The stream is never the
+only source of truth: anything it cannot vouch for (a gap in an order's fills, a reconnect,
+an expired key, an unreadable frame) makes ``poll()`` ask REST, and ``poll()`` asks REST for
+every live order at least every ``stream_check_interval`` seconds.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
+import gzip
 import hashlib
 import hmac
 import json
@@ -35,9 +49,11 @@ import re
 import threading
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, Inexact, InvalidOperation, localcontext
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -50,6 +66,8 @@ from dita_bingx.wire import (
 )
 
 log = logging.getLogger("dita_bingx")
+#: The websockets library's own log lines (the handshake names the URL, with the listenKey).
+ws_log = logging.getLogger("dita_bingx.websockets")
 
 TIME_IN_FORCE = {"GTC": "GTC", "IOC": "IOC", "FOK": "FOK", "POSTONLY": "PostOnly", "POST_ONLY": "PostOnly"}
 POSITION_MODES = ("one-way", "hedge")
@@ -157,6 +175,64 @@ class _Credentials:
         raise TypeError("BingX credentials cannot be pickled or copied")
 
 
+class _Hidden:
+    """A listenKey: whoever holds it reads the account's orders, so it stays out of ``repr``,
+    ``vars`` and pickles, like the credentials."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<listenKey: hidden>"
+
+    __str__ = __repr__
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError("a BingX listenKey cannot be pickled or copied")
+
+
+_LISTEN_KEY_TEXT = re.compile(r"(listenKey[\"']?\s*[=:]\s*[\"']?)[^&\s\"',}]+")
+
+
+def _redact(text: str) -> str:
+    """``text`` with any listenKey value replaced (URLs, JSON)."""
+    return _LISTEN_KEY_TEXT.sub(r"\1<hidden>", text)
+
+
+class _RedactListenKey(logging.Filter):
+    """Rewrites a log record that names a listenKey (httpx logs every request's URL at INFO,
+    websockets its handshake at DEBUG)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:   # a record that cannot be formatted is not ours to fix
+            return True
+        if "listenKey" in text:
+            record.msg, record.args = _redact(text), None
+        return True
+
+
+def _guard_logs() -> None:
+    """Installs the redaction on the loggers that see the listenKey (once)."""
+    for name in ("httpx", ws_log.name):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactListenKey) for f in logger.filters):
+            logger.addFilter(_RedactListenKey())
+
+
+def _locked(method):
+    """Runs a public method under the venue's lock: with the stream on, its thread changes
+    the same order records."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
 # ------------------------------------------------------------------ bookkeeping
 
 
@@ -201,6 +277,9 @@ class _Tracked:
     cancel_sent: bool = False
     events: list = field(default_factory=list)
     delivered: int = 0
+    # The stream connection (its number) that has carried every change of the order since the
+    # venue last knew its whole state (its placement, or a REST answer); None: poll() asks REST.
+    stream_epoch: int | None = None
 
 
 FOUND, NOT_FOUND, UNKNOWN, FOREIGN = "found", "not found", "unknown", "foreign"
@@ -215,6 +294,14 @@ PRECISION_CODES = frozenset({101400, 109400, 80014, 110425})
 #: than about 1 s ahead of its clock (BINGX.md §1, [guess]); generous on purpose.
 CLOCK_MARGIN_MS = 5000
 _NOT_JSON = object()
+#: The stream: the longest wait between reconnection attempts, and how long a connection may
+#: stay silent (BingX sends "Ping" about every 5 s) before it is taken for dead.
+STREAM_MAX_BACKOFF = 60.0
+STREAM_IDLE_TIMEOUT = 30.0
+#: How soon a failed listenKey extension is tried again, at most.
+STREAM_EXTEND_RETRY = 30.0
+#: What a stream message handler tells the connection loop.
+_KEY_EXPIRED = "expired"
 
 
 class BingXVenue(dita.Venue):
@@ -238,13 +325,21 @@ class BingXVenue(dita.Venue):
     :param sync_time: align timestamps with BingX's server time before the first signed call.
     :param client_order_id_prefix: prefix of every client order id (``[a-z0-9_-]``, at most
         12 characters), to tell this kernel's orders from others on the same account.
+    :param stream: follow orders through BingX's user data stream as well (off by default).
+    :param stream_url: the WebSocket URL (default: the live or VST stream host, or
+        ``ws(s)://<base_url host>/swap-market`` for another ``base_url``).
+    :param stream_keepalive: seconds between listenKey extensions (BingX keeps a key 60 min).
+    :param stream_check_interval: with the stream healthy, ``poll()`` still asks REST about
+        every live order at least this often (a frame lost without trace is found).
+    :param stream_backoff: first wait before reconnecting; it doubles per failure up to 60 s.
     """
 
     def __init__(self, api_key: str | None = None, api_secret: str | None = None, *, demo: bool = False,
                  base_url: str | None = None, position_mode: str = "one-way", time_in_force: str = "GTC",
                  recv_window: int = 5000, timeout: float = 10.0, max_retries: int = 5, retry_backoff: float = 0.2,
                  submit_attempts: int = 3, pace: bool = True, sync_time: bool = True,
-                 client_order_id_prefix: str = "dita-"):
+                 client_order_id_prefix: str = "dita-", stream: bool = False, stream_url: str | None = None,
+                 stream_keepalive: float = 1800.0, stream_check_interval: float = 30.0, stream_backoff: float = 1.0):
         api_key = api_key if api_key is not None else os.environ.get("BINGX_API_KEY")
         api_secret = api_secret if api_secret is not None else os.environ.get("BINGX_API_SECRET")
         missing = [name for name, v in (("api_key", api_key), ("api_secret", api_secret)) if not v]
@@ -272,7 +367,9 @@ class BingXVenue(dita.Venue):
                 raise InvalidInputError(f"BingX venue: {name} must be an int >= {low}, got {value!r}")
         if recv_window > 60000:
             raise InvalidInputError(f"BingX venue: recv_window is at most 60000 ms on BingX, got {recv_window}")
-        for name, value in (("timeout", timeout), ("retry_backoff", retry_backoff)):
+        for name, value in (("timeout", timeout), ("retry_backoff", retry_backoff),
+                            ("stream_keepalive", stream_keepalive), ("stream_check_interval", stream_check_interval),
+                            ("stream_backoff", stream_backoff)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise InvalidInputError(f"BingX venue: {name} must be a non-negative number of seconds, got {value!r}")
         if not isinstance(client_order_id_prefix, str) or not re.fullmatch(r"[a-z0-9_-]{1,12}", client_order_id_prefix):
@@ -294,10 +391,39 @@ class BingXVenue(dita.Venue):
         self._leverage: dict[tuple[str, str], int] = {}
         self._orders: dict[str, _Tracked] = {}
         self.retries = 0  # throttled/busy requests retried so far (tests and operators watch it)
+        if not isinstance(stream, bool):
+            raise InvalidInputError(f"BingX venue: stream must be true or false, got {stream!r}")
+        if stream_url is None:
+            known = {wire.LIVE_URL: wire.LIVE_WS_URL, wire.VST_URL: wire.VST_WS_URL}
+            host = urlsplit(self.base_url)
+            stream_url = known.get(self.base_url) or \
+                f"{'wss' if host.scheme == 'https' else 'ws'}://{host.netloc}{wire.STREAM_PATH}"
+        if not isinstance(stream_url, str) or not re.match(r"^wss?://[^/?#]+(/[^?#]*)?$", stream_url):
+            raise InvalidInputError(f"BingX venue: stream_url must be a ws(s) URL without a query, got {stream_url!r}")
+        self.stream = stream
+        self.stream_url = stream_url
+        self.stream_keepalive = float(stream_keepalive)
+        self.stream_check_interval = float(stream_check_interval)
+        self.stream_backoff = float(stream_backoff)
+        self._stream_stop = threading.Event()
+        self._stream_thread: threading.Thread | None = None
+        self._ws = None                      # the open connection, for close()
+        self._listen_key: _Hidden | None = None
+        self._next_extend = float("inf")    # time.monotonic() of the next listenKey extension
+        self._stream_up = False              # a connection is open and being read
+        self._stream_epoch = 0               # how many connections were opened
+        self._last_full_check = time.monotonic()
+        self._stream_counts = {"listen_keys": 0, "extensions": 0, "gaps": 0}
+        self._stream_error = ""
+        if stream:
+            _guard_logs()
+            self._stream_thread = threading.Thread(target=self._stream_main, name="bingx-user-stream", daemon=True)
+            self._stream_thread.start()
 
     def __repr__(self) -> str:
+        stream = f", stream={'connected' if self._stream_up else 'down'}" if self.stream else ""
         return (f"BingXVenue(base_url={self.base_url!r}, position_mode={self.position_mode!r}, "
-                f"credentials=hidden, orders={len(self._orders)})")
+                f"credentials=hidden, orders={len(self._orders)}{stream})")
 
     @staticmethod
     def _tif(value: Any, where: str) -> str:
@@ -310,7 +436,24 @@ class BingXVenue(dita.Venue):
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Closes the HTTP connections."""
+        """Stops the stream (its thread ends and its listenKey is deleted) and closes the
+        HTTP connections."""
+        thread = self._stream_thread
+        if thread is not None:
+            self._stream_stop.set()
+            ws = self._ws
+            if ws is not None:
+                ws.close()   # the reading thread's recv() returns at once
+            thread.join(self.timeout + 5.0)
+            if thread.is_alive():
+                log.warning("BingX stream thread did not end within %.0f s", self.timeout + 5.0)
+            key, self._listen_key = self._listen_key, None
+            if key is not None:
+                try:
+                    self._listen_key_call("DELETE", key)
+                except BingXError as exc:   # it expires on its own within the hour
+                    log.warning("BingX stream: deleting the listenKey failed: %s", exc)
+            self._stream_thread = None
         self._client.close()
 
     def __enter__(self) -> "BingXVenue":
@@ -393,12 +536,15 @@ class BingXVenue(dita.Venue):
 
     # ------------------------------------------------------------------ orders
 
+    @_locked
     def submit(self, order: Order) -> list[VenueEvent]:
         known = self._orders.get(order.client_order_id)
         if known is not None:
             # The same client order id again: never a second order, only what is known.
             return list(known.events)
-        tracked = _Tracked(order)
+        # Followed by the stream from here on if a connection is open now (before the place
+        # is sent): every change of the new order reaches that connection.
+        tracked = _Tracked(order, stream_epoch=self._stream_epoch if self._stream_up else None)
         self._orders[order.client_order_id] = tracked
         try:
             params = self._order_params(order)
@@ -617,6 +763,7 @@ class BingXVenue(dita.Venue):
         except ValueError:
             return True
 
+    @_locked
     def cancel(self, order: Order) -> list[VenueEvent]:
         tracked = self._orders.get(order.client_order_id)
         if tracked is None:   # e.g. a kernel restored from a snapshot
@@ -696,6 +843,7 @@ class BingXVenue(dita.Venue):
         words = {"FULL_FILL": "filled", "CANCEL_ACK": "cancelled", "EXPIRED": "expired", "REJECT": "rejected"}
         return next((words[e.kind] for e in reversed(tracked.events) if e.kind in words), "ended")
 
+    @_locked
     def resume(self, order: Order, applied: dita.OrderProgress) -> None:
         """Follows an order a rebuilt kernel (``Kernel.recover`` / ``Kernel.restore``) still
         considers working, starting from what that kernel already applied of it: BingX
@@ -708,6 +856,7 @@ class BingXVenue(dita.Venue):
             order, venue_order_id=order.venue_order_id, followed=True, unresolved=True, sent_ms=now,
             cum=applied.filled_size, value=applied.filled_value, fees=applied.fees)
 
+    @_locked
     def query(self, order: Order) -> list[VenueEvent]:
         """Every event of the order so far (its history as this venue reported it, brought
         up to date by an order query by client order id). Ids are stable; ``poll`` may
@@ -732,24 +881,41 @@ class BingXVenue(dita.Venue):
                 raise
         return list(tracked.events)
 
+    @_locked
     def poll(self) -> list[VenueEvent]:
         """New events of every order this venue follows: one open-orders request, plus one
         query per order that is no longer open. A failure never holds back the events
         already gathered: they are returned (the failure is logged and retried next poll);
-        with nothing to return, the failure is raised."""
+        with nothing to return, the failure is raised.
+
+        With the stream on, what the stream brought since the last call is returned too,
+        and REST is asked only about the live orders the stream does not vouch for (see
+        :meth:`_needs_rest`); about all of them when the stream is down or the last full
+        check is ``stream_check_interval`` old."""
         now = self._now_ms()
         for tracked in list(self._orders.values()):
             if tracked.unresolved:
                 self._settle(tracked, now)
         errors: list[BingXError] = []
         live = [t for t in self._orders.values() if t.placed and not t.final and t.followed]
-        if live:
+        full = not self.stream or not self._stream_up or \
+            time.monotonic() - self._last_full_check >= self.stream_check_interval
+        check = live if full else [t for t in live if self._needs_rest(t)]
+        if check:
+            # The connection open now (the lock keeps it from changing until this poll ends)
+            # carries every change after these answers: the orders asked about are followed
+            # by it from here on.
+            epoch = self._stream_epoch if self._stream_up else None
+            started = time.monotonic()
             try:
                 by_id, by_coid = self._open_orders()
             except BingXError as exc:
                 errors.append(exc)
-                live = []
-            for tracked in live:
+                check = []
+            else:
+                if full:
+                    self._last_full_check = started
+            for tracked in check:
                 payload = by_id.get(tracked.venue_order_id) or by_coid.get(tracked.order.client_order_id.lower())
                 try:
                     if payload is not None:
@@ -758,6 +924,8 @@ class BingXVenue(dita.Venue):
                         self._refresh(tracked)
                 except BingXError as exc:
                     errors.append(exc)
+                else:
+                    tracked.stream_epoch = epoch
         out = []
         for tracked in self._orders.values():
             out += self._deliver(tracked)
@@ -1014,6 +1182,219 @@ class BingXVenue(dita.Venue):
         tracked.delivered = len(tracked.events)
         return out
 
+    # ------------------------------------------------------------------ the user data stream
+
+    def _needs_rest(self, tracked: _Tracked) -> bool:
+        """Whether ``poll()`` must ask REST about a live order: unless the connection open now
+        has carried every change of it since the venue last knew its whole state (it was open
+        before the order was placed, or before the last REST answer about it), and no gap
+        was seen since."""
+        return not (self._stream_up and tracked.stream_epoch == self._stream_epoch)
+
+    def _mark_gap(self, tracked: _Tracked | None, why: str) -> None:
+        """The stream cannot vouch for ``tracked`` (None: for any order): REST is asked."""
+        self._stream_counts["gaps"] += 1
+        log.warning("BingX stream: %s; %s is checked over REST", why,
+                    f"order {tracked.order.client_order_id}" if tracked else "every live order")
+        for t in ([tracked] if tracked is not None else self._orders.values()):
+            t.stream_epoch = None
+
+    def stream_status(self) -> dict:
+        """The stream's health, for operators and tests (never the listenKey): ``enabled``,
+        ``connected``, ``connections`` (opened so far), ``listen_keys`` (made so far),
+        ``extensions``, ``gaps`` (times REST was called in for the stream) and ``last_error``."""
+        return {"enabled": self.stream, "connected": self._stream_up, "connections": self._stream_epoch,
+                **self._stream_counts, "last_error": self._stream_error}
+
+    def _listen_key_call(self, method: str, key: _Hidden | None = None) -> str | None:
+        """POST (a new key, returned), PUT (extend) or DELETE ``key``: signed, in the query, as
+        CCXT sends them (BINGX.md §2.9). A key BingX does not know (HTTP 404) raises
+        :class:`ExchangeRefused` with code 404. Messages never carry the key."""
+        what = {"POST": "creating a listenKey", "PUT": "extending the listenKey",
+                "DELETE": "deleting the listenKey"}[method]
+        if self.sync_time and self._offset_ms is None:
+            self._sync()
+        query, headers, _ = self._wire_query({"listenKey": key.value} if key else {}, signed=True)
+        failure = None
+        try:
+            response = self._client.request(method, self.base_url + wire.LISTEN_KEY + "?" + query, headers=headers)
+        except httpx.TimeoutException as exc:
+            failure = f"no answer within {self.timeout:g} s ({type(exc).__name__})"
+        except httpx.TransportError as exc:
+            failure = f"connection failed: {type(exc).__name__}"
+        if failure is not None:   # raised outside the except block: httpx's exception holds the URL
+            raise TransportFailure(f"BingX {method} {wire.LISTEN_KEY} ({what}): {failure}")
+        status = response.status_code
+        try:
+            body = json.loads(response.text) if response.text.strip() else None
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("code"), int) and body["code"] != 0:
+            raise ExchangeRefused(body["code"], _redact(str(body.get("msg"))), what)
+        if status != 200:
+            raise ExchangeRefused(status, f"HTTP {status} {response.reason_phrase}", what)
+        if method != "POST":
+            return None
+        found = body.get("listenKey") if isinstance(body, dict) else None
+        if isinstance(body, dict) and not isinstance(found, str):   # some gateways wrap it in data
+            found = (body.get("data") or {}).get("listenKey") if isinstance(body.get("data"), dict) else None
+        if not isinstance(found, str) or not re.fullmatch(r"[A-Za-z0-9_-]{8,256}", found):
+            raise BadResponse(f"BingX POST {wire.LISTEN_KEY} ({what}): HTTP 200 without a listenKey")
+        return found
+
+    def _stream_main(self) -> None:
+        """The stream thread: a key, a connection, its frames; after a drop, again after a
+        backoff (doubling per failure up to STREAM_MAX_BACKOFF). Ends when close() asks."""
+        from websockets.exceptions import InvalidStatus, WebSocketException
+        from websockets.sync.client import connect
+
+        backoff = self.stream_backoff
+        while not self._stream_stop.is_set():
+            try:
+                if self._listen_key is None:
+                    self._listen_key = _Hidden(self._listen_key_call("POST"))
+                    self._stream_counts["listen_keys"] += 1
+                    self._next_extend = time.monotonic() + self.stream_keepalive
+                ws = connect(f"{self.stream_url}?listenKey={self._listen_key.value}", open_timeout=self.timeout,
+                             close_timeout=min(self.timeout, 2.0), ping_interval=None, logger=ws_log)
+            except InvalidStatus as exc:
+                if exc.response.status_code == 404:   # the key is gone (expired, deleted): a new one
+                    self._listen_key = None
+                self._stream_error = _redact(f"the connection was refused: {exc}")
+            except (BingXError, WebSocketException, OSError) as exc:   # TimeoutError is an OSError
+                self._stream_error = _redact(f"connecting failed: {type(exc).__name__}: {exc}")
+            else:
+                backoff = self.stream_backoff
+                self._stream_error = self._stream_read(ws) or ""
+            if self._stream_stop.is_set():
+                break
+            if self._stream_error:
+                log.warning("BingX stream: %s; reconnecting in %.2g s", self._stream_error, backoff)
+            self._stream_stop.wait(backoff)
+            backoff = min(backoff * 2, STREAM_MAX_BACKOFF)
+
+    def _stream_read(self, ws) -> str | None:
+        """Reads one connection until it ends; returns why it ended (None: close() asked)."""
+        from websockets.exceptions import ConnectionClosed
+
+        with self._lock:
+            self._ws, self._stream_up = ws, True
+            self._stream_epoch += 1
+        silent_until = time.monotonic() + STREAM_IDLE_TIMEOUT
+        try:
+            while not self._stream_stop.is_set():
+                now = time.monotonic()
+                if now >= self._next_extend:
+                    why = self._extend_key()
+                    if why:
+                        return why
+                if now >= silent_until:
+                    return f"no frame for {STREAM_IDLE_TIMEOUT:g} s"
+                wait = min(self._next_extend, silent_until) - now
+                try:
+                    message = ws.recv(timeout=max(min(wait, 0.5), 0.0))
+                except TimeoutError:
+                    continue
+                except ConnectionClosed as exc:
+                    return _redact(f"the connection closed: {exc}")
+                silent_until = time.monotonic() + STREAM_IDLE_TIMEOUT
+                if self._stream_message(ws, message) == _KEY_EXPIRED:
+                    self._listen_key = None
+                    return "the listenKey expired"
+            return None
+        finally:
+            with self._lock:
+                self._ws, self._stream_up = None, False
+            ws.close()
+
+    def _extend_key(self) -> str | None:
+        """PUT the key (every ``stream_keepalive`` s); returns why the connection must end."""
+        try:
+            self._listen_key_call("PUT", self._listen_key)
+        except ExchangeRefused as exc:
+            if exc.code == 404:
+                self._listen_key = None
+                return "BingX no longer knows the listenKey (HTTP 404)"
+            failure = exc
+        except BingXError as exc:
+            failure = exc
+        else:
+            self._stream_counts["extensions"] += 1
+            self._next_extend = time.monotonic() + self.stream_keepalive
+            return None
+        log.warning("BingX stream: %s; tried again shortly", failure)
+        self._next_extend = time.monotonic() + min(self.stream_keepalive, STREAM_EXTEND_RETRY)
+        return None
+
+    def _stream_message(self, ws, message: str | bytes) -> str | None:
+        """One frame: gzip JSON (or plain text). ``Ping`` is answered ``Pong``; an order's
+        update is absorbed under the lock; one that cannot be read calls REST in for every
+        live order. Returns _KEY_EXPIRED after ``listenKeyExpired``."""
+        try:
+            text = gzip.decompress(message).decode() if isinstance(message, bytes) else message
+            if text.strip() == "Ping":
+                ws.send("Pong")
+                return None
+            event = json.loads(text, parse_float=Decimal)
+            if not isinstance(event, dict):
+                raise ValueError(f"not an object: {type(event).__name__}")
+        except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError) as exc:
+            with self._lock:
+                self._mark_gap(None, f"a frame could not be read ({type(exc).__name__})")
+            return None
+        kind = event.get("e")
+        if kind == "listenKeyExpired":
+            return _KEY_EXPIRED
+        if kind == "ORDER_TRADE_UPDATE":
+            with self._lock:
+                self._stream_order(event.get("o"))
+        return None
+
+    def _stream_order(self, o: Any) -> None:
+        """An ``ORDER_TRADE_UPDATE`` (its ``o``), as REST's cumulative figures, through _absorb.
+        Under the lock. Only a TRADE whose ``z`` is what was already reported plus its ``l``
+        adds a fill (its ``l`` x ``L`` to the traded value, its ``n`` to the commission); a
+        ``z`` below that is old news (REST was first); anything else is a gap: REST is asked."""
+        coid = o.get("c") if isinstance(o, dict) else None
+        tracked = self._orders.get(coid) if isinstance(coid, str) else None
+        if tracked is None and isinstance(coid, str):
+            tracked = next((t for t in self._orders.values() if t.order.client_order_id.lower() == coid.lower()), None)
+        if tracked is None:
+            if not isinstance(coid, str):
+                self._mark_gap(None, "an order update without a client order id")
+            return   # not an order of this venue (another kernel on the account)
+        if tracked.final or not tracked.placed or not tracked.followed:
+            return   # ended, or settled over REST (a lost place answer, a restored kernel)
+        try:
+            order_id = _order_id({"orderId": o.get("i")}, "stream order update")
+            if order_id != tracked.venue_order_id:
+                return   # another order that used the same client order id
+            status, execution = o.get("X"), o.get("x")
+            if not isinstance(status, str) or not isinstance(execution, str):
+                raise ValueError(f"x/X must be strings, got {execution!r}/{status!r}")
+            z = _trim(wire.to_decimal(o.get("z"), "z"))
+            last = _trim(wire.to_decimal(o.get("l") or 0, "l"))
+            if z < tracked.cum:
+                return   # REST already reported more: this update is older than what is known
+            value, fees = tracked.value, tracked.fees
+            if z > tracked.cum:
+                if not (execution == "TRADE" and last > 0 and z == tracked.cum + last):
+                    self._mark_gap(tracked, f"order {coid}: {execution} with z {wire.plain(z)} after "
+                                            f"{wire.plain(tracked.cum)} and l {wire.plain(last)}")
+                    return
+                value += last * _trim(wire.to_decimal(o.get("L"), "L"))
+                fees -= _trim(wire.to_decimal(o.get("n") or 0, "n"))   # n is negative when paid
+            payload = {"orderId": o.get("i"), "status": status, "executedQty": z, "cumQuote": value,
+                       "commission": -fees, "avgPrice": o.get("ap"), "origQty": o.get("q"),
+                       "updateTime": o.get("T")}
+        except (ValueError, BadResponse) as exc:
+            self._mark_gap(tracked, f"order {coid}: an update that cannot be read ({exc})")
+            return
+        try:
+            self._absorb(tracked, payload)
+        except BingXError as exc:
+            self._mark_gap(tracked, f"order {coid}: {exc}")
+
     # ------------------------------------------------------------------ account and market reads
 
     def mark_price(self, symbol: str) -> Decimal:
@@ -1104,6 +1485,16 @@ class BingXVenue(dita.Venue):
                 sent.popleft()
             sent.append(time.monotonic())
 
+    def _wire_query(self, params: Mapping[str, Any], signed: bool) -> tuple[str, dict, list]:
+        """The query string (with ``timestamp``, ``recvWindow`` and ``signature`` when signed,
+        BINGX.md §1), the headers, and the signed pairs."""
+        items = wire.sorted_items(params)
+        if not signed:
+            return wire.encoded(items), {}, items
+        items = sorted(items + [("timestamp", str(self._now_ms())), ("recvWindow", str(self.recv_window))])
+        return (wire.encoded(items) + "&signature=" + self._creds.sign(wire.canonical(items)), self._creds.headers(),
+                items)
+
     def _request(self, method: str, path: str, params: Mapping[str, Any], *, signed: bool, bucket: str,
                  what: str, tracked: _Tracked | None = None) -> Any:
         """One BingX call: returns the envelope's ``data`` or raises a :class:`BingXError`.
@@ -1118,19 +1509,11 @@ class BingXVenue(dita.Venue):
         while True:
             attempt += 1
             self._pace(bucket)
-            items = wire.sorted_items(params)
-            headers = {}
-            if signed:
-                ts = self._now_ms()
-                if tracked is not None:
-                    tracked.sent_ms = ts
-                    tracked.first_sent_ms = tracked.first_sent_ms or ts
-                    tracked.sent_mono = time.monotonic()
-                items = sorted(items + [("timestamp", str(ts)), ("recvWindow", str(self.recv_window))])
-                query = wire.encoded(items) + "&signature=" + self._creds.sign(wire.canonical(items))
-                headers = self._creds.headers()
-            else:
-                query = wire.encoded(items)
+            query, headers, items = self._wire_query(params, signed)
+            if signed and tracked is not None:
+                tracked.sent_ms = int(dict(items)["timestamp"])
+                tracked.first_sent_ms = tracked.first_sent_ms or tracked.sent_ms
+                tracked.sent_mono = time.monotonic()
             url = self.base_url + path + ("?" + query if query else "")
             log.debug("BingX %s %s %s", method, path, wire.canonical(items))
             failure = None
@@ -1221,6 +1604,12 @@ def _truncation_of(sent: Decimal, shown: Decimal) -> bool:
     decimals = max(-sent.normalize().as_tuple().exponent, 0)
     return any((sent / wire.step_of(n)).to_integral_value(rounding=ROUND_FLOOR) * wire.step_of(n) == shown
                for n in range(decimals))
+
+
+def _trim(d: Decimal) -> Decimal:
+    """``d`` without trailing zeros, in plain notation (the stream pads to 8 decimals)."""
+    d = d.normalize()
+    return d.quantize(Decimal(1)) if d.as_tuple().exponent > 0 else d
 
 
 def _snippet(text: str, limit: int = 200) -> str:

@@ -24,6 +24,12 @@ LEVERAGE = "/openApi/swap/v2/trade/leverage"
 BALANCE = "/openApi/swap/v3/user/balance"
 POSITIONS = "/openApi/swap/v2/user/positions"
 
+#: The user data stream (BINGX.md §2.9): listenKeys over REST, then a WebSocket.
+LISTEN_KEY = "/openApi/user/auth/userDataStream"
+STREAM_PATH = "/swap-market"
+LIVE_WS_URL = "wss://open-api-swap.bingx.com" + STREAM_PATH
+VST_WS_URL = "wss://vst-open-api-ws.bingx.com" + STREAM_PATH
+
 #: Order states that never change again (REST spelling, plus the one-L WS spelling).
 FINAL_STATUSES = frozenset({"FILLED", "CANCELLED", "CANCELED", "EXPIRED", "FAILED"})
 OPEN_STATUSES = frozenset({"NEW", "PENDING", "PARTIALLY_FILLED", "RUNNING"})

@@ -427,6 +427,7 @@ class BingXSimulator:
         # the open WebSocket connections.
         self._listen_keys: dict[str, int] = {}
         self._streams: list[_Stream] = []
+        self._dropping: dict[str, int] = {}   # test hook: event type -> frames to lose
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -584,6 +585,19 @@ class BingXSimulator:
         with self._lock:
             return [{"listenKey": stream.listen_key, "pongs": stream.pongs} for stream in self._streams
                     if stream.listen_key in self._listen_keys]
+
+    def drop_stream_frames(self, count: int = 1, event: str = "ORDER_TRADE_UPDATE") -> None:
+        """Test hook: the next ``count`` stream events of type ``event`` reach no connection,
+        as a frame lost without trace would (the connection stays open)."""
+        with self._lock:
+            self._dropping[event] = self._dropping.get(event, 0) + count
+
+    def close_streams(self) -> None:
+        """Test hook: every stream connection is closed (1012, service restart); the keys stay
+        valid, so a client may connect again with the same one."""
+        with self._lock:
+            for stream in self._streams:
+                stream.push(_Close(1012, "simulator: connection dropped"))
 
     def account(self) -> dict[str, Decimal]:
         """Wallet balance, realised PnL and fees paid so far, as exact decimals."""
@@ -1789,7 +1803,11 @@ class BingXSimulator:
         self._expire_listen_keys()
         live = [stream for stream in self._streams if stream.listen_key in self._listen_keys]
         if live:
-            frame = _frame(build())
+            event = build()
+            if self._dropping.get(event["e"]):
+                self._dropping[event["e"]] -= 1
+                return
+            frame = _frame(event)
             for stream in live:
                 stream.push(frame)
 

@@ -1255,17 +1255,17 @@ class BingXVenue(dita.Venue):
                     self._listen_key = _Hidden(self._listen_key_call("POST"))
                     self._stream_counts["listen_keys"] += 1
                     self._next_extend = time.monotonic() + self.stream_keepalive
-                ws = connect(f"{self.stream_url}?listenKey={self._listen_key.value}", open_timeout=self.timeout,
-                             close_timeout=min(self.timeout, 2.0), ping_interval=None, logger=ws_log)
+                # No protocol-level pings: BingX keeps the connection alive with its own "Ping".
+                with connect(f"{self.stream_url}?listenKey={self._listen_key.value}", open_timeout=self.timeout,
+                             close_timeout=min(self.timeout, 2.0), ping_interval=None, logger=ws_log) as ws:
+                    backoff = self.stream_backoff
+                    self._stream_error = self._stream_read(ws) or ""
             except InvalidStatus as exc:
                 if exc.response.status_code == 404:   # the key is gone (expired, deleted): a new one
                     self._listen_key = None
                 self._stream_error = _redact(f"the connection was refused: {exc}")
             except (BingXError, WebSocketException, OSError) as exc:   # TimeoutError is an OSError
                 self._stream_error = _redact(f"connecting failed: {type(exc).__name__}: {exc}")
-            else:
-                backoff = self.stream_backoff
-                self._stream_error = self._stream_read(ws) or ""
             if self._stream_stop.is_set():
                 break
             if self._stream_error:

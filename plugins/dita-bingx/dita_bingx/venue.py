@@ -1266,6 +1266,9 @@ class BingXVenue(dita.Venue):
                 self._stream_error = _redact(f"the connection was refused: {exc}")
             except (BingXError, WebSocketException, OSError) as exc:   # TimeoutError is an OSError
                 self._stream_error = _redact(f"connecting failed: {type(exc).__name__}: {exc}")
+            except Exception as exc:   # a bug here must not end the thread: REST takes over, then a new try
+                self._stream_error = _redact(f"unexpected {type(exc).__name__}: {exc}")
+                log.error("BingX stream: %s", self._stream_error)
             if self._stream_stop.is_set():
                 break
             if self._stream_error:

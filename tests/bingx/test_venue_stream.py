@@ -114,6 +114,18 @@ def test_resting_limit_fills_come_through_the_stream_as_the_rest_path_reports_th
     assert k.venue.stream_status()["gaps"] == 0
 
 
+def test_fills_seen_by_both_rest_and_the_stream_are_reported_once(session):
+    rest_sim, rest = session(stream=False)
+    fills_three_times(rest_sim, rest)
+    # Every poll asks REST as well: each fill reaches the venue twice, in either order.
+    sim, k = session(stream=True, stream_check_interval=0)
+    fills_three_times(sim, k)
+    wait_for(lambda: sim.order("dita-e1")["status"] == "FILLED" and not k.venue.poll(), "nothing more to report")
+    assert wire_events(k.events) == wire_events(rest.events)
+    assert_books_agree(sim, k)
+    assert k.venue.stream_status()["gaps"] == 0
+
+
 def test_a_lost_frame_is_a_gap_and_rest_reports_both_fills_once(session):
     sim, k = session(stream=True, stream_check_interval=60)
     # The first fill's ORDER_TRADE_UPDATE never arrives; the second one's z (0.008) is not

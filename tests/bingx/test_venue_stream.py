@@ -13,7 +13,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from .conftest import cancel, enter, exit_, raw_call, requests_to, wait_for
+from .conftest import KEY, SECRET, cancel, enter, exit_, raw_call, requests_to, wait_for
+from .test_secrets import _strings
 
 SYMBOL = "BTC-USDT"
 LIMIT = 5.0   # seconds any one expected thing may take (it normally takes milliseconds)
@@ -260,6 +261,8 @@ def test_close_deletes_the_key_ends_the_thread_and_never_shows_the_key(session, 
     [stream] = sim.streams()
     key = stream["listenKey"]
     wait_for(lambda: sim.streams()[0]["pongs"] >= 1, "a Pong", LIMIT)   # Ping is answered
+    reachable = list(_strings(venue))   # while connected: nothing reachable names the key or credentials
+    assert not [text for text in reachable if key in text or KEY in text or SECRET in text]
     thread = venue._stream_thread
     venue.close()
     assert sim.streams() == [] and not thread.is_alive()

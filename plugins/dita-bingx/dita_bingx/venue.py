@@ -300,6 +300,9 @@ STREAM_MAX_BACKOFF = 60.0
 STREAM_IDLE_TIMEOUT = 30.0
 #: How soon a failed listenKey extension is tried again, at most.
 STREAM_EXTEND_RETRY = 30.0
+#: How often the stream thread looks whether close() asked it to end. The connection is held
+#: only by the thread (nothing reachable from the venue holds its URL, with the listenKey).
+STREAM_STOP_CHECK = 0.2
 #: What a stream message handler tells the connection loop.
 _KEY_EXPIRED = "expired"
 
@@ -407,7 +410,6 @@ class BingXVenue(dita.Venue):
         self.stream_backoff = float(stream_backoff)
         self._stream_stop = threading.Event()
         self._stream_thread: threading.Thread | None = None
-        self._ws = None                      # the open connection, for close()
         self._listen_key: _Hidden | None = None
         self._next_extend = float("inf")    # time.monotonic() of the next listenKey extension
         self._stream_up = False              # a connection is open and being read
@@ -440,10 +442,7 @@ class BingXVenue(dita.Venue):
         HTTP connections."""
         thread = self._stream_thread
         if thread is not None:
-            self._stream_stop.set()
-            ws = self._ws
-            if ws is not None:
-                ws.close()   # the reading thread's recv() returns at once
+            self._stream_stop.set()   # the thread sees it within STREAM_STOP_CHECK s
             thread.join(self.timeout + 5.0)
             if thread.is_alive():
                 log.warning("BingX stream thread did not end within %.0f s", self.timeout + 5.0)
@@ -1281,7 +1280,7 @@ class BingXVenue(dita.Venue):
         from websockets.exceptions import ConnectionClosed
 
         with self._lock:
-            self._ws, self._stream_up = ws, True
+            self._stream_up = True
             self._stream_epoch += 1
         silent_until = time.monotonic() + STREAM_IDLE_TIMEOUT
         try:
@@ -1295,7 +1294,7 @@ class BingXVenue(dita.Venue):
                     return f"no frame for {STREAM_IDLE_TIMEOUT:g} s"
                 wait = min(self._next_extend, silent_until) - now
                 try:
-                    message = ws.recv(timeout=max(min(wait, 0.5), 0.0))
+                    message = ws.recv(timeout=max(min(wait, STREAM_STOP_CHECK), 0.0))
                 except TimeoutError:
                     continue
                 except ConnectionClosed as exc:
@@ -1307,7 +1306,7 @@ class BingXVenue(dita.Venue):
             return None
         finally:
             with self._lock:
-                self._ws, self._stream_up = None, False
+                self._stream_up = False
             ws.close()
 
     def _extend_key(self) -> str | None:

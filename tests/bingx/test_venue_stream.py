@@ -13,7 +13,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from .conftest import KEY, SECRET, cancel, enter, exit_, raw_call, requests_to, wait_for
+import dita
+
+from .conftest import KEY, SECRET, cancel, enter, exit_, raw_call, requests_to, venue_options, wait_for
 from .test_secrets import _strings
 
 SYMBOL = "BTC-USDT"
@@ -225,6 +227,30 @@ def test_an_unreadable_frame_makes_poll_ask_rest(session):
     assert [r["endpoint"] for r in rest_reads(sim, since)] == ["open_orders"]
     k.poll()
     assert len(rest_reads(sim, since)) == 1   # checked once: the stream follows it again
+
+
+def test_a_restored_kernel_with_the_stream_hears_only_what_it_had_not_applied(session):
+    sim, k = session(stream=True, stream_check_interval=60)
+    enter(k, size="0.010", order_type="LIMIT", limit_price="59990.07")
+    sim.set_price(SYMBOL, "59980")
+    poll_until(k, filled(k, "0.004"), "the first fill")
+    snapshot = k.snapshot()
+    k.venue.close()
+    sim.set_price(SYMBOL, "59970")   # while no venue listens
+    k2 = dita.Kernel.restore(snapshot, venue="bingx", venue_options=venue_options(
+        sim, stream=True, stream_check_interval=60, stream_backoff=0.05))
+    try:
+        wait_for(lambda: k2.venue.stream_status()["connected"], "the new venue's stream", LIMIT)
+        poll_until(k2, filled(k2, "0.008"), "the fill made while no kernel listened")   # over REST
+        since = len(sim.requests)
+        sim.set_price(SYMBOL, "59960")
+        poll_until(k2, filled(k2, "0.010"), "the last fill")
+        assert rest_reads(sim, since) == []   # resumed, checked once, then the stream's
+        order = sim.order("dita-e1")
+        assert k2.slot(0).size == D(order["executedQty"]) == D("0.010")
+        assert k2.account.fees_paid == -D(order["commission"])
+    finally:
+        k2.venue.close()
 
 
 def session_steps(sim, k):

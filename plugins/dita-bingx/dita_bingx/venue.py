@@ -1295,12 +1295,14 @@ class BingXVenue(dita.Venue):
                 wait = min(self._next_extend, silent_until) - now
                 try:
                     message = ws.recv(timeout=max(min(wait, STREAM_STOP_CHECK), 0.0))
+                    expired = self._stream_message(ws, message) == _KEY_EXPIRED
                 except TimeoutError:
                     continue
-                except ConnectionClosed as exc:
+                except ConnectionClosed as exc:   # also while answering a Ping
                     return _redact(f"the connection closed: {exc}")
+                # Counted from the end of the handling: waiting for the lock is not silence.
                 silent_until = time.monotonic() + STREAM_IDLE_TIMEOUT
-                if self._stream_message(ws, message) == _KEY_EXPIRED:
+                if expired:
                     self._listen_key = None
                     return "the listenKey expired"
             return None
@@ -1334,15 +1336,16 @@ class BingXVenue(dita.Venue):
         live order. Returns _KEY_EXPIRED after ``listenKeyExpired``."""
         try:
             text = gzip.decompress(message).decode() if isinstance(message, bytes) else message
-            if text.strip() == "Ping":
-                ws.send("Pong")
-                return None
-            event = json.loads(text, parse_float=Decimal)
-            if not isinstance(event, dict):
+            event = None if text.strip() in ("Ping", "Pong") else json.loads(text, parse_float=Decimal)
+            if event is not None and not isinstance(event, dict):
                 raise ValueError(f"not an object: {type(event).__name__}")
         except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError) as exc:
             with self._lock:
                 self._mark_gap(None, f"a frame could not be read ({type(exc).__name__})")
+            return None
+        if event is None:
+            if text.strip() == "Ping":
+                ws.send("Pong")
             return None
         kind = event.get("e")
         if kind == "listenKeyExpired":

@@ -1451,6 +1451,8 @@ class Kernel:
                 elif not self._replaying:   # a recorded reconcile is history: it was accepted then
                     forgotten.extend(_forgotten_keys(sid, current, s))
             snaps[sid] = s
+            if not self._replaying:
+                forgotten.extend(self._orders_elsewhere(sid, s))
         self._replace(snaps, None, forgotten)
         if self._journal is not None and not self._replaying:
             self._journal.append("reconcile", None, {"slots": {str(sid): snap for sid, snap in snaps.items()}})
@@ -1500,6 +1502,22 @@ class Kernel:
                     "to one slot" for coid, sids in owners.items() if len(sids) > 1]
         if problems:
             raise ReconcileError(problems)
+
+    def _orders_elsewhere(self, sid: Any, snap: Mapping) -> list[str]:
+        """A reconciled slot that keeps an order working but names another asset than the
+        order was sent for would send its cancel there (a cancel goes by the slot's asset),
+        and the order would go on working: refused, naming both."""
+        record = snap.get("record")
+        if not isinstance(record, Mapping):
+            return []   # malformed: the engine says so
+        problems = []
+        for coid in _working_orders(record):
+            sent = self._orders.get(coid)
+            if sent is not None and record.get("asset") != sent.asset:
+                problems.append(f"slot {sid}: order {coid} works on {sent.asset}, where it was sent, but the slot "
+                                f"names asset {record.get('asset')!r}: its cancel would go there and the order "
+                                f"would keep working")
+        return problems
 
     def _replace(self, snaps: dict, shared: Mapping | None, problems: Iterable[str] = ()) -> None:
         """Replaces slots (and the account) all or nothing. ``problems`` found by the caller

@@ -48,8 +48,9 @@ def venues(args: argparse.Namespace) -> int:
                      "instruments": instruments, "instruments_error": why, "harness": name in harnesses})
     refused = [{"plugin": r.plugin, "distribution": r.distribution, "version": r.version, "message": r.message}
                for r in registry.refusals()]
+    excluded = registry.exclusions()
     if args.json:
-        print(json.dumps({"venues": rows, "refused": refused}, indent=2))
+        print(json.dumps({"venues": rows, "refused": refused, "excluded": excluded}, indent=2))
     else:
         from rich.table import Table
 
@@ -67,8 +68,14 @@ def venues(args: argparse.Namespace) -> int:
             table.add_row(r["venue"], r["distribution"], r["version"], instruments, caps,
                           "yes" if r["harness"] else "no")
         cli_journal.PipeConsole(soft_wrap=False).print(table)
+        # Installed but left out on purpose: listed, so that a missing venue is explained.
+        for e in excluded:
+            named = "names it" if e["variable"] == "DITA_DISABLE_PLUGINS" else "does not name it"
+            print(f"not loaded: plugin {e['distribution']!r} (entry point {e['plugin']!r}): "
+                  f"{e['variable']}={e['value']!r} {named}")
         if not rows:
-            print("no venue installed: install a venue plugin, e.g. `pip install ./plugins/dita-mock`")
+            print("no venue installed: install a venue plugin, e.g. `pip install ./plugins/dita-mock`"
+                  if not excluded else "no venue loaded")
     for r in refused:
         print(f"dita: refused: {r['message']}", file=sys.stderr)
     return 1 if refused else 0

@@ -237,6 +237,13 @@ class VenueRegistry:
         self._load()
         return dict(self.harnesses)
 
+    def exclusions(self) -> list[dict]:
+        """The installed plugins that DITA_LOAD_PLUGINS / DITA_DISABLE_PLUGINS left out, and
+        which variable did (``plugin``, ``distribution``, ``variable``, ``value``)."""
+        self._load()
+        return [{"plugin": ep, "distribution": dist, "variable": var, "value": os.environ.get(var, "")}
+                for ep, dist, var in self.excluded]
+
     def refusals(self) -> list[Refusal]:
         """The plugins that were refused, with the reason."""
         self._load()

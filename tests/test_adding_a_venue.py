@@ -105,6 +105,15 @@ def test_a_venue_without_a_formatter_is_refused_by_name(tmp_path, broken_site):
     assert run.stderr.endswith(f"refused plugins: {message}\n")
     disabled = run_dita("venues", cwd=tmp_path, env={**broken_site, "DITA_DISABLE_PLUGINS": "paper-noformatter"})
     assert disabled.returncode == 0 and disabled.stderr == ""
+    # Left out on purpose, and listed as such (it used to vanish from the listing).
+    assert disabled.stdout.rstrip("\n").splitlines()[-1] == (
+        "not loaded: plugin 'dita-paper-noformatter' (entry point 'paper-noformatter'): "
+        "DITA_DISABLE_PLUGINS='paper-noformatter' names it")
+    only = run_dita("venues", "--json", cwd=tmp_path, env={**broken_site, "DITA_LOAD_PLUGINS": "mock"})
+    data = json.loads(only.stdout)
+    assert only.returncode == 0 and [v["venue"] for v in data["venues"]] == ["mock"]
+    left_out = {e["plugin"]: (e["variable"], e["value"]) for e in data["excluded"]}
+    assert left_out["paper-noformatter"] == left_out["bingx"] == ("DITA_LOAD_PLUGINS", "mock")
 
 
 def test_the_paper_venue_honours_the_reduce_only_it_declares():

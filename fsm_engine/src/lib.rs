@@ -21,6 +21,8 @@ mod python;
 #[cfg(feature = "python")]
 mod python_decimal;
 #[cfg(feature = "python")]
+mod python_init;
+#[cfg(feature = "python")]
 mod python_members;
 
 pub use expr::EvalError;

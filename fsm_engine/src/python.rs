@@ -1401,6 +1401,8 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Machine>()?;
     m.add_class::<Runtime>()?;
     m.add_class::<Outcome>()?;
+    m.add_function(wrap_pyfunction!(crate::python_init::install_member_init, m)?)?;
+    m.add_function(wrap_pyfunction!(crate::python_init::has_member_init, m)?)?;
     m.add("EngineError", m.py().get_type::<EngineError>())?;
     m.add("SpecError", m.py().get_type::<SpecError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -30,6 +30,13 @@ pub struct MemberReader {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Member(isize);
 
+impl Member {
+    /// The attribute's offset in an object of the class.
+    pub fn offset(self) -> isize {
+        self.0
+    }
+}
+
 impl MemberReader {
     /// A reader for objects of exactly `ty`, or None when its version cannot be tracked.
     pub fn new(ty: &Bound<'_, PyType>) -> Option<MemberReader> {

@@ -282,6 +282,22 @@ def test_text_that_is_not_valid_unicode_is_refused_naming_the_field():
     assert k.snapshot() == before
 
 
+def test_a_field_the_spec_never_reads_is_still_checked():
+    """No expression of a CANCEL_ACK reads its venue_order_id, so the engine does not copy
+    it; it is still checked as every field is: a bad one is refused, nothing changes."""
+    k = make_kernel()
+    resting_entry(k)
+    coid, before = k.slot(0).entry_client_order_id, k.snapshot()
+    with pytest.raises(dita.InvalidInputError, match=r"event CANCEL_ACK: field 'venue_order_id' must be a string, got int 7"):
+        k.on_venue_event(dita.VenueEvent("CANCEL_ACK", "c1", coid, 7))
+    with pytest.raises(dita.InvalidInputError, match=r"event CANCEL_ACK: field 'venue_order_id' must be valid text"):
+        k.on_venue_event(dita.VenueEvent("CANCEL_ACK", "c1", coid, "V-\udcff"))
+    assert k.snapshot() == before
+    out = k.on_venue_event(dita.VenueEvent("CANCEL_ACK", "c1", coid, "V-1", reason="by the venue"))
+    assert (out.accepted, out.state, out.transitions) == (True, "IDLE", (("ENTRY_WORKING", "CANCEL_ACK", "IDLE"),))
+    assert k.slot(0).last_order_end == "by the venue"
+
+
 def test_overfill_unknown_order_and_bad_fill_values_are_refused():
     k = make_kernel()
     resting_entry(k, size="0.010")

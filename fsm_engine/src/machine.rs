@@ -8,6 +8,7 @@ use crate::expr::{self, Expr, ExprProblem, ExprTy, Names, Scope};
 use crate::spec::{ActionsDoc, CandidateDoc, EffectCallDoc, FieldDoc, InvariantDoc, PayloadCheckDoc, SpecDoc};
 use crate::value::{Ty, Value};
 use indexmap::IndexMap;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -63,6 +64,11 @@ pub struct EventDef {
     /// Refusals decided by the payload alone, tried in order before de-duplication and
     /// before the state's own handling: what no state may take, said once for all of them.
     pub checks: Vec<PayloadCheck>,
+    /// For each field, whether handling this event ever reads it: some expression the spec
+    /// evaluates for it names `event.<field>` (every such name is resolved by [`Scope3`]), or
+    /// it is the de-dup key or scope. A reader of payloads may leave the others unconverted
+    /// (it must still check their type): nothing would look at them.
+    pub read: Vec<bool>,
 }
 
 /// A payload check: when `guard` holds, the event is refused with diagnostic `code`.
@@ -274,6 +280,8 @@ struct Scope3<'a> {
     event: Option<&'a EventDef>,
     /// A payload check reads its event's fields only: its answer is the same in every state.
     event_only: bool,
+    /// Marks each event field a name resolves to (see `EventDef::read`).
+    event_reads: Option<&'a [Cell<bool>]>,
 }
 
 fn known(fields: &[FieldDef]) -> String {
@@ -299,7 +307,12 @@ impl Names for Scope3<'_> {
             },
         };
         match fields.iter().position(|f| f.name == name) {
-            Some(i) => Ok((i, fields[i].ty, fields[i].nullable)),
+            Some(i) => {
+                if let (Scope::Event, Some(reads)) = (scope, self.event_reads) {
+                    reads[i].set(true);
+                }
+                Ok((i, fields[i].ty, fields[i].nullable))
+            }
             None => {
                 let whose = match (scope, self.event) {
                     (Scope::Event, Some(ev)) => format!("event {}", ev.name),
@@ -514,8 +527,15 @@ impl Compiler {
         parts
     }
 
-    fn payload_checks(&mut self, path: &str, docs: &[PayloadCheckDoc], event: &EventDef, diag_index: &HashMap<&str, usize>) -> Vec<PayloadCheck> {
-        let names = Scope3 { record: &[], shared: &[], event: Some(event), event_only: true };
+    fn payload_checks(
+        &mut self,
+        path: &str,
+        docs: &[PayloadCheckDoc],
+        event: &EventDef,
+        reads: &[Cell<bool>],
+        diag_index: &HashMap<&str, usize>,
+    ) -> Vec<PayloadCheck> {
+        let names = Scope3 { record: &[], shared: &[], event: Some(event), event_only: true, event_reads: Some(reads) };
         let mut out = Vec::new();
         for (i, doc) in docs.iter().enumerate() {
             let here = format!("{path}[{i}]");
@@ -565,7 +585,8 @@ impl Compiler {
                     dedup_spaces.len() - 1
                 }
             };
-            events.push(EventDef { name: name.clone(), fields, dedup_key, dedup_scope, dedup_space, checks: Vec::new() });
+            let read = vec![false; fields.len()];
+            events.push(EventDef { name: name.clone(), fields, dedup_key, dedup_scope, dedup_space, checks: Vec::new(), read });
         }
         let event_index: HashMap<String, usize> = events.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect();
 
@@ -603,8 +624,15 @@ impl Compiler {
             evaluation_error: builtin_code(&mut self, "evaluation_error", &d.evaluation_error),
         };
 
+        // What handling each event reads: its de-dup key and scope, and (marked as they are
+        // compiled) the fields its expressions name.
+        let event_reads: Vec<Vec<Cell<bool>>> = events
+            .iter()
+            .map(|ev| (0..ev.fields.len()).map(|i| Cell::new(ev.dedup_key == Some(i) || ev.dedup_scope == Some(i))).collect())
+            .collect();
         for (e, (name, ev)) in doc.events.iter().enumerate() {
-            let checks = self.payload_checks(&format!("events.{name}.payload_checks"), &ev.payload_checks, &events[e], &diag_index);
+            let path = format!("events.{name}.payload_checks");
+            let checks = self.payload_checks(&path, &ev.payload_checks, &events[e], &event_reads[e], &diag_index);
             events[e].checks = checks;
         }
 
@@ -619,7 +647,7 @@ impl Compiler {
             events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
         ));
 
-        let no_event = Scope3 { record: &record, shared: &shared, event: None, event_only: false };
+        let no_event = Scope3 { record: &record, shared: &shared, event: None, event_only: false, event_reads: None };
         let invariants = self.invariants("invariants", &doc.invariants, &no_event);
 
         let mut states = Vec::new();
@@ -674,7 +702,13 @@ impl Compiler {
                 if !matches!(table[e], Handling::Unhandled) {
                     self.add(&opath, "duplicate_handling", format!("state {sname} both takes and refuses event {ename}"), None);
                 }
-                let names = Scope3 { record: &record, shared: &shared, event: Some(&events[e]), event_only: false };
+                let names = Scope3 {
+                    record: &record,
+                    shared: &shared,
+                    event: Some(&events[e]),
+                    event_only: false,
+                    event_reads: Some(&event_reads[e]),
+                };
                 let mut compiled = Vec::new();
                 for (i, cand) in cands.iter().enumerate() {
                     let cpath = format!("{opath}[{i}]");
@@ -700,6 +734,10 @@ impl Compiler {
                 on_entry,
                 table,
             });
+        }
+
+        for (ev, reads) in events.iter_mut().zip(&event_reads) {
+            ev.read = reads.iter().map(Cell::get).collect();
         }
 
         // Which invariants each candidate can affect is known now that every state exists.
@@ -930,6 +968,40 @@ mod tests {
         assert_eq!(checks(&m, "A", "GROW"), vec![Check::OfTarget(0), Check::OfTarget(2)]);
         // A new run resets the record: everything is evaluated.
         assert_eq!(checks(&m, "B", "BACK"), vec![Check::Global(0), Check::OfTarget(0), Check::OfTarget(1), Check::OfTarget(2)]);
+    }
+
+    #[test]
+    fn an_event_reads_the_fields_its_expressions_name_and_its_dedup_key_and_scope() {
+        let spec = r#"{
+          "version": 1, "machine": "reads",
+          "record": {"n": {"type": "int", "default": 0}, "t": {"type": "string", "default": ""}},
+          "events": {
+            "E": {"dedup_key": "k", "dedup_scope": "s",
+                  "fields": {"k": {"type": "string"}, "s": {"type": "string"}, "a": {"type": "int"},
+                             "b": {"type": "int"}, "c": {"type": "string"}, "d": {"type": "string"},
+                             "u": {"type": "string"}},
+                  "payload_checks": [{"guard": "event.a < 0", "refuse": "NONE"}]},
+            "F": {"fields": {"x": {"type": "int"}, "y": {"type": "string"}}}},
+          "diagnostics": {"ok": "OK", "duplicate": "DUP", "invariant_violation": "INV", "no_candidate": "NONE",
+                          "unhandled": "UNHANDLED", "evaluation_error": "EVAL",
+                          "codes": {"OK": "", "DUP": "", "INV": "", "NONE": "", "UNHANDLED": "", "EVAL": ""}},
+          "states": {
+            "A": {"initial": true,
+                  "on": {"E": [{"guard": "event.b > n", "refuse": "NONE", "message": "{event.c} is refused"},
+                               {"assign": {"t": "event.d"}, "target": "B"}]}},
+            "B": {"on": {"E": [{"target": "A"}]}}
+          }
+        }"#;
+        let m = Machine::compile_json(spec).unwrap();
+        let read = |event: &str| {
+            let ev = &m.events[m.event_index(event).unwrap()];
+            ev.fields.iter().zip(&ev.read).filter(|(_, r)| **r).map(|(f, _)| f.name.as_str()).collect::<Vec<_>>()
+        };
+        // k and s de-duplicate; a is read by a payload check, b by a guard, c by a message,
+        // d by an assignment; nothing names u.
+        assert_eq!(read("E"), ["k", "s", "a", "b", "c", "d"]);
+        // No state takes F: nothing reads its fields.
+        assert_eq!(read("F"), Vec::<&str>::new());
     }
 }
 

@@ -171,6 +171,18 @@ fn instance_arg(obj: &Bound<'_, PyAny>, count: usize) -> PyResult<usize> {
     }
 }
 
+/// What a payload holds for a field the event's handling never reads (`EventDef::read`):
+/// checked exactly as [`to_value`] checks it, but a string, which would cost an allocation
+/// and its release for nothing, is not copied: every such field holds the same shared text.
+/// Other types convert as usual (they allocate nothing).
+fn unread_value(obj: &Bound<'_, PyAny>, ty: Ty, nullable: bool, what: &dyn Fn() -> String) -> PyResult<Value> {
+    static UNREAD: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("(a field nothing reads)"));
+    match obj.cast::<PyString>() {
+        Ok(s) if ty == Ty::String && s.to_str().is_ok() => Ok(Value::String(Arc::clone(&UNREAD))),
+        _ => to_value(obj, ty, nullable, what),
+    }
+}
+
 fn to_value(obj: &Bound<'_, PyAny>, ty: Ty, nullable: bool, what: &dyn Fn() -> String) -> PyResult<Value> {
     if obj.is_none() {
         return if nullable {
@@ -316,6 +328,7 @@ fn read_payload_into(
             // read, and taking ours would write to every (often cold) object it points to.
             // SAFETY: as above; an unset member is a missing attribute, as for getattr.
             match unsafe { MemberReader::get(obj, at) } {
+                Some(item) if !def.read[i] => unread_value(&item, f.ty, optional, &what)?,
                 Some(item) => to_value(&item, f.ty, optional, &what)?,
                 None if optional => Value::Null,
                 None => return Err(missing()),
@@ -330,6 +343,7 @@ fn read_payload_into(
                 },
             };
             match item {
+                Some(item) if !def.read[i] => unread_value(&item, f.ty, optional, &what)?,
                 Some(item) => to_value(&item, f.ty, optional, &what)?,
                 None if optional => Value::Null,
                 None => return Err(missing()),

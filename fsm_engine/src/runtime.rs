@@ -74,10 +74,30 @@ struct Instance {
 /// The de-duplication keys of an instance's current run, each kept with its hash. An
 /// event's key is hashed once: looked up before the apply, and inserted after it without
 /// a second search (it was just looked up, and nothing the apply does can add it).
-#[derive(Clone, Debug, Default)]
-struct Seen(hashbrown::HashTable<(u64, SeenKey)>);
+///
+/// A run usually sees a handful of keys (a few events of a few kinds), so they
+/// start in two small vectors: the hashes side by side, scanned in one cache line that
+/// [`Seen::prefetch`] can fetch as soon as the event's instance is known (a hash table's
+/// control bytes sit wherever the key's hash points, so they are a cache miss that no one
+/// can ask for early: measured at half of `apply_in`'s own time at 10,000 instances). Past
+/// [`Seen::SMALL`] keys they move to a hash table, so that a run of many events stays O(1)
+/// per look-up.
+#[derive(Clone, Debug)]
+enum Seen {
+    Small { hashes: Vec<u64>, keys: Vec<SeenKey> },
+    Large(hashbrown::HashTable<(u64, SeenKey)>),
+}
+
+impl Default for Seen {
+    fn default() -> Seen {
+        Seen::Small { hashes: Vec::new(), keys: Vec::new() }
+    }
+}
 
 impl Seen {
+    /// The most keys kept in the vectors: 16 hashes are two cache lines to scan.
+    const SMALL: usize = 16;
+
     fn from_keys(hasher: &KeyHasher, keys: Vec<SeenKey>) -> Seen {
         let mut seen = Seen::default();
         for key in keys {
@@ -91,32 +111,75 @@ impl Seen {
 
     #[inline]
     fn contains(&self, hash: u64, key: &SeenKey) -> bool {
-        self.0.find(hash, |(h, k)| *h == hash && k == key).is_some()
+        match self {
+            Seen::Small { hashes, keys } => hashes.iter().zip(keys).any(|(h, k)| *h == hash && k == key),
+            Seen::Large(table) => table.find(hash, |(h, k)| *h == hash && k == key).is_some(),
+        }
     }
 
     /// Adds a key that [`contains`](Self::contains) just said is not there.
     #[inline]
     fn insert_new(&mut self, hash: u64, key: SeenKey) {
-        if self.0.capacity() == 0 {
-            // Room for 14 keys in 16 buckets: one allocation for a typical run. (An entry
-            // is 48 bytes since keys carry their scope; 16 would take 1.5 KB per instance,
-            // measured slower for the cache misses of 20,000 instances.)
-            self.0.reserve(8, |(h, _)| *h);
+        match self {
+            Seen::Small { hashes, keys } if hashes.len() < Self::SMALL => {
+                if hashes.capacity() == 0 {
+                    // Room for 8 keys: one allocation each for a typical run.
+                    hashes.reserve_exact(8);
+                    keys.reserve_exact(8);
+                }
+                hashes.push(hash);
+                keys.push(key);
+            }
+            Seen::Small { hashes, keys } => {
+                let mut table = hashbrown::HashTable::with_capacity(2 * Self::SMALL);
+                for (h, k) in hashes.drain(..).zip(keys.drain(..)) {
+                    table.insert_unique(h, (h, k), |(h, _)| *h);
+                }
+                table.insert_unique(hash, (hash, key), |(h, _)| *h);
+                *self = Seen::Large(table);
+            }
+            Seen::Large(table) => {
+                table.insert_unique(hash, (hash, key), |(h, _)| *h);
+            }
         }
-        self.0.insert_unique(hash, (hash, key), |(h, _)| *h);
     }
 
     fn len(&self) -> usize {
-        self.0.len()
+        match self {
+            Seen::Small { hashes, .. } => hashes.len(),
+            Seen::Large(table) => table.len(),
+        }
     }
 
-    /// Empties the set for a new run, keeping its room.
+    /// Empties the set for a new run, keeping the vectors' room (a run that grew a table
+    /// gives it back: the next run most likely needs only the vectors).
     fn clear(&mut self) {
-        self.0.clear();
+        match self {
+            Seen::Small { hashes, keys } => {
+                hashes.clear();
+                keys.clear();
+            }
+            Seen::Large(_) => *self = Seen::default(),
+        }
     }
 
-    fn keys(&self) -> impl Iterator<Item = &SeenKey> {
-        self.0.iter().map(|(_, k)| k)
+    fn keys(&self) -> Box<dyn Iterator<Item = &SeenKey> + '_> {
+        match self {
+            Seen::Small { keys, .. } => Box::new(keys.iter()),
+            Seen::Large(table) => Box::new(table.iter().map(|(_, k)| k)),
+        }
+    }
+
+    /// Asks for the cache line of hashes a look-up scans (see above).
+    #[inline]
+    fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        if let Seen::Small { hashes, .. } = self {
+            if hashes.capacity() > 0 {
+                // SAFETY: a prefetch is a hint; the address is the vector's own buffer.
+                unsafe { std::arch::x86_64::_mm_prefetch(hashes.as_ptr() as *const i8, std::arch::x86_64::_MM_HINT_T0) };
+            }
+        }
     }
 }
 
@@ -339,6 +402,7 @@ impl Runtime {
                 // SAFETY: a prefetch is a hint; the addresses are inside the record.
                 unsafe { std::arch::x86_64::_mm_prefetch(start.add(offset), std::arch::x86_64::_MM_HINT_T0) };
             }
+            inst.seen.prefetch();
         }
     }
 

@@ -117,6 +117,36 @@ fn dedup_keys_are_never_evicted_within_a_run() {
 }
 
 #[test]
+fn every_key_stays_seen_as_a_run_outgrows_its_first_small_set_and_a_new_run_forgets_them() {
+    // The set keeps its first keys in two short vectors and moves them to a hash table
+    // past 16: every key must be found before, across and after that move, in every run.
+    let mut rt = runtime();
+    let ev = rt.machine().event_index("ADD").unwrap();
+    let (lock, restart) = (rt.machine().event_index("LOCK").unwrap(), rt.machine().event_index("RESTART").unwrap());
+    let amount = |i: usize| if i % 2 == 0 { "1" } else { "-1" };
+    for run in 0..2 {
+        for i in 0..40 {
+            assert!(rt.apply(0, ev, add(&format!("k{i}"), amount(i)).1).unwrap().accepted, "run {run}: k{i} is new");
+            assert_eq!(rt.seen_count(0).unwrap(), i + 1);
+            // Every key applied so far is refused again, and changes nothing.
+            for j in 0..=i {
+                let again = rt.apply(0, ev, add(&format!("k{j}"), "1").1).unwrap();
+                assert!(!again.accepted && again.message.unwrap().contains("already applied"), "run {run}: k{j} after k{i}");
+            }
+        }
+        assert_eq!(rt.record(0).unwrap()[0], dec("0"));
+        let mut keys: Vec<String> = rt.snapshot(0).unwrap().seen.iter().map(|k| k.key.to_string()).collect();
+        keys.sort();
+        let mut want: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+        want.sort();
+        assert_eq!(keys, want);
+        assert!(rt.apply(0, lock, vec![]).unwrap().accepted);
+        assert!(rt.apply(0, restart, vec![]).unwrap().accepted);
+        assert_eq!(rt.seen_count(0).unwrap(), 0, "a new run starts with no keys");
+    }
+}
+
+#[test]
 fn dedup_keys_survive_a_snapshot_and_replace_once_each() {
     let mut rt = runtime();
     let ev = rt.machine().event_index("ADD").unwrap();

@@ -71,6 +71,23 @@ struct Instance {
     seen: Seen,
 }
 
+impl Instance {
+    /// Asks for the record's cache lines and those of the de-dup keys' hashes.
+    #[inline]
+    fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let bytes = std::mem::size_of_val(self.record.as_slice());
+            let start = self.record.as_ptr() as *const i8;
+            for offset in (0..bytes).step_by(64) {
+                // SAFETY: a prefetch is a hint; the addresses are inside the record.
+                unsafe { std::arch::x86_64::_mm_prefetch(start.add(offset), std::arch::x86_64::_MM_HINT_T0) };
+            }
+        }
+        self.seen.prefetch();
+    }
+}
+
 /// The de-duplication keys of an instance's current run, each kept with its hash. An
 /// event's key is hashed once: looked up before the apply, and inserted after it without
 /// a second search (it was just looked up, and nothing the apply does can add it).
@@ -394,15 +411,8 @@ impl Runtime {
     /// processors or for an index out of range.
     #[inline]
     pub fn prefetch(&self, index: usize) {
-        #[cfg(target_arch = "x86_64")]
         if let Some(inst) = self.instances.get(index) {
-            let bytes = std::mem::size_of_val(inst.record.as_slice());
-            let start = inst.record.as_ptr() as *const i8;
-            for offset in (0..bytes).step_by(64) {
-                // SAFETY: a prefetch is a hint; the addresses are inside the record.
-                unsafe { std::arch::x86_64::_mm_prefetch(start.add(offset), std::arch::x86_64::_MM_HINT_T0) };
-            }
-            inst.seen.prefetch();
+            inst.prefetch();
         }
     }
 
@@ -422,6 +432,11 @@ impl Runtime {
         let m: &Machine = machine;
         let count = instances.len();
         let ev = m.events.get(event).ok_or_else(|| EngineError::NoSuchEvent(format!("#{event}")))?;
+        // The instance's record and de-dup keys arrive while the payload is checked and
+        // hashed (a caller that knew the instance earlier has asked already: no harm).
+        if let Some(inst) = instances.get(index) {
+            inst.prefetch();
+        }
         // The other instances stay readable: their invariants may read the shared record.
         let (before, rest) = instances.split_at_mut(index.min(count));
         let (inst, after) = rest.split_first_mut().ok_or(EngineError::NoSuchInstance { index, count })?;

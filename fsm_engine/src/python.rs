@@ -813,9 +813,8 @@ impl RuntimeState {
         let Ok(key) = key.cast::<PyString>() else { return fallback() };
         // A key that is not valid text names no route: the fallback says what is wrong.
         let Ok(text) = key.to_str() else { return fallback() };
-        let Some(route) = self.routes.get(text) else { return fallback() };
-        self.rt.prefetch(route.instance); // its record arrives while the event is read
-        let kind = attr(direct.map(|s| s.kind), &d.kind_attr)?;
+        // Read before the route is known; whatever is wrong with it, the fallback says.
+        let Ok(kind) = attr(direct.map(|s| s.kind), &d.kind_attr) else { return fallback() };
         let m = self.machine.get();
         // Event names are interned, and so usually is the caller's: compare pointers first.
         let ei = match m.event_names.iter().position(|n| n.as_ptr() == kind.as_ptr()) {
@@ -831,6 +830,17 @@ impl RuntimeState {
         if !d.dispatchable[ei] {
             return fallback();
         }
+        // What the event's fields point to (its id and other strings, its numbers) arrives
+        // while the route is looked up, and the slot's record while the fields are read:
+        // the cache misses overlap instead of following one another.
+        if let Some(s) = direct {
+            for at in s.fields[ei].iter().flatten() {
+                // SAFETY: `direct` is set only when the reader may read `event`.
+                unsafe { MemberReader::prefetch(event, *at) };
+            }
+        }
+        let Some(route) = self.routes.get(text) else { return fallback() };
+        self.rt.prefetch(route.instance);
         // One payload buffer serves every event: no allocation per event.
         let values = &mut self.payload_buffer;
         if read_payload_into(py, m, ei, Some(event), d.key_field[ei].map(|k| (k, &route.key)), direct.map(|s| &s.fields[ei][..]), values).is_err() {

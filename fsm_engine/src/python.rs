@@ -599,17 +599,18 @@ pub struct RuntimeState {
     machine: Py<Machine>,
     /// Which instance takes the events that carry a given routing key (see `dispatch`).
     routes: HashMap<Arc<str>, Route, foldhash::fast::RandomState>,
+    /// Each routed instance's index as a Python int, made once (Python caches only the
+    /// ints up to 256): the outcomes' `instance`.
+    instance_objs: Vec<Option<Py<PyAny>>>,
     dispatcher: Option<Dispatcher>,
     payload_buffer: Vec<Value>,
 }
 
+// Kept small (16 bytes; 32 with its key): a look-up's one cache miss is the table's entry,
+// and at 20,000 routes a smaller table keeps more of its entries in cache (the key itself,
+// the table's, is handed to the engine as the payload's key field).
 struct Route {
     instance: usize,
-    /// `instance` as a Python int, made once (Python caches only the ints up to 256).
-    instance_obj: Py<PyAny>,
-    /// The routing key itself, handed to the engine as the payload's key field (the
-    /// event's key equals it, or the route would not have been found).
-    key: Arc<str>,
     /// Where the accepted events of the logged kinds for this key are appended.
     log: Option<Py<PyList>>,
 }
@@ -713,6 +714,14 @@ impl Outcome {
 }
 
 impl RuntimeState {
+    /// Instance `instance` as a Python int: the one made when it was routed, if it was.
+    fn instance_obj(&self, py: Python<'_>, instance: usize) -> Py<PyAny> {
+        match self.instance_objs.get(instance) {
+            Some(Some(obj)) => obj.clone_ref(py),
+            _ => instance.into_pyobject(py).map(|i| i.into_any().unbind()).unwrap_or_else(|e| match e {}),
+        }
+    }
+
     fn outcome<'py>(&self, py: Python<'py>, out: RtOutcome) -> PyResult<Bound<'py, PyTuple>> {
         let m = self.machine.get();
         let transition = match out.transition {
@@ -831,7 +840,7 @@ impl RuntimeState {
             return fallback();
         }
         // What the event's fields point to (its id and other strings, its numbers) arrives
-        // while the route is looked up, and the slot's record while the fields are read:
+        // while the route is looked up, and the instance's record while the fields are read:
         // the cache misses overlap instead of following one another.
         if let Some(s) = direct {
             for at in s.fields[ei].iter().flatten() {
@@ -839,11 +848,11 @@ impl RuntimeState {
                 unsafe { MemberReader::prefetch(event, *at) };
             }
         }
-        let Some(route) = self.routes.get(text) else { return fallback() };
+        let Some((route_key, route)) = self.routes.get_key_value(text) else { return fallback() };
         self.rt.prefetch(route.instance);
         // One payload buffer serves every event: no allocation per event.
         let values = &mut self.payload_buffer;
-        if read_payload_into(py, m, ei, Some(event), d.key_field[ei].map(|k| (k, &route.key)), direct.map(|s| &s.fields[ei][..]), values).is_err() {
+        if read_payload_into(py, m, ei, Some(event), d.key_field[ei].map(|k| (k, route_key)), direct.map(|s| &s.fields[ei][..]), values).is_err() {
             return fallback();
         }
         let instance = route.instance;
@@ -883,7 +892,7 @@ impl RuntimeState {
                     record.set_item(name.bind(py), from_value(py, v)?)?;
                 }
                 if let Some(key) = &answer.instance_key {
-                    record.set_item(key.bind(py), route.instance_obj.bind(py))?;
+                    record.set_item(key.bind(py), self.instance_obj(py, instance))?;
                 }
                 answer.sink.bind(py).append(record)?;
                 let reply = self.rt.apply(instance, answer.event, Vec::new()).map_err(rt_err)?;
@@ -924,7 +933,7 @@ impl RuntimeState {
             accepted: out.accepted,
             diagnostic_code: m.diagnostic_names[out.diagnostic].clone_ref(py).into_any(),
             state: m.state_names[state].clone_ref(py).into_any(),
-            instance: route.instance_obj.clone_ref(py),
+            instance: self.instance_obj(py, instance),
             transitions,
             emitted_events: empty.clone_ref(py),
             refused_events: empty,
@@ -1021,7 +1030,7 @@ impl Runtime {
         }
         let _ = py;
         let rt = guarded("Runtime()", || Rt::new(m, instances, &overrides).map_err(rt_err))?;
-        let state = RuntimeState { rt, machine, routes: HashMap::default(), dispatcher: None, payload_buffer: Vec::new() };
+        let state = RuntimeState { rt, machine, routes: HashMap::default(), instance_objs: Vec::new(), dispatcher: None, payload_buffer: Vec::new() };
         Ok(Runtime { state: Mutex::new(state), holder: AtomicU64::new(0), reserved: AtomicU64::new(0) })
     }
 
@@ -1080,8 +1089,13 @@ impl Runtime {
             _ => None,
         });
         let key: Arc<str> = shared.unwrap_or_else(|| Arc::from(key));
-        let instance_obj = instance.into_pyobject(py)?.into_any().unbind();
-        st.routes.insert(Arc::clone(&key), Route { instance, instance_obj, key, log: log.map(Bound::unbind) });
+        if st.instance_objs.len() <= instance {
+            st.instance_objs.resize_with(instance + 1, || None);
+        }
+        if st.instance_objs[instance].is_none() {
+            st.instance_objs[instance] = Some(instance.into_pyobject(py)?.into_any().unbind());
+        }
+        st.routes.insert(key, Route { instance, log: log.map(Bound::unbind) });
         Ok(())
     }
 

@@ -855,3 +855,24 @@ def assert_restores_and_recovers(k, journal):
     for from_checkpoint in (True, False):
         again = dita.Kernel.recover(journal, venue=k.venue, sync=False, read_only=True, from_checkpoint=from_checkpoint)
         assert again.snapshot() == k.snapshot()
+
+
+def test_many_fills_of_one_trade_are_each_applied_once_across_a_restore():
+    """A trade's de-dup keys start in a small set and move to a larger one past 16: forty
+    partial fills, each delivered twice, and again after a snapshot is restored, are each
+    counted once, to the last digit of the account."""
+    k = make_kernel(capital="1000")
+    resting_entry(k, size="0.040")
+    coid = k.slot(0).entry_client_order_id
+    fills = [dita.VenueEvent("PARTIALLY_FILLED", f"f{i}", coid, "V-1", filled_size=D("0.001"),
+                             fill_price=D("59000"), fee=D("0.01")) for i in range(40)]
+    for i, ev in enumerate(fills[:39]):
+        assert k.on_venue_event(ev).accepted, i
+        assert [k.on_venue_event(fills[j]).diagnostic_code for j in range(i + 1)] == ["DUPLICATE_EVENT"] * (i + 1)
+    assert (k.slot(0).fsm_state, k.slot(0).size, k.account.fees_paid) == ("ENTRY_WORKING", D("0.039"), D("0.39"))
+    restored = dita.Kernel.restore(k.snapshot(), venue=k.venue)
+    assert {restored.on_venue_event(ev).diagnostic_code for ev in fills[:39]} == {"DUPLICATE_EVENT"}
+    last = restored.on_venue_event(fills[39])
+    assert (last.accepted, last.state) == (True, "POSITION_OPEN")
+    assert restored.on_venue_event(fills[39]).diagnostic_code == "DUPLICATE_EVENT"
+    assert (restored.slot(0).size, restored.account.fees_paid, restored.account.capital) == (D("0.040"), D("0.40"), D("999.60"))

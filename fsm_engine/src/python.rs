@@ -1095,6 +1095,9 @@ impl Runtime {
         if st.instance_objs[instance].is_none() {
             st.instance_objs[instance] = Some(instance.into_pyobject(py)?.into_any().unbind());
         }
+        // Removed first: an insert over an existing key keeps the old key, and the table's
+        // key is what the payload gets, so it must be the string shared with the record.
+        st.routes.remove(&*key);
         st.routes.insert(key, Route { instance, log: log.map(Bound::unbind) });
         Ok(())
     }
